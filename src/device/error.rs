@@ -1,0 +1,113 @@
+//! The one error type of device management and verification.
+
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+use crate::otp::{ProvisioningError, TokenError};
+use crate::store::StoreError;
+
+use super::seal::SealError;
+
+/// Why a device operation or a verification failed.
+///
+/// [`Error::kind`] gives a stable, machine-readable code for each case. No variant carries a
+/// secret or a code. Note that [`Error::Replayed`] is distinguished for events and logs; tell
+/// end users only that the code was wrong ([`Error::is_wrong_code`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input cannot be a code of the device (wrong length, not digits…). It still counted
+    /// as a failed attempt.
+    #[error("malformed code: {0}")]
+    Malformed(TokenError),
+    /// The code is wrong.
+    #[error("the code is not valid")]
+    InvalidCode,
+    /// The code was valid once and has been used (or an older one was).
+    #[error("the code has been used already")]
+    Replayed,
+    /// Too many recent failures on the device; try again later.
+    #[error("too many attempts; try again in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// When the device may be tried again.
+        until: Timestamp,
+        /// How long that is from now.
+        retry_after: Duration,
+    },
+    /// Too many consecutive failures across the user's devices; verification is locked.
+    #[error("verification is locked after too many failures")]
+    Locked {
+        /// When the lock ends.
+        until: Timestamp,
+    },
+    /// The user has no such device (or it is of a kind this operation does not apply to).
+    #[error("no such device")]
+    DeviceNotFound,
+    /// The device is not confirmed yet and cannot verify.
+    #[error("the device is not confirmed")]
+    NotConfirmed,
+    /// The device is confirmed already.
+    #[error("the device is confirmed already")]
+    AlreadyConfirmed,
+    /// The user has no confirmed device to verify with.
+    #[error("no device is configured")]
+    NotConfigured,
+    /// The user has as many devices as allowed.
+    #[error("too many devices")]
+    TooManyDevices,
+    /// A device name is empty, too long or has control characters.
+    #[error("invalid device name")]
+    InvalidName,
+    /// Device settings out of range (say, a TOTP step of 0).
+    #[error("invalid device settings: {0}")]
+    InvalidSettings(&'static str),
+    /// No provisioning URI can be made for these settings.
+    #[error(transparent)]
+    Provisioning(#[from] ProvisioningError),
+    /// A stored secret cannot be opened with the configured keys.
+    #[error(transparent)]
+    Sealing(#[from] SealError),
+    /// The store failed; nothing was verified.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    /// A stable, machine-readable code for the error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed_code",
+            Error::InvalidCode => "invalid_code",
+            Error::Replayed => "replayed_code",
+            Error::Throttled { .. } => "throttled",
+            Error::Locked { .. } => "locked",
+            Error::DeviceNotFound => "device_not_found",
+            Error::NotConfirmed => "device_not_confirmed",
+            Error::AlreadyConfirmed => "device_already_confirmed",
+            Error::NotConfigured => "not_configured",
+            Error::TooManyDevices => "too_many_devices",
+            Error::InvalidName => "invalid_name",
+            Error::InvalidSettings(_) => "invalid_settings",
+            Error::Provisioning(_) => "invalid_provisioning",
+            Error::Sealing(_) => "server_misconfigured",
+            Error::Store(error) => error.kind(),
+        }
+    }
+
+    /// Whether this is a wrong, malformed or replayed code: what an end user should hear as
+    /// "that code is not valid".
+    pub fn is_wrong_code(&self) -> bool {
+        matches!(
+            self,
+            Error::Malformed(_) | Error::InvalidCode | Error::Replayed
+        )
+    }
+
+    /// How long to wait before trying again, for throttled and locked failures.
+    pub fn retry_after(&self, now: Timestamp) -> Option<Duration> {
+        match self {
+            Error::Throttled { until, .. } | Error::Locked { until } => Some(until.since(now)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! [`TwoFactor`]: enrolment, device management and verification over a [`Store`].
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, Token, TokenError, TotpParams};
+use crate::store::{AttemptGrant, AttemptSlot, SharedStore, Store, SuccessProof};
+
+use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
+use super::matching::{CounterMatch, HotpPolicy, TotpPolicy, match_hotp, match_totp};
+use super::seal::SecretSealer;
+use super::throttle::ThrottlePolicy;
+use super::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId};
+
+/// Hash purposes, one derived key each.
+const BACKUP_CODE_PURPOSE: &str = "backup-code";
+const CHALLENGE_PURPOSE: &str = "challenge-code";
+
+/// Longest device name, in characters.
+const MAX_NAME_CHARS: usize = 64;
+
+/// Enrols devices, manages them and verifies codes, applying the crate's verification policy
+/// (tolerance, drift, replay protection, throttling) over a [`Store`].
+///
+/// Cheap to clone; clones share configuration and store.
+///
+/// ```
+/// use tower_otp::{ServerKey, TwoFactor, UserId};
+/// use tower_otp::device::TotpSettings;
+/// use tower_otp::store::MemoryStore;
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("ACME");
+/// let alice = UserId::new("alice").unwrap();
+///
+/// // Enrol: show `uri` as a QR code, then confirm with the first code the app shows.
+/// let enrolment = two_factor
+///     .enroll_totp(&alice, "Phone", "alice@example.com", TotpSettings::default())
+///     .await
+///     .unwrap();
+/// let code = enrolment.current_code(two_factor.now());
+/// two_factor.confirm_device(&alice, &enrolment.device.id, &code).await.unwrap();
+///
+/// // The same code cannot be used twice.
+/// let again = two_factor.verify(&alice, &enrolment.device.id, &code).await;
+/// assert_eq!(again.unwrap_err().kind(), "replayed_code");
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct TwoFactor {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone, Debug)]
+struct Inner {
+    store: SharedStore,
+    clock: SharedClock,
+    server_key: ServerKey,
+    sealer: SecretSealer,
+    issuer: String,
+    totp: TotpPolicy,
+    hotp: HotpPolicy,
+    backup: BackupCodePolicy,
+    throttle: ThrottlePolicy,
+    max_devices: usize,
+}
+
+/// Settings of a new TOTP device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct TotpSettings {
+    /// Hash function (default SHA1, the only one every app supports).
+    pub algorithm: Algorithm,
+    /// Code length (default 6).
+    pub digits: Digits,
+    /// Step and start time (default 30 s from the epoch).
+    pub params: TotpParams,
+}
+
+/// Settings of a new HOTP device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HotpSettings {
+    /// Hash function (default SHA1).
+    pub algorithm: Algorithm,
+    /// Code length (default 6).
+    pub digits: Digits,
+}
+
+/// A new, unconfirmed device and what its owner needs to set it up. Show it once.
+#[derive(Clone, Debug)]
+pub struct Enrollment {
+    /// The device, unconfirmed until [`TwoFactor::confirm_device`] accepts a code from it.
+    pub device: Device,
+    /// The shared secret, for manual entry (`secret.to_base32()`).
+    pub secret: Secret,
+    /// The `otpauth://` URI to show as a QR code.
+    pub uri: OtpauthUri,
+}
+
+impl Enrollment {
+    /// The code the device shows at `now` (TOTP) or next (HOTP). For tests and examples:
+    /// a real client computes it on the device.
+    pub fn current_code(&self, now: Timestamp) -> String {
+        let code = match &self.device.config {
+            DeviceConfig::Totp {
+                algorithm,
+                digits,
+                params,
+                ..
+            } => {
+                let step = params.time_step(now.as_secs()).unwrap_or(0);
+                OtpKey::new(self.secret.clone(), *algorithm, *digits).hotp(step)
+            }
+            DeviceConfig::Hotp {
+                algorithm, digits, ..
+            } => OtpKey::new(self.secret.clone(), *algorithm, *digits)
+                .hotp(self.device.state.next_counter),
+            _ => return String::new(),
+        };
+        code.reveal().to_owned()
+    }
+}
+
+/// A new set of backup codes and the device that holds them.
+#[derive(Clone, Debug)]
+pub struct BackupCodeSet {
+    /// The user's backup-code device.
+    pub device: Device,
+    /// The codes, to show once.
+    pub codes: BackupCodes,
+}
+
+/// A successful verification.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    /// The device that verified (as it was before this verification).
+    pub device: Device,
+    /// When.
+    pub at: Timestamp,
+    /// For a backup code: how many codes remain.
+    pub backup_codes_remaining: Option<u64>,
+}
+
+impl TwoFactor {
+    /// A `TwoFactor` over `store`, hashing codes under keys derived from `server_key`.
+    pub fn new(store: impl Store, server_key: ServerKey) -> Self {
+        Self::from_shared(Arc::new(store), server_key)
+    }
+
+    /// A `TwoFactor` over a store that is shared with other components.
+    pub fn from_shared(store: SharedStore, server_key: ServerKey) -> Self {
+        TwoFactor {
+            inner: Arc::new(Inner {
+                store,
+                clock: system_clock(),
+                server_key,
+                sealer: SecretSealer::plaintext(),
+                issuer: String::new(),
+                totp: TotpPolicy::default(),
+                hotp: HotpPolicy::default(),
+                backup: BackupCodePolicy::default(),
+                throttle: ThrottlePolicy::default(),
+                max_devices: 20,
+            }),
+        }
+    }
+
+    fn configure(mut self, change: impl FnOnce(&mut Inner)) -> Self {
+        change(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// Reads time from `clock` (tests pass a [`ManualClock`](crate::clock::ManualClock)).
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.with_shared_clock(Arc::new(clock))
+    }
+
+    /// Reads time from a shared clock.
+    pub fn with_shared_clock(self, clock: SharedClock) -> Self {
+        self.configure(|c| c.clock = clock)
+    }
+
+    /// The issuer shown in authenticator apps (your service's name). No `:` allowed.
+    pub fn with_issuer(self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.configure(|c| c.issuer = issuer)
+    }
+
+    /// Seals device secrets at rest with these keys (default: stored unencrypted).
+    pub fn with_sealer(self, sealer: SecretSealer) -> Self {
+        self.configure(|c| c.sealer = sealer)
+    }
+
+    /// TOTP tolerance and drift settings.
+    pub fn with_totp_policy(self, policy: TotpPolicy) -> Self {
+        self.configure(|c| c.totp = policy)
+    }
+
+    /// HOTP look-ahead.
+    pub fn with_hotp_policy(self, policy: HotpPolicy) -> Self {
+        self.configure(|c| c.hotp = policy)
+    }
+
+    /// Number and length of backup codes.
+    pub fn with_backup_code_policy(self, policy: BackupCodePolicy) -> Self {
+        self.configure(|c| c.backup = policy)
+    }
+
+    /// Throttling settings.
+    pub fn with_throttle_policy(self, policy: ThrottlePolicy) -> Self {
+        self.configure(|c| c.throttle = policy)
+    }
+
+    /// The most devices a user may have (default 20).
+    pub fn with_max_devices(self, max: usize) -> Self {
+        self.configure(|c| c.max_devices = max.max(1))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The current time by this instance's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The throttling settings.
+    pub fn throttle_policy(&self) -> &ThrottlePolicy {
+        &self.inner.throttle
+    }
+
+    // ----- enrolment -----------------------------------------------------------------------
+
+    /// Adds an unconfirmed TOTP device for `user`, labelled `account` in the user's app.
+    pub async fn enroll_totp(
+        &self,
+        user: &UserId,
+        name: &str,
+        account: &str,
+        settings: TotpSettings,
+    ) -> Result<Enrollment, Error> {
+        if !(1..=3600).contains(&settings.params.step) {
+            return Err(Error::InvalidSettings(
+                "the TOTP step must be 1 to 3600 seconds",
+            ));
+        }
+        let secret = Secret::generate(settings.algorithm.secret_len())
+            .map_err(|_| Error::InvalidSettings("secret length"))?;
+        let uri = OtpauthUri::totp(
+            &self.inner.issuer,
+            account,
+            &secret,
+            settings.algorithm,
+            settings.digits,
+            settings.params.step,
+        )?;
+        let id = DeviceId::generate();
+        let config = DeviceConfig::Totp {
+            secret: self.inner.sealer.seal(&secret, user, &id),
+            algorithm: settings.algorithm,
+            digits: settings.digits,
+            params: settings.params,
+        };
+        let device = self.add_device(user, id, name, false, config).await?;
+        Ok(Enrollment {
+            device,
+            secret,
+            uri,
+        })
+    }
+
+    /// Adds an unconfirmed HOTP device for `user`, labelled `account`.
+    pub async fn enroll_hotp(
+        &self,
+        user: &UserId,
+        name: &str,
+        account: &str,
+        settings: HotpSettings,
+    ) -> Result<Enrollment, Error> {
+        let secret = Secret::generate(settings.algorithm.secret_len())
+            .map_err(|_| Error::InvalidSettings("secret length"))?;
+        let uri = OtpauthUri::hotp(
+            &self.inner.issuer,
+            account,
+            &secret,
+            settings.algorithm,
+            settings.digits,
+            0,
+        )?;
+        let id = DeviceId::generate();
+        let config = DeviceConfig::Hotp {
+            secret: self.inner.sealer.seal(&secret, user, &id),
+            algorithm: settings.algorithm,
+            digits: settings.digits,
+        };
+        let device = self.add_device(user, id, name, false, config).await?;
+        Ok(Enrollment {
+            device,
+            secret,
+            uri,
+        })
+    }
+
+    pub(crate) async fn add_device(
+        &self,
+        user: &UserId,
+        id: DeviceId,
+        name: &str,
+        confirmed: bool,
+        config: DeviceConfig,
+    ) -> Result<Device, Error> {
+        let name = check_name(name)?;
+        let existing = self.inner.store.list_devices(user).await?;
+        if existing.len() >= self.inner.max_devices {
+            return Err(Error::TooManyDevices);
+        }
+        let device = Device {
+            id,
+            user: user.clone(),
+            name,
+            confirmed,
+            is_default: false,
+            created_at: self.now(),
+            config,
+            state: DeviceState::default(),
+        };
+        self.inner.store.insert_device(&device).await?;
+        tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), "device added");
+        Ok(device)
+    }
+
+    /// Confirms a new device with a code from it. The code counts as used.
+    pub async fn confirm_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        input: &str,
+    ) -> Result<Verification, Error> {
+        let verification = self
+            .attempt(user, vec![device.clone()], input, false)
+            .await?;
+        let mut confirmed = verification.device.clone();
+        confirmed.confirmed = true;
+        if !self.inner.store.update_device(&confirmed).await? {
+            return Err(Error::DeviceNotFound);
+        }
+        tracing::debug!(user = %user, device = %device, "device confirmed");
+        Ok(Verification {
+            device: confirmed,
+            ..verification
+        })
+    }
+
+    // ----- backup codes --------------------------------------------------------------------
+
+    /// Replaces the user's backup codes with a new set (creating the backup-code device on
+    /// first use). Only hashes are stored; show the codes once.
+    pub async fn generate_backup_codes(&self, user: &UserId) -> Result<BackupCodeSet, Error> {
+        let device = match self.backup_device(user).await? {
+            Some(device) => device,
+            None => {
+                self.add_device(
+                    user,
+                    DeviceId::generate(),
+                    "Backup codes",
+                    true,
+                    DeviceConfig::BackupCodes,
+                )
+                .await?
+            }
+        };
+        let codes = self.inner.backup.generate();
+        let hashes: Vec<_> = codes
+            .iter()
+            .map(|code| {
+                let canonical = self.inner.backup.normalise(code).unwrap_or_default();
+                self.inner
+                    .server_key
+                    .hash_code(BACKUP_CODE_PURPOSE, user, &device.id, &canonical)
+            })
+            .collect();
+        self.inner
+            .store
+            .replace_backup_codes(user, &device.id, &hashes)
+            .await?;
+        tracing::debug!(user = %user, device = %device.id, count = codes.len(), "backup codes generated");
+        Ok(BackupCodeSet { device, codes })
+    }
+
+    /// How many unused backup codes the user has.
+    pub async fn backup_codes_remaining(&self, user: &UserId) -> Result<u64, Error> {
+        match self.backup_device(user).await? {
+            Some(device) => Ok(self
+                .inner
+                .store
+                .count_backup_codes(user, &device.id)
+                .await?),
+            None => Ok(0),
+        }
+    }
+
+    async fn backup_device(&self, user: &UserId) -> Result<Option<Device>, Error> {
+        let devices = self.inner.store.list_devices(user).await?;
+        Ok(devices
+            .into_iter()
+            .find(|d| d.kind() == DeviceKind::BackupCodes))
+    }
+
+    // ----- management ----------------------------------------------------------------------
+
+    /// The user's devices, oldest first.
+    pub async fn devices(&self, user: &UserId) -> Result<Vec<Device>, Error> {
+        Ok(self.inner.store.list_devices(user).await?)
+    }
+
+    /// One device of the user.
+    pub async fn device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, Error> {
+        Ok(self.inner.store.get_device(user, id).await?)
+    }
+
+    /// Whether the user has at least one confirmed device.
+    pub async fn is_configured(&self, user: &UserId) -> Result<bool, Error> {
+        let devices = self.inner.store.list_devices(user).await?;
+        Ok(devices.iter().any(|d| d.confirmed))
+    }
+
+    /// Renames a device.
+    pub async fn rename_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        name: &str,
+    ) -> Result<Device, Error> {
+        let name = check_name(name)?;
+        self.modify_device(user, id, |d| d.name = name).await
+    }
+
+    /// Makes a device the user's default (and no other).
+    pub async fn set_default_device(&self, user: &UserId, id: &DeviceId) -> Result<Device, Error> {
+        let devices = self.inner.store.list_devices(user).await?;
+        if !devices.iter().any(|d| &d.id == id) {
+            return Err(Error::DeviceNotFound);
+        }
+        for mut other in devices.into_iter().filter(|d| d.is_default && &d.id != id) {
+            other.is_default = false;
+            self.inner.store.update_device(&other).await?;
+        }
+        self.modify_device(user, id, |d| d.is_default = true).await
+    }
+
+    async fn modify_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        change: impl FnOnce(&mut Device),
+    ) -> Result<Device, Error> {
+        let mut device = self
+            .inner
+            .store
+            .get_device(user, id)
+            .await?
+            .ok_or(Error::DeviceNotFound)?;
+        change(&mut device);
+        if !self.inner.store.update_device(&device).await? {
+            return Err(Error::DeviceNotFound);
+        }
+        Ok(device)
+    }
+
+    /// Deletes a device (with its backup codes). Returns whether it existed.
+    pub async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, Error> {
+        let existed = self.inner.store.delete_device(user, id).await?;
+        tracing::debug!(user = %user, device = %id, existed, "device deleted");
+        Ok(existed)
+    }
+
+    /// Deletes every device of the user (turning the second factor off). Returns how many.
+    pub async fn delete_all_devices(&self, user: &UserId) -> Result<u64, Error> {
+        let count = self.inner.store.delete_all_devices(user).await?;
+        tracing::debug!(user = %user, count, "all devices deleted");
+        Ok(count)
+    }
+
+    /// Lifts a lock set by too many consecutive failures.
+    pub async fn reset_lockout(&self, user: &UserId) -> Result<(), Error> {
+        Ok(self.inner.store.reset_user_failures(user).await?)
+    }
+
+    // ----- verification --------------------------------------------------------------------
+
+    /// Verifies `input` as a code of the user's confirmed device `device`.
+    pub async fn verify(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        input: &str,
+    ) -> Result<Verification, Error> {
+        self.attempt(user, vec![device.clone()], input, true).await
+    }
+
+    /// Verifies `input` against every confirmed device of the user whose codes it could be
+    /// (a 6-digit input is not tried as a backup code), backup codes included.
+    pub async fn verify_any(&self, user: &UserId, input: &str) -> Result<Verification, Error> {
+        let confirmed: Vec<Device> = self
+            .inner
+            .store
+            .list_devices(user)
+            .await?
+            .into_iter()
+            .filter(|d| d.confirmed)
+            .collect();
+        if confirmed.is_empty() {
+            return Err(Error::NotConfigured);
+        }
+        let mut candidates: Vec<DeviceId> = confirmed
+            .iter()
+            .filter(|d| self.could_be_code_of(d, input))
+            .map(|d| d.id.clone())
+            .collect();
+        if candidates.is_empty() {
+            // Still count the attempt, against the device the user would normally use.
+            let fallback = confirmed
+                .iter()
+                .find(|d| d.is_default)
+                .or_else(|| {
+                    confirmed
+                        .iter()
+                        .find(|d| d.kind() != DeviceKind::BackupCodes)
+                })
+                .unwrap_or(&confirmed[0]);
+            candidates.push(fallback.id.clone());
+        }
+        self.attempt(user, candidates, input, true).await
+    }
+
+    fn could_be_code_of(&self, device: &Device, input: &str) -> bool {
+        match &device.config {
+            DeviceConfig::Totp { digits, .. }
+            | DeviceConfig::Hotp { digits, .. }
+            | DeviceConfig::OutOfBand { digits, .. } => Token::parse(input, *digits).is_ok(),
+            DeviceConfig::BackupCodes => self.inner.backup.normalise(input).is_some(),
+        }
+    }
+
+    /// Claims an attempt on `candidates`, checks `input` against each allowed one, and
+    /// commits the first match.
+    async fn attempt(
+        &self,
+        user: &UserId,
+        candidates: Vec<DeviceId>,
+        input: &str,
+        want_confirmed: bool,
+    ) -> Result<Verification, Error> {
+        let now = self.now();
+        let store = &self.inner.store;
+        let slots = match store
+            .begin_attempt(user, &candidates, &self.inner.throttle, now)
+            .await?
+        {
+            AttemptGrant::Locked { until } => {
+                tracing::debug!(user = %user, until = %until, "verification refused: locked");
+                return Err(Error::Locked { until });
+            }
+            AttemptGrant::Slots(slots) => slots,
+        };
+        let mut allowed = Vec::new();
+        let mut throttled_until: Option<Timestamp> = None;
+        for slot in slots {
+            match slot {
+                AttemptSlot::Allowed(device) => allowed.push(*device),
+                AttemptSlot::Throttled { until } => {
+                    throttled_until = Some(throttled_until.map_or(until, |t| t.min(until)));
+                }
+                AttemptSlot::Missing => {}
+            }
+        }
+        if allowed.is_empty() {
+            let error = match throttled_until {
+                Some(until) => Error::Throttled {
+                    until,
+                    retry_after: until.since(now),
+                },
+                None => Error::DeviceNotFound,
+            };
+            tracing::debug!(user = %user, reason = error.kind(), "verification refused");
+            return Err(error);
+        }
+        let claimed: Vec<DeviceId> = allowed.iter().map(|d| d.id.clone()).collect();
+        let mut failure = Error::InvalidCode;
+        for device in allowed {
+            let outcome = match self.proof_for(&device, input, want_confirmed, now) {
+                Ok(proof) => {
+                    let refund: Vec<DeviceId> = claimed
+                        .iter()
+                        .filter(|id| **id != device.id)
+                        .cloned()
+                        .collect();
+                    if store
+                        .commit_success(user, &device.id, &proof, &refund, now)
+                        .await?
+                    {
+                        return self.verified(device, now).await;
+                    }
+                    stale_proof_error(&proof)
+                }
+                Err(error) => error,
+            };
+            tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), reason = outcome.kind(), "verification failed");
+            if failure_rank(&outcome) > failure_rank(&failure) {
+                failure = outcome;
+            }
+        }
+        Err(failure)
+    }
+
+    /// What the store must check to accept `input` for `device`, or why it cannot match.
+    fn proof_for(
+        &self,
+        device: &Device,
+        input: &str,
+        want_confirmed: bool,
+        now: Timestamp,
+    ) -> Result<SuccessProof, Error> {
+        match (device.confirmed, want_confirmed) {
+            (false, true) => return Err(Error::NotConfirmed),
+            (true, false) => return Err(Error::AlreadyConfirmed),
+            _ => {}
+        }
+        let state = &device.state;
+        let counter_match = match &device.config {
+            DeviceConfig::Totp {
+                secret,
+                algorithm,
+                digits,
+                params,
+            } => {
+                let token = Token::parse(input, *digits).map_err(Error::Malformed)?;
+                let secret = self.inner.sealer.open(secret, &device.user, &device.id)?;
+                let key = OtpKey::new(secret, *algorithm, *digits);
+                match_totp(
+                    &key,
+                    params,
+                    &self.inner.totp,
+                    state.next_counter,
+                    state.drift,
+                    &token,
+                    now.as_secs(),
+                )
+            }
+            DeviceConfig::Hotp {
+                secret,
+                algorithm,
+                digits,
+            } => {
+                let token = Token::parse(input, *digits).map_err(Error::Malformed)?;
+                let secret = self.inner.sealer.open(secret, &device.user, &device.id)?;
+                let key = OtpKey::new(secret, *algorithm, *digits);
+                match_hotp(&key, &self.inner.hotp, state.next_counter, &token)
+            }
+            DeviceConfig::BackupCodes => {
+                let canonical = self
+                    .inner
+                    .backup
+                    .normalise(input)
+                    .ok_or(Error::Malformed(TokenError::Unrecognised))?;
+                let hash = self.inner.server_key.hash_code(
+                    BACKUP_CODE_PURPOSE,
+                    &device.user,
+                    &device.id,
+                    &canonical,
+                );
+                return Ok(SuccessProof::BackupCode(hash));
+            }
+            DeviceConfig::OutOfBand { digits, .. } => {
+                let token = Token::parse(input, *digits).map_err(Error::Malformed)?;
+                let hash = self.inner.server_key.hash_code(
+                    CHALLENGE_PURPOSE,
+                    &device.user,
+                    &device.id,
+                    token.as_str(),
+                );
+                return Ok(SuccessProof::Challenge(hash));
+            }
+        };
+        match counter_match {
+            CounterMatch::Fresh {
+                next_counter,
+                drift,
+            } => Ok(SuccessProof::Counter {
+                next_counter,
+                drift,
+            }),
+            CounterMatch::Replayed => Err(Error::Replayed),
+            CounterMatch::None => Err(Error::InvalidCode),
+        }
+    }
+
+    async fn verified(&self, device: Device, now: Timestamp) -> Result<Verification, Error> {
+        let backup_codes_remaining = if device.kind() == DeviceKind::BackupCodes {
+            Some(
+                self.inner
+                    .store
+                    .count_backup_codes(&device.user, &device.id)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        tracing::debug!(user = %device.user, device = %device.id, kind = %device.kind(), "second factor verified");
+        Ok(Verification {
+            device,
+            at: now,
+            backup_codes_remaining,
+        })
+    }
+}
+
+/// Why the store refused a proof: a counter it refused was taken first (by a concurrent
+/// request with the same code); a code hash it refused was never valid or is used up, which
+/// the store cannot tell apart.
+fn stale_proof_error(proof: &SuccessProof) -> Error {
+    match proof {
+        SuccessProof::Counter { .. } => Error::Replayed,
+        SuccessProof::BackupCode(_) | SuccessProof::Challenge(_) => Error::InvalidCode,
+    }
+}
+
+/// Which failure to report when several devices failed: the most informative.
+fn failure_rank(error: &Error) -> u8 {
+    match error {
+        Error::InvalidCode => 0,
+        Error::Malformed(_) => 1,
+        Error::Replayed => 2,
+        _ => 3,
+    }
+}
+
+fn check_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::InvalidName);
+    }
+    Ok(name.to_owned())
+}

@@ -1,0 +1,33 @@
+//! Devices (a user's configured factors) and the verification policy.
+//!
+//! A [`Device`] is a TOTP app, an HOTP token, a set of backup codes or an out-of-band channel.
+//! [`TwoFactor`] enrols and manages devices and verifies codes against them:
+//!
+//! * **TOTP**: a window of [`TotpPolicy::tolerance`] steps either side of the device's
+//!   expected step; the device's clock drift is learned (bounded) from accepted codes; a code
+//!   whose step is not newer than the last accepted one is a replay and is refused, inside the
+//!   window too. The code that confirms a new device counts as used.
+//! * **HOTP**: a look-ahead window past the expected counter; an accepted code moves the
+//!   counter past it.
+//! * **Backup codes**: single-use codes stored as keyed hashes (see [`ServerKey`]).
+//! * **Throttling** on every kind; see [`throttle`](self::ThrottlePolicy) for the rules and
+//!   the odds they leave an attacker.
+//!
+//! Secrets can be sealed at rest with a [`SecretSealer`]; without one they are stored
+//! unencrypted, readable by anyone who can read the store.
+
+mod codes;
+mod error;
+mod manager;
+mod matching;
+mod model;
+mod seal;
+mod throttle;
+
+pub use codes::{BackupCodePolicy, BackupCodes, CodeHash, InvalidPolicy, ServerKey};
+pub use error::Error;
+pub use manager::{BackupCodeSet, Enrollment, HotpSettings, TotpSettings, TwoFactor, Verification};
+pub use matching::{HotpPolicy, TotpPolicy};
+pub use model::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, InvalidId, UserId};
+pub use seal::{KeyError, SealError, SealedSecret, SealingKey, SecretSealer};
+pub use throttle::ThrottlePolicy;

@@ -1,0 +1,64 @@
+//! # tower-otp
+//!
+//! A second factor (one-time passwords, backup codes) for services built on
+//! [Tower](https://docs.rs/tower): axum routers, plain hyper services, admin subtrees.
+//!
+//! * [`otp`]: HOTP and TOTP arithmetic (RFC 4226 / RFC 6238), token parsing, constant-time
+//!   comparison, `otpauth://` provisioning URIs and QR codes.
+//! * [`device`]: users' devices and the verification policy — replay protection, drift,
+//!   throttling with a cap, a per-user lockout, backup codes stored as keyed hashes, secrets
+//!   sealed at rest. [`TwoFactor`] is the entry point.
+//! * [`store`]: the one persistence trait, with the embedded [`MemoryStore`] and (feature
+//!   `redis`) a Redis and Redis Cluster store; every race-sensitive check is atomic in the
+//!   store.
+//! * [`session`]: the per-session second-factor state.
+//!
+//! ## Example
+//!
+//! ```
+//! use tower_otp::{ServerKey, TwoFactor, UserId};
+//! use tower_otp::device::TotpSettings;
+//! use tower_otp::store::MemoryStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("ACME");
+//! let user = UserId::new("alice").unwrap();
+//! let enrolment = two_factor
+//!     .enroll_totp(&user, "Phone", "alice@example.com", TotpSettings::default())
+//!     .await?;
+//! // Show enrolment.uri as a QR code; the user types the code their app shows.
+//! let code = enrolment.current_code(two_factor.now());
+//! two_factor.confirm_device(&user, &enrolment.device.id, &code).await?;
+//! assert!(two_factor.is_configured(&user).await?);
+//! # Ok::<(), tower_otp::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `redis` | yes | `RedisStore` for Redis and Redis Cluster |
+//! | `qr` | no | [`OtpauthUri::to_svg`](otp::OtpauthUri) |
+//!
+//! ## Security notes
+//!
+//! * Give every instance the same [`ServerKey`] (backup codes are hashed under it) and, to
+//!   keep device secrets out of store dumps, a [`SecretSealer`](device::SecretSealer).
+//! * Secrets, codes and keys never appear in `Debug` output, logs or errors.
+//! * Any store error fails closed.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+pub mod device;
+pub mod otp;
+pub mod session;
+pub mod store;
+
+pub use device::{Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId};
+pub use store::{MemoryStore, Store};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

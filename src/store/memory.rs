@@ -1,0 +1,503 @@
+//! The embedded store: everything in process memory, behind one lock.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof};
+use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::session::{SessionKey, SessionRecord, UserTag};
+
+/// Expired sessions are swept after this many writes.
+const SWEEP_EVERY: u64 = 1024;
+
+/// A complete [`Store`] in process memory: the default, and what examples and tests run on.
+///
+/// Every operation takes one lock, so each is atomic with respect to all others, and records
+/// with a time to live expire by the store's clock (the system clock unless given another
+/// with [`MemoryStore::with_clock`]). Clones share the same data. Nothing survives the
+/// process, and separate processes do not share it: use the Redis store for more than one
+/// instance.
+///
+/// ```
+/// use tower_otp::store::{MemoryStore, Store};
+/// # tokio_test_block_on(async {
+/// let store = MemoryStore::new();
+/// store.ping().await.unwrap();
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    clock: SharedClock,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, UserData>,
+    sessions: HashMap<SessionKey, Expiring<SessionRecord>>,
+    sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
+    writes: u64,
+}
+
+#[derive(Debug, Default)]
+struct UserData {
+    devices: Vec<Device>,
+    backup_codes: HashMap<DeviceId, HashSet<CodeHash>>,
+    challenges: HashMap<DeviceId, Challenge>,
+    failures: u32,
+    locked_until: Option<Timestamp>,
+    stamp: u64,
+}
+
+impl UserData {
+    fn device_mut(&mut self, id: &DeviceId) -> Option<&mut Device> {
+        self.devices.iter_mut().find(|d| &d.id == id)
+    }
+
+    fn remove_device(&mut self, id: &DeviceId) -> bool {
+        let before = self.devices.len();
+        self.devices.retain(|d| &d.id != id);
+        self.backup_codes.remove(id);
+        self.challenges.remove(id);
+        self.devices.len() != before
+    }
+}
+
+#[derive(Debug)]
+struct Expiring<T> {
+    value: T,
+    expires_at: Timestamp,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store on the system clock.
+    pub fn new() -> Self {
+        MemoryStore {
+            state: Arc::default(),
+            clock: system_clock(),
+        }
+    }
+
+    /// The same store, expiring records by `clock` (share it with the rest of the app).
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The same store, expiring records by a shared clock.
+    pub fn with_shared_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No operation panics half-way through an update, so a poisoned lock still guards a
+        // consistent state.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Locks the state for a write, sweeping expired sessions now and then.
+    fn lock_for_write(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.writes += 1;
+        if state.writes.is_multiple_of(SWEEP_EVERY) {
+            state.sweep(self.clock.now());
+        }
+        state
+    }
+}
+
+impl State {
+    fn user_mut(&mut self, user: &UserId) -> &mut UserData {
+        self.users.entry(user.clone()).or_default()
+    }
+
+    fn sweep(&mut self, now: Timestamp) {
+        let expired: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expires_at <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.remove_session(&key);
+        }
+        self.users.retain(|_, u| {
+            !(u.devices.is_empty() && u.failures == 0 && u.locked_until.is_none() && u.stamp == 0)
+        });
+    }
+
+    fn live_session(
+        &mut self,
+        key: &SessionKey,
+        now: Timestamp,
+    ) -> Option<&mut Expiring<SessionRecord>> {
+        if self.sessions.get(key).is_some_and(|s| s.expires_at <= now) {
+            self.remove_session(key);
+        }
+        self.sessions.get_mut(key)
+    }
+
+    fn insert_session(&mut self, key: &SessionKey, record: &SessionRecord, expires_at: Timestamp) {
+        self.sessions.insert(
+            key.clone(),
+            Expiring {
+                value: record.clone(),
+                expires_at,
+            },
+        );
+        self.sessions_by_tag
+            .entry(key.tag().clone())
+            .or_default()
+            .insert(key.clone());
+    }
+
+    fn remove_session(&mut self, key: &SessionKey) -> bool {
+        let existed = self.sessions.remove(key).is_some();
+        if let Some(keys) = self.sessions_by_tag.get_mut(key.tag()) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.sessions_by_tag.remove(key.tag());
+            }
+        }
+        existed
+    }
+}
+
+fn apply_proof(
+    data: &mut UserData,
+    device: &DeviceId,
+    proof: &SuccessProof,
+    now: Timestamp,
+) -> bool {
+    match proof {
+        SuccessProof::Counter {
+            next_counter,
+            drift,
+        } => match data.device_mut(device) {
+            Some(d) if *next_counter > d.state.next_counter => {
+                d.state.next_counter = *next_counter;
+                d.state.drift = *drift;
+                true
+            }
+            _ => false,
+        },
+        SuccessProof::BackupCode(hash) => data
+            .backup_codes
+            .get_mut(device)
+            .is_some_and(|codes| codes.remove(hash)),
+        SuccessProof::Challenge(hash) => {
+            let live = data
+                .challenges
+                .get(device)
+                .is_some_and(|c| &c.hash == hash && c.expires_at > now);
+            if live {
+                data.challenges.remove(device);
+            }
+            live
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(&device.user);
+        if data.device_mut(&device.id).is_some() {
+            return Err(StoreError::Conflict);
+        }
+        data.devices.push(device.clone());
+        Ok(())
+    }
+
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        let mut state = self.lock_for_write();
+        let Some(stored) = state.user_mut(&device.user).device_mut(&device.id) else {
+            return Ok(false);
+        };
+        let kept_state = stored.state;
+        *stored = device.clone();
+        stored.state = kept_state;
+        Ok(true)
+    }
+
+    async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .get(user)
+            .and_then(|u| u.devices.iter().find(|d| &d.id == id))
+            .cloned())
+    }
+
+    async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .get(user)
+            .map(|u| u.devices.clone())
+            .unwrap_or_default())
+    }
+
+    async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
+        let mut state = self.lock_for_write();
+        Ok(state.user_mut(user).remove_device(id))
+    }
+
+    async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        let count = data.devices.len() as u64;
+        data.devices.clear();
+        data.backup_codes.clear();
+        data.challenges.clear();
+        Ok(count)
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hashes: &[CodeHash],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        if data.device_mut(device).is_none() {
+            return Err(StoreError::Invalid("no such device"));
+        }
+        data.backup_codes
+            .insert(device.clone(), hashes.iter().cloned().collect());
+        Ok(())
+    }
+
+    async fn count_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, StoreError> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .get(user)
+            .and_then(|u| u.backup_codes.get(device))
+            .map_or(0, |codes| codes.len() as u64))
+    }
+
+    async fn put_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        challenge: &Challenge,
+        now: Timestamp,
+    ) -> Result<ChallengePut, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        if data.device_mut(device).is_none() {
+            return Err(StoreError::Invalid("no such device"));
+        }
+        if let Some(current) = data.challenges.get(device)
+            && current.expires_at > now
+            && current.resend_after > now
+        {
+            return Ok(ChallengePut::Cooldown {
+                until: current.resend_after,
+            });
+        }
+        data.challenges.insert(device.clone(), challenge.clone());
+        Ok(ChallengePut::Stored)
+    }
+
+    async fn begin_attempt(
+        &self,
+        user: &UserId,
+        devices: &[DeviceId],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGrant, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        match data.locked_until {
+            Some(until) if until > now => return Ok(AttemptGrant::Locked { until }),
+            Some(_) => {
+                data.locked_until = None;
+                data.failures = 0;
+            }
+            None => {}
+        }
+        let mut slots = Vec::with_capacity(devices.len());
+        let mut any_allowed = false;
+        for id in devices {
+            let slot = match data.device_mut(id) {
+                None => AttemptSlot::Missing,
+                Some(device) => {
+                    let s = &mut device.state;
+                    match policy.retry_at(s.failures, s.last_failure_at, now) {
+                        Some(until) => AttemptSlot::Throttled { until },
+                        None => {
+                            let before = device.clone();
+                            device.state.failures = device.state.failures.saturating_add(1);
+                            device.state.last_failure_at = Some(now);
+                            any_allowed = true;
+                            AttemptSlot::Allowed(Box::new(before))
+                        }
+                    }
+                }
+            };
+            slots.push(slot);
+        }
+        if any_allowed {
+            data.failures = data.failures.saturating_add(1);
+            if data.failures >= policy.user_failure_limit() {
+                data.locked_until = Some(now.saturating_add(policy.lock_period()));
+            }
+        }
+        Ok(AttemptGrant::Slots(slots))
+    }
+
+    async fn commit_success(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        proof: &SuccessProof,
+        refund: &[DeviceId],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        if data.device_mut(device).is_none() || !apply_proof(data, device, proof, now) {
+            return Ok(false);
+        }
+        if let Some(d) = data.device_mut(device) {
+            d.state.failures = 0;
+            d.state.last_failure_at = None;
+            d.state.last_used_at = Some(now);
+        }
+        for id in refund.iter().filter(|id| *id != device) {
+            if let Some(d) = data.device_mut(id) {
+                d.state.failures = d.state.failures.saturating_sub(1);
+            }
+        }
+        data.failures = 0;
+        data.locked_until = None;
+        Ok(true)
+    }
+
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        data.failures = 0;
+        data.locked_until = None;
+        Ok(())
+    }
+
+    async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError> {
+        let state = self.lock();
+        Ok(state
+            .users
+            .get(user)
+            .map_or((0, None), |u| (u.failures, u.locked_until)))
+    }
+
+    async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        let state = self.lock();
+        Ok(state.users.get(user).map_or(0, |u| u.stamp))
+    }
+
+    async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        data.stamp = data.stamp.wrapping_add(1).max(1);
+        Ok(data.stamp)
+    }
+
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        idle: Duration,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(state.live_session(key, now).map(|session| {
+            session.expires_at = now.saturating_add(idle);
+            session.value.clone()
+        }))
+    }
+
+    async fn save_session(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        state.insert_session(key, record, now.saturating_add(ttl));
+        Ok(())
+    }
+
+    async fn rotate_session(
+        &self,
+        old: &SessionKey,
+        new: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if old.tag() != new.tag() {
+            return Err(StoreError::Invalid("rotate_session across users"));
+        }
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        if state.live_session(old, now).is_none() {
+            return Ok(false);
+        }
+        state.remove_session(old);
+        state.insert_session(new, record, now.saturating_add(ttl));
+        Ok(true)
+    }
+
+    async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let live = state.live_session(key, now).is_some();
+        state.remove_session(key);
+        Ok(live)
+    }
+
+    async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let keys: Vec<SessionKey> = state
+            .sessions_by_tag
+            .get(tag)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut live = 0;
+        for key in keys {
+            if state.live_session(&key, now).is_some() {
+                live += 1;
+            }
+            state.remove_session(&key);
+        }
+        Ok(live)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! Persistence: one trait for everything that must be stored or must be atomic.
+//!
+//! Every check that must not be raced is a single operation of the [`Store`]: claiming a
+//! verification attempt against the throttle, accepting a counter or time step only if it is
+//! newer than the last one, consuming a backup code, rotating a session id. A backend makes
+//! each one atomic in the store itself (a lock in [`MemoryStore`], a Lua script in Redis), so
+//! the guarantees hold across any number of application instances sharing one store.
+//!
+//! All of a user's keys share the user's [`UserTag`], so a Redis Cluster backend can keep them
+//! in one hash slot.
+//!
+//! Backends are held as `Arc<dyn Store>`; implement the trait with `#[async_trait]`. The
+//! crate's conformance suite (`tests/store_conformance.rs`) states the contract as tests and
+//! runs against every backend.
+
+mod memory;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::clock::Timestamp;
+use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::session::{SessionKey, SessionRecord, UserTag};
+
+/// A store shared by the crate's components.
+pub type SharedStore = Arc<dyn Store>;
+
+/// The outcome of [`Store::begin_attempt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptGrant {
+    /// The user is locked out until the given time; nothing was counted.
+    Locked {
+        /// When the lock ends.
+        until: Timestamp,
+    },
+    /// One slot per requested device, in the order requested.
+    Slots(Vec<AttemptSlot>),
+}
+
+/// What [`Store::begin_attempt`] decided for one device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptSlot {
+    /// The attempt was counted; here is the device as it was when counted.
+    Allowed(Box<Device>),
+    /// The device is throttled until the given time; nothing was counted for it.
+    Throttled {
+        /// When the device may be tried again.
+        until: Timestamp,
+    },
+    /// The user has no such device.
+    Missing,
+}
+
+/// The evidence a successful verification presents to [`Store::commit_success`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SuccessProof {
+    /// An HOTP counter or TOTP step matched: accept only if `next_counter` is greater than
+    /// the device's current `next_counter` (otherwise it is a replay), and store it with the
+    /// new `drift`.
+    Counter {
+        /// One past the matched counter or step.
+        next_counter: u64,
+        /// The device's drift after this match.
+        drift: i64,
+    },
+    /// A backup code: accept only if the hash is still in the device's set, and remove it.
+    BackupCode(CodeHash),
+    /// An out-of-band code: accept only if the device's live challenge has this hash, and
+    /// delete the challenge.
+    Challenge(CodeHash),
+}
+
+/// The outcome of [`Store::put_challenge`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengePut {
+    /// The challenge was stored, replacing any earlier one of the device.
+    Stored,
+    /// A challenge was sent too recently; nothing was stored.
+    Cooldown {
+        /// When another may be sent.
+        until: Timestamp,
+    },
+}
+
+/// A challenge (a pending out-of-band code) as stored.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Challenge {
+    /// The keyed hash of the code.
+    pub hash: CodeHash,
+    /// When the code stops working (the record expires then too).
+    pub expires_at: Timestamp,
+    /// Before this time no new challenge may replace it.
+    pub resend_after: Timestamp,
+}
+
+/// The persistence contract. See the [module docs](self).
+///
+/// `now` parameters come from the caller's [`Clock`](crate::clock::Clock) so that time rules
+/// are testable; expiry of records with a TTL is the backend's own (Redis uses its own clock).
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    // ----- devices -------------------------------------------------------------------------
+
+    /// Adds a device with its initial state. Fails with [`StoreError::Conflict`] if the user
+    /// already has a device with that id.
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
+
+    /// Replaces a device's descriptive fields (name, confirmed, default, config), leaving its
+    /// state (counters, throttle) untouched. Returns false, writing nothing, if it is gone.
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError>;
+
+    /// One device of a user, with its current state.
+    async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError>;
+
+    /// All devices of a user, oldest first.
+    async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError>;
+
+    /// Deletes a device with its state, backup codes and challenge. Returns whether it existed.
+    async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError>;
+
+    /// Deletes every device of a user (as [`Store::delete_device`]). Returns how many.
+    async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    // ----- codes ---------------------------------------------------------------------------
+
+    /// Replaces the whole backup-code set of a device, atomically.
+    async fn replace_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hashes: &[CodeHash],
+    ) -> Result<(), StoreError>;
+
+    /// How many unused backup codes a device has.
+    async fn count_backup_codes(&self, user: &UserId, device: &DeviceId)
+    -> Result<u64, StoreError>;
+
+    /// Stores a new challenge for an out-of-band device unless the current one's
+    /// `resend_after` is still in the future. The record expires at `challenge.expires_at`.
+    async fn put_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        challenge: &Challenge,
+        now: Timestamp,
+    ) -> Result<ChallengePut, StoreError>;
+
+    // ----- verification --------------------------------------------------------------------
+
+    /// Atomically claims one verification attempt against each of `devices` (a user's own).
+    ///
+    /// 1. If the user's lock is in the future: [`AttemptGrant::Locked`], nothing changes. A
+    ///    lock in the past is cleared together with the user's failure count.
+    /// 2. Per device: missing, or throttled (`policy.retry_at(failures, last_failure_at,
+    ///    now)` is in the future): reported, unchanged. Otherwise `failures += 1`,
+    ///    `last_failure_at = now`, and the device as it was *before* the increment is returned.
+    /// 3. If any device was allowed, the user's failure count goes up by one; reaching
+    ///    `policy.user_failure_limit()` sets the user's lock to `now + policy.lock_period()`.
+    async fn begin_attempt(
+        &self,
+        user: &UserId,
+        devices: &[DeviceId],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGrant, StoreError>;
+
+    /// Atomically checks and applies `proof` to `device` (see [`SuccessProof`]). On success:
+    /// the device's `failures` go to 0 and `last_used_at` to `now`; the user's failure count
+    /// and lock are cleared; each device in `refund` (others claimed by the same attempt)
+    /// gets one failure taken back. Returns false, changing nothing, if the proof is stale.
+    async fn commit_success(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        proof: &SuccessProof,
+        refund: &[DeviceId],
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Clears a user's failure count and lock (an administrator's "unlock").
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError>;
+
+    /// A user's consecutive failure count and lock end, as stored.
+    async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError>;
+
+    // ----- per-user stamp ------------------------------------------------------------------
+
+    /// The user's stamp: a number that changes whenever everything issued to the user so far
+    /// (remembered devices) must stop working. 0 if never changed.
+    async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    /// Changes the user's stamp; returns the new one.
+    async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    // ----- sessions ------------------------------------------------------------------------
+
+    /// Reads a session and, in the same operation, extends its time to live to `idle`.
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        idle: Duration,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Creates or replaces a session that lives for `ttl` unless read again.
+    async fn save_session(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically moves the session at `old` to `new` with `record`: only if `old` still
+    /// exists (so a session ended meanwhile, by logout everywhere say, stays ended). Both keys
+    /// must have the same tag. Returns whether it moved.
+    async fn rotate_session(
+        &self,
+        old: &SessionKey,
+        new: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a session. Returns whether it existed.
+    async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError>;
+
+    /// Deletes every session whose key has `tag` (every session of one user), atomically.
+    /// Returns how many.
+    async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError>;
+
+    // ----- health --------------------------------------------------------------------------
+
+    /// Checks the store can be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A store operation failed. The crate treats every store error as "fail closed": a guarded
+/// route answers 503 and a verification fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A record exists already.
+    #[error("the record exists already")]
+    Conflict,
+    /// A stored record could not be read (damaged, or written by an incompatible version).
+    #[error("a stored record is damaged: {0}")]
+    Corrupt(String),
+    /// The request was invalid for this store (for example, keys of different users in one
+    /// atomic operation).
+    #[error("invalid store request: {0}")]
+    Invalid(&'static str),
+}
+
+impl StoreError {
+    /// A stable, machine-readable name of the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Unavailable(_) => "store_unavailable",
+            StoreError::Conflict => "store_conflict",
+            StoreError::Corrupt(_) => "store_corrupt",
+            StoreError::Invalid(_) => "store_invalid_request",
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        // Only the category and position: serde_json's message can quote stored values.
+        StoreError::Corrupt(format!(
+            "{:?} error at line {} column {}",
+            error.classify(),
+            error.line(),
+            error.column()
+        ))
+    }
+}
