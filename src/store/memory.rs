@@ -179,11 +179,12 @@ impl State {
     }
 }
 
+/// Checks and applies a proof; challenges count as expired from `expiry_now` on.
 fn apply_proof(
     data: &mut UserData,
     device: &DeviceId,
     proof: &SuccessProof,
-    now: Timestamp,
+    expiry_now: Timestamp,
 ) -> bool {
     match proof {
         SuccessProof::Counter {
@@ -205,7 +206,7 @@ fn apply_proof(
             let live = data
                 .challenges
                 .get(device)
-                .is_some_and(|c| &c.hash == hash && c.expires_at > now);
+                .is_some_and(|c| &c.hash == hash && c.expires_at > expiry_now);
             if live {
                 data.challenges.remove(device);
             }
@@ -306,6 +307,8 @@ impl Store for MemoryStore {
         challenge: &Challenge,
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError> {
+        // Expiry is the store's own, as in Redis, whatever the caller's clock says.
+        let now = now.max(self.clock.now());
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
         if data.device_mut(device).is_none() {
@@ -378,9 +381,10 @@ impl Store for MemoryStore {
         refund: &[DeviceId],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let expiry_now = now.max(self.clock.now());
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
-        if data.device_mut(device).is_none() || !apply_proof(data, device, proof, now) {
+        if data.device_mut(device).is_none() || !apply_proof(data, device, proof, expiry_now) {
             return Ok(false);
         }
         if let Some(d) = data.device_mut(device) {

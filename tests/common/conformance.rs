@@ -1,0 +1,882 @@
+//! The store contract as tests, written once against `dyn Store` and run against every
+//! backend through [`store_conformance_tests!`].
+//!
+//! Each test receives two clients of one fresh, empty namespace: for the memory store two
+//! clones, for Redis two separate connections (two "instances" of an application).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_otp::DeviceKind;
+use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::device::{
+    CodeHash, Device, DeviceConfig, DeviceId, DeviceState, ThrottlePolicy, UserId,
+};
+use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use tower_otp::store::{
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, SharedStore, SuccessProof,
+};
+
+/// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
+/// `impl Fn() -> impl Future<Output = (SharedStore, SharedStore)>`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($clients:expr) => {
+        $crate::store_conformance_tests!(@tests $clients;
+            devices_are_inserted_listed_updated_and_deleted,
+            update_device_keeps_state_and_never_recreates,
+            backup_codes_are_replaced_counted_and_consumed_once,
+            begin_attempt_counts_and_throttles,
+            begin_attempt_locks_the_user_at_the_limit,
+            commit_success_accepts_only_newer_counters,
+            commit_success_resets_and_refunds,
+            challenges_respect_cooldown_and_work_once,
+            challenges_expire,
+            user_stamps_start_at_zero_and_change,
+            sessions_are_saved_loaded_rotated_and_deleted,
+            sessions_expire_when_idle,
+            logout_everywhere_removes_only_that_users_sessions,
+            race_two_hundred_uses_of_one_totp_step,
+            race_two_hundred_uses_of_one_backup_code,
+            race_two_hundred_uses_of_one_challenge,
+            race_two_hundred_wrong_attempts_match_sequential_throttled,
+            race_two_hundred_wrong_attempts_match_sequential_unthrottled,
+        );
+    };
+    (@tests $clients:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (a, b) = ($clients)().await;
+                $crate::common::conformance::$name(a, b).await;
+            }
+        )*
+    };
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn t(secs: u64) -> Timestamp {
+    Timestamp::from_secs(secs)
+}
+
+fn hash(n: u32) -> CodeHash {
+    serde_json::from_value(serde_json::json!(format!("{n:032x}"))).unwrap()
+}
+
+fn device(owner: &UserId, kind: DeviceKind, created: u64) -> Device {
+    let config = match kind {
+        DeviceKind::BackupCodes => DeviceConfig::BackupCodes,
+        DeviceKind::OutOfBand => serde_json::from_value(serde_json::json!({
+            "kind": "out_of_band", "channel": "email", "destination": "a@example.com", "digits": 6
+        }))
+        .unwrap(),
+        _ => serde_json::from_value(serde_json::json!({
+            "kind": "totp", "secret": "plain:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+            "algorithm": "SHA1", "digits": 6, "step": 30, "t0": 0
+        }))
+        .unwrap(),
+    };
+    Device {
+        id: DeviceId::generate(),
+        user: owner.clone(),
+        name: format!("{kind} device"),
+        confirmed: true,
+        is_default: false,
+        created_at: t(created),
+        config,
+        state: DeviceState::default(),
+    }
+}
+
+fn slots(grant: AttemptGrant) -> Vec<AttemptSlot> {
+    match grant {
+        AttemptGrant::Slots(slots) => slots,
+        AttemptGrant::Locked { until } => panic!("unexpectedly locked until {until}"),
+    }
+}
+
+fn session(owner: &UserId) -> SessionRecord {
+    SessionRecord {
+        user: owner.clone(),
+        created_at: t(1),
+        expires_at: t(10_000_000_000),
+        verified: None,
+        login: None,
+    }
+}
+
+fn session_key(owner: &UserId, secret: &str) -> SessionKey {
+    SessionKey::new(UserTag::of(owner), secret.as_bytes())
+}
+
+fn throttle_off() -> ThrottlePolicy {
+    ThrottlePolicy::new()
+        .with_factor(Duration::ZERO)
+        .with_user_failure_limit(1_000_000)
+}
+
+pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let first = device(&alice, DeviceKind::Totp, 1);
+    let second = device(&alice, DeviceKind::BackupCodes, 2);
+    let bobs = device(&bob, DeviceKind::Totp, 3);
+    a.insert_device(&first).await.unwrap();
+    b.insert_device(&second).await.unwrap();
+    a.insert_device(&bobs).await.unwrap();
+    assert!(matches!(
+        b.insert_device(&first).await,
+        Err(tower_otp::store::StoreError::Conflict)
+    ));
+
+    assert_eq!(
+        b.get_device(&alice, &first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        b.get_device(&bob, &first.id).await.unwrap(),
+        None,
+        "devices are per user"
+    );
+    let listed = a.list_devices(&alice).await.unwrap();
+    assert_eq!(listed, vec![first.clone(), second.clone()], "oldest first");
+    assert_eq!(a.list_devices(&user("nobody")).await.unwrap(), vec![]);
+
+    let mut renamed = first.clone();
+    renamed.name = "Renamed".into();
+    renamed.confirmed = false;
+    renamed.is_default = true;
+    assert!(b.update_device(&renamed).await.unwrap());
+    assert_eq!(
+        a.get_device(&alice, &first.id).await.unwrap(),
+        Some(renamed)
+    );
+
+    assert!(a.delete_device(&alice, &first.id).await.unwrap());
+    assert!(!b.delete_device(&alice, &first.id).await.unwrap());
+    assert_eq!(b.get_device(&alice, &first.id).await.unwrap(), None);
+    assert_eq!(a.delete_all_devices(&alice).await.unwrap(), 1);
+    assert_eq!(a.list_devices(&alice).await.unwrap(), vec![]);
+    assert_eq!(a.list_devices(&bob).await.unwrap(), vec![bobs]);
+}
+
+pub async fn update_device_keeps_state_and_never_recreates(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let proof = SuccessProof::Counter {
+        next_counter: 42,
+        drift: -1,
+    };
+    assert!(
+        a.commit_success(&alice, &d.id, &proof, &[], t(100))
+            .await
+            .unwrap()
+    );
+
+    // A stale copy's state must not overwrite the counters.
+    let mut stale = d.clone();
+    stale.name = "New name".into();
+    assert!(b.update_device(&stale).await.unwrap());
+    let stored = a.get_device(&alice, &d.id).await.unwrap().unwrap();
+    assert_eq!(stored.name, "New name");
+    assert_eq!(stored.state.next_counter, 42);
+    assert_eq!(stored.state.drift, -1);
+    assert_eq!(stored.state.last_used_at, Some(t(100)));
+
+    assert!(a.delete_device(&alice, &d.id).await.unwrap());
+    assert!(!b.update_device(&stale).await.unwrap());
+    assert_eq!(a.get_device(&alice, &d.id).await.unwrap(), None);
+}
+
+pub async fn backup_codes_are_replaced_counted_and_consumed_once(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::BackupCodes, 1);
+    a.insert_device(&d).await.unwrap();
+    assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
+    let first_set: Vec<_> = (0..10).map(hash).collect();
+    a.replace_backup_codes(&alice, &d.id, &first_set)
+        .await
+        .unwrap();
+    assert_eq!(b.count_backup_codes(&alice, &d.id).await.unwrap(), 10);
+
+    let use_code = |n| SuccessProof::BackupCode(hash(n));
+    assert!(
+        b.commit_success(&alice, &d.id, &use_code(3), &[], t(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.commit_success(&alice, &d.id, &use_code(3), &[], t(2))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.commit_success(&alice, &d.id, &use_code(99), &[], t(2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 9);
+
+    let second_set: Vec<_> = (100..105).map(hash).collect();
+    b.replace_backup_codes(&alice, &d.id, &second_set)
+        .await
+        .unwrap();
+    assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 5);
+    assert!(
+        !a.commit_success(&alice, &d.id, &use_code(4), &[], t(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        a.commit_success(&alice, &d.id, &use_code(104), &[], t(3))
+            .await
+            .unwrap()
+    );
+
+    // Another user's device with the same hash is unaffected.
+    let bob = user("bob");
+    let bobs = device(&bob, DeviceKind::BackupCodes, 1);
+    a.insert_device(&bobs).await.unwrap();
+    a.replace_backup_codes(&bob, &bobs.id, &[hash(100)])
+        .await
+        .unwrap();
+    assert!(
+        a.commit_success(&alice, &d.id, &use_code(100), &[], t(4))
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.count_backup_codes(&bob, &bobs.id).await.unwrap(), 1);
+
+    assert!(a.delete_device(&alice, &d.id).await.unwrap());
+    assert_eq!(b.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
+}
+
+pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let policy = ThrottlePolicy::default();
+    let totp = device(&alice, DeviceKind::Totp, 1);
+    let backup = device(&alice, DeviceKind::BackupCodes, 2);
+    a.insert_device(&totp).await.unwrap();
+    a.insert_device(&backup).await.unwrap();
+    let missing = DeviceId::generate();
+
+    let got = slots(
+        a.begin_attempt(&alice, &[totp.id.clone(), missing.clone()], &policy, t(100))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got.len(), 2);
+    assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.id == totp.id && d.state.failures == 0));
+    assert_eq!(got[1], AttemptSlot::Missing);
+    let stored = b.get_device(&alice, &totp.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state.failures, stored.state.last_failure_at),
+        (1, Some(t(100)))
+    );
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (1, None));
+
+    // 1 failure: 1 s delay. Throttled attempts change nothing; other devices are free.
+    let got = slots(
+        b.begin_attempt(
+            &alice,
+            &[totp.id.clone(), backup.id.clone()],
+            &policy,
+            Timestamp::from_millis(100_999),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(got[0], AttemptSlot::Throttled { until: t(101) });
+    assert!(matches!(&got[1], AttemptSlot::Allowed(d) if d.id == backup.id));
+    assert_eq!(
+        a.get_device(&alice, &totp.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .failures,
+        1
+    );
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (2, None));
+
+    let got = slots(
+        a.begin_attempt(&alice, std::slice::from_ref(&totp.id), &policy, t(101))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.state.failures == 1));
+    // 2 failures: 2 s.
+    let got = slots(
+        a.begin_attempt(
+            &alice,
+            std::slice::from_ref(&totp.id),
+            &policy,
+            Timestamp::from_millis(102_999),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(got[0], AttemptSlot::Throttled { until: t(103) });
+
+    // Nothing allowed: the user count does not move.
+    let before = a.user_failures(&alice).await.unwrap();
+    let got = slots(
+        a.begin_attempt(&alice, &[missing], &policy, t(200))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, vec![AttemptSlot::Missing]);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), before);
+}
+
+pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let policy = throttle_off()
+        .with_user_failure_limit(3)
+        .with_lock_period(Duration::from_secs(60));
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let ids = [d.id.clone()];
+    for i in 0..3 {
+        let got = slots(
+            a.begin_attempt(&alice, &ids, &policy, t(100 + i))
+                .await
+                .unwrap(),
+        );
+        assert!(matches!(got[0], AttemptSlot::Allowed(_)), "attempt {i}");
+    }
+    assert_eq!(b.user_failures(&alice).await.unwrap(), (3, Some(t(162))));
+    assert_eq!(
+        b.begin_attempt(&alice, &ids, &policy, t(161))
+            .await
+            .unwrap(),
+        AttemptGrant::Locked { until: t(162) }
+    );
+    assert_eq!(
+        a.get_device(&alice, &d.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .failures,
+        3
+    );
+
+    // The lock ends by itself, and the count starts again from zero.
+    let got = slots(
+        b.begin_attempt(&alice, &ids, &policy, t(162))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(got[0], AttemptSlot::Allowed(_)));
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (1, None));
+
+    for i in 0..2 {
+        let _ = a
+            .begin_attempt(&alice, &ids, &policy, t(170 + i))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        a.begin_attempt(&alice, &ids, &policy, t(180))
+            .await
+            .unwrap(),
+        AttemptGrant::Locked { .. }
+    ));
+    b.reset_user_failures(&alice).await.unwrap();
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    assert!(matches!(
+        a.begin_attempt(&alice, &ids, &policy, t(181))
+            .await
+            .unwrap(),
+        AttemptGrant::Slots(_)
+    ));
+
+    // Locks are per user.
+    let bob = user("bob");
+    assert_eq!(a.user_failures(&bob).await.unwrap(), (0, None));
+}
+
+pub async fn commit_success_accepts_only_newer_counters(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let counter = |next_counter, drift| SuccessProof::Counter {
+        next_counter,
+        drift,
+    };
+    assert!(
+        a.commit_success(&alice, &d.id, &counter(1_000_001, 1), &[], t(10))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.commit_success(&alice, &d.id, &counter(1_000_001, 0), &[], t(11))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.commit_success(&alice, &d.id, &counter(1_000_000, 0), &[], t(11))
+            .await
+            .unwrap()
+    );
+    let stored = a.get_device(&alice, &d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state.next_counter, stored.state.drift),
+        (1_000_001, 1)
+    );
+    assert!(
+        b.commit_success(&alice, &d.id, &counter(u64::MAX, -2), &[], t(12))
+            .await
+            .unwrap()
+    );
+    let stored = a.get_device(&alice, &d.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state.next_counter, stored.state.drift),
+        (u64::MAX, -2)
+    );
+    assert!(
+        !a.commit_success(&alice, &DeviceId::generate(), &counter(5, 0), &[], t(13))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let policy = throttle_off();
+    let winner = device(&alice, DeviceKind::Totp, 1);
+    let other = device(&alice, DeviceKind::Totp, 2);
+    a.insert_device(&winner).await.unwrap();
+    a.insert_device(&other).await.unwrap();
+    let both = [winner.id.clone(), other.id.clone()];
+    for i in 0..3 {
+        slots(
+            a.begin_attempt(&alice, &both, &policy, t(100 + i))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (3, None));
+    let proof = SuccessProof::Counter {
+        next_counter: 7,
+        drift: 0,
+    };
+    assert!(
+        b.commit_success(&alice, &winner.id, &proof, &both, t(200))
+            .await
+            .unwrap()
+    );
+    let w = a.get_device(&alice, &winner.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            w.state.failures,
+            w.state.last_failure_at,
+            w.state.last_used_at
+        ),
+        (0, None, Some(t(200)))
+    );
+    let o = a.get_device(&alice, &other.id).await.unwrap().unwrap();
+    assert_eq!(o.state.failures, 2, "one failure refunded");
+    assert_eq!(o.state.last_used_at, None);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+
+    // A stale proof changes nothing.
+    slots(
+        a.begin_attempt(&alice, &both, &policy, t(300))
+            .await
+            .unwrap(),
+    );
+    assert!(
+        !b.commit_success(&alice, &winner.id, &proof, &both, t(301))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.get_device(&alice, &winner.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .failures,
+        1
+    );
+    assert_eq!(
+        a.get_device(&alice, &other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .failures,
+        3
+    );
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (1, None));
+}
+
+pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let challenge = |n, resend: u64| Challenge {
+        hash: hash(n),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(resend)),
+    };
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &challenge(1, 30), now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+    let until = now.saturating_add(Duration::from_secs(30));
+    assert_eq!(
+        b.put_challenge(&alice, &d.id, &challenge(2, 30), now)
+            .await
+            .unwrap(),
+        ChallengePut::Cooldown { until }
+    );
+    // After the cooldown a new code replaces the old one.
+    let later = now.saturating_add(Duration::from_secs(31));
+    assert_eq!(
+        b.put_challenge(&alice, &d.id, &challenge(2, 60), later)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+    let proof = |n| SuccessProof::Challenge(hash(n));
+    assert!(
+        !a.commit_success(&alice, &d.id, &proof(1), &[], later)
+            .await
+            .unwrap(),
+        "replaced code"
+    );
+    assert!(
+        a.commit_success(&alice, &d.id, &proof(2), &[], later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.commit_success(&alice, &d.id, &proof(2), &[], later)
+            .await
+            .unwrap(),
+        "used once"
+    );
+    // Used: a new one may be sent at once.
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &challenge(3, 60), later)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+    // Past its expiry (by the caller's clock) a code does not work.
+    let expired = now.saturating_add(Duration::from_secs(301));
+    assert!(
+        !a.commit_success(&alice, &d.id, &proof(3), &[], expired)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let short = Challenge {
+        hash: hash(1),
+        expires_at: now.saturating_add(Duration::from_millis(800)),
+        resend_after: now.saturating_add(Duration::from_secs(60)),
+    };
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &short, now).await.unwrap(),
+        ChallengePut::Stored
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // The record is gone by the store's own expiry: no cooldown left, and the code is dead
+    // even for a caller whose clock lags.
+    let again = Challenge {
+        hash: hash(2),
+        ..short.clone()
+    };
+    assert_eq!(
+        b.put_challenge(&alice, &d.id, &again, now).await.unwrap(),
+        ChallengePut::Stored
+    );
+    assert!(
+        !b.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn user_stamps_start_at_zero_and_change(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    assert_eq!(a.user_stamp(&alice).await.unwrap(), 0);
+    let first = b.bump_user_stamp(&alice).await.unwrap();
+    assert_ne!(first, 0);
+    assert_eq!(a.user_stamp(&alice).await.unwrap(), first);
+    let second = a.bump_user_stamp(&alice).await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(b.user_stamp(&alice).await.unwrap(), second);
+    assert_eq!(b.user_stamp(&user("bob")).await.unwrap(), 0);
+}
+
+pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let key = session_key(&alice, "first");
+    let record = session(&alice);
+    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    a.save_session(&key, &record, hour).await.unwrap();
+    assert_eq!(
+        b.load_session(&key, hour).await.unwrap(),
+        Some(record.clone())
+    );
+
+    let mut verified = record.clone();
+    verified.verified = Some(VerifiedBy {
+        device_id: DeviceId::generate(),
+        device_kind: DeviceKind::Totp,
+        at: t(5),
+        remembered: false,
+    });
+    let rotated = session_key(&alice, "second");
+    assert!(
+        b.rotate_session(&key, &rotated, &verified, hour)
+            .await
+            .unwrap()
+    );
+    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(
+        a.load_session(&rotated, hour).await.unwrap(),
+        Some(verified.clone())
+    );
+    // The old id cannot be rotated again (it was used), and nothing is created for it.
+    let third = session_key(&alice, "third");
+    assert!(
+        !a.rotate_session(&key, &third, &verified, hour)
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.load_session(&third, hour).await.unwrap(), None);
+    // Rotation stays within one user.
+    let bobs = session_key(&user("bob"), "x");
+    assert!(
+        a.rotate_session(&rotated, &bobs, &verified, hour)
+            .await
+            .is_err()
+    );
+
+    assert!(b.delete_session(&rotated).await.unwrap());
+    assert!(!a.delete_session(&rotated).await.unwrap());
+    assert_eq!(a.load_session(&rotated, hour).await.unwrap(), None);
+}
+
+pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let key = session_key(&alice, "idle");
+    let idle = Duration::from_millis(1_000);
+    a.save_session(&key, &session(&alice), idle).await.unwrap();
+    // Reading extends the idle time.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(b.load_session(&key, idle).await.unwrap().is_some());
+    }
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(a.load_session(&key, idle).await.unwrap(), None);
+    // Rotation of an expired session does nothing.
+    let next = session_key(&alice, "next");
+    assert!(
+        !a.rotate_session(&key, &next, &session(&alice), idle)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let hour = Duration::from_secs(3600);
+    let alices: Vec<_> = (0..5)
+        .map(|i| session_key(&alice, &format!("a{i}")))
+        .collect();
+    for key in &alices {
+        a.save_session(key, &session(&alice), hour).await.unwrap();
+    }
+    let bobs = session_key(&bob, "b");
+    b.save_session(&bobs, &session(&bob), hour).await.unwrap();
+    // A rotated session is still found.
+    let rotated = session_key(&alice, "rotated");
+    assert!(
+        a.rotate_session(&alices[0], &rotated, &session(&alice), hour)
+            .await
+            .unwrap()
+    );
+    assert!(a.delete_session(&alices[1]).await.unwrap());
+
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        4
+    );
+    for key in alices.iter().chain([&rotated]) {
+        assert_eq!(a.load_session(key, hour).await.unwrap(), None);
+    }
+    assert!(a.load_session(&bobs, hour).await.unwrap().is_some());
+    assert_eq!(
+        a.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        0
+    );
+}
+
+/// Runs `attempt` 200 times concurrently, alternating between the two clients, and returns
+/// how many returned true.
+async fn race<F, Fut>(a: &SharedStore, b: &SharedStore, attempt: F) -> usize
+where
+    F: Fn(SharedStore) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(200));
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let run = attempt(client);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    wins
+}
+
+pub async fn race_two_hundred_uses_of_one_totp_step(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let wins = race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), d.id.clone());
+        async move {
+            let proof = SuccessProof::Counter {
+                next_counter: 1_000_001,
+                drift: 0,
+            };
+            store
+                .commit_success(&alice, &id, &proof, &[], t(1))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins, 1);
+}
+
+pub async fn race_two_hundred_uses_of_one_backup_code(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::BackupCodes, 1);
+    a.insert_device(&d).await.unwrap();
+    a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
+        .await
+        .unwrap();
+    let wins = race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), d.id.clone());
+        async move {
+            let proof = SuccessProof::BackupCode(hash(1));
+            store
+                .commit_success(&alice, &id, &proof, &[], t(1))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins, 1);
+    assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 1);
+}
+
+pub async fn race_two_hundred_uses_of_one_challenge(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now,
+    };
+    a.put_challenge(&alice, &d.id, &challenge, now)
+        .await
+        .unwrap();
+    let wins = race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), d.id.clone());
+        async move {
+            let proof = SuccessProof::Challenge(hash(1));
+            store
+                .commit_success(&alice, &id, &proof, &[], now)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins, 1);
+}
+
+/// 200 wrong attempts at one instant, concurrently, leave the same state as one by one.
+async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy: ThrottlePolicy) {
+    let alice = user("alice");
+    let concurrent = device(&alice, DeviceKind::Totp, 1);
+    let sequential = device(&user("bob"), DeviceKind::Totp, 1);
+    a.insert_device(&concurrent).await.unwrap();
+    a.insert_device(&sequential).await.unwrap();
+    let now = t(1_000);
+    for _ in 0..200 {
+        a.begin_attempt(&sequential.user, std::slice::from_ref(&sequential.id), &policy, now)
+            .await
+            .unwrap();
+    }
+    let allowed = race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), concurrent.id.clone());
+        async move {
+            let grant = store
+                .begin_attempt(&alice, &[id], &policy, now)
+                .await
+                .unwrap();
+            matches!(grant, AttemptGrant::Slots(s) if matches!(s[0], AttemptSlot::Allowed(_)))
+        }
+    })
+    .await;
+    let expected = a
+        .get_device(&sequential.user, &sequential.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let actual = a.get_device(&alice, &concurrent.id).await.unwrap().unwrap();
+    assert_eq!(actual.state, expected.state);
+    assert_eq!(allowed as u32, expected.state.failures);
+    assert_eq!(
+        a.user_failures(&alice).await.unwrap(),
+        a.user_failures(&sequential.user).await.unwrap()
+    );
+}
+
+pub async fn race_two_hundred_wrong_attempts_match_sequential_throttled(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    wrong_attempts_match_sequential(a, b, ThrottlePolicy::default()).await;
+}
+
+pub async fn race_two_hundred_wrong_attempts_match_sequential_unthrottled(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    wrong_attempts_match_sequential(a, b, throttle_off()).await;
+}
