@@ -838,9 +838,14 @@ async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy:
     a.insert_device(&sequential).await.unwrap();
     let now = t(1_000);
     for _ in 0..200 {
-        a.begin_attempt(&sequential.user, std::slice::from_ref(&sequential.id), &policy, now)
-            .await
-            .unwrap();
+        a.begin_attempt(
+            &sequential.user,
+            std::slice::from_ref(&sequential.id),
+            &policy,
+            now,
+        )
+        .await
+        .unwrap();
     }
     let allowed = race(&a, &b, |store| {
         let (alice, id) = (alice.clone(), concurrent.id.clone());
