@@ -52,6 +52,8 @@
 
 pub mod clock;
 pub mod device;
+pub mod guard;
+pub mod layer;
 pub mod otp;
 pub mod session;
 pub mod store;

@@ -1,9 +1,26 @@
 //! Per-session second-factor state.
 //!
-//! A session begins when the application's first factor succeeds and records who the user
-//! is; it is marked verified when the user passes a second factor, and it ends at logout,
-//! at idle or absolute expiry, or when the user logs out everywhere.
+//! A session begins when the application's first factor succeeds and it calls
+//! [`OtpSession::login`]; it records who the user is. It is marked verified when the user
+//! passes a second factor ([`OtpSession::verify`]), and it ends at logout, at idle or absolute
+//! expiry, or when the user logs out everywhere ([`OtpSession::logout_all`]).
+//!
+//! The session id is 256 random bits plus the user's [`UserTag`]; it travels in a cookie
+//! (`HttpOnly`, `Secure`, `SameSite=Lax`, `__Host-` prefixed by default) or, for API clients,
+//! in an `Authorization: Bearer` header. It changes at login and at every verification, so a
+//! session id planted before login (fixation) or seen before verification is worthless after.
+//! The store keeps only a digest of it.
 
+mod config;
+mod error;
+mod handle;
 mod record;
+mod token;
 
+pub use config::{ConfigError, SessionConfig};
+pub use error::SessionError;
+pub use handle::{OtpSession, SessionStatus, SessionVerification, Transport};
 pub use record::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+pub use token::SessionToken;
+
+pub(crate) use handle::{CookieChange, SessionContext};

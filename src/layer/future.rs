@@ -1,0 +1,63 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::header::SET_COOKIE;
+use http::{HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use crate::session::{CookieChange, OtpSession};
+
+pin_project! {
+    /// The response future of [`Otp`](super::Otp): the inner response, plus the session
+    /// cookie change the request made.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        session: Option<OtpSession>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, session: OtpSession) -> Self {
+        ResponseFuture {
+            inner,
+            session: Some(session),
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(session) = this.session.take() {
+            write_cookie_change(&session, &mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+fn write_cookie_change<B>(session: &OtpSession, response: &mut Response<B>) {
+    let Some(change) = session.take_cookie_change() else {
+        return;
+    };
+    let config = session.config();
+    let cookie = match change {
+        CookieChange::Set(token) => config.set_cookie(&token, config.absolute_lifetime()),
+        CookieChange::Clear => config.clear_cookie(),
+    };
+    match HeaderValue::from_str(&cookie) {
+        Ok(value) => {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+        // Cookie names are validated and ids are base64url, so this cannot happen; if it did,
+        // sending no cookie is the safe failure.
+        Err(_) => tracing::warn!("session cookie is not a valid header value"),
+    }
+}

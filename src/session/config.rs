@@ -1,0 +1,260 @@
+//! How sessions travel and how long they live.
+
+use std::time::Duration;
+
+use tower_cookies::cookie::{Cookie, SameSite};
+
+use super::SessionToken;
+
+/// Session settings: cookie attributes, bearer tokens, lifetimes.
+///
+/// Defaults: cookie `__Host-otp-session` (`Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`),
+/// bearer tokens accepted, idle timeout 2 hours, absolute lifetime 12 hours.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    cookie_name: Option<String>,
+    secure: bool,
+    same_site: SameSite,
+    path: String,
+    domain: Option<String>,
+    accept_bearer: bool,
+    idle_timeout: Duration,
+    absolute_lifetime: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            cookie_name: None,
+            secure: true,
+            same_site: SameSite::Lax,
+            path: "/".to_owned(),
+            domain: None,
+            accept_bearer: true,
+            idle_timeout: Duration::from_secs(2 * 60 * 60),
+            absolute_lifetime: Duration::from_secs(12 * 60 * 60),
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty or has characters not allowed in a cookie name.
+    #[error("invalid cookie name")]
+    CookieName,
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
+    #[error("a __Host- cookie must be Secure, with Path=/ and no Domain")]
+    HostPrefix,
+    /// `SameSite=None` requires `Secure`.
+    #[error("SameSite=None requires Secure")]
+    SameSiteNone,
+    /// A lifetime is zero, or the idle timeout is longer than the absolute lifetime.
+    #[error(
+        "lifetimes must be positive, and the idle timeout no longer than the absolute lifetime"
+    )]
+    Lifetime,
+}
+
+impl SessionConfig {
+    /// The default settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cookie's name (default `__Host-otp-session`, or `otp-session` when the `__Host-`
+    /// prefix cannot apply).
+    pub fn with_cookie_name(mut self, name: impl Into<String>) -> Result<Self, ConfigError> {
+        let name = name.into();
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+        if !valid {
+            return Err(ConfigError::CookieName);
+        }
+        self.cookie_name = Some(name);
+        self.checked()
+    }
+
+    /// Whether the cookie is `Secure` (default true). Turn it off only for plain-HTTP
+    /// development servers.
+    pub fn with_secure(mut self, secure: bool) -> Result<Self, ConfigError> {
+        self.secure = secure;
+        self.checked()
+    }
+
+    /// The cookie's `SameSite` (default `Lax`).
+    pub fn with_same_site(mut self, same_site: SameSite) -> Result<Self, ConfigError> {
+        self.same_site = same_site;
+        self.checked()
+    }
+
+    /// The cookie's `Path` (default `/`).
+    pub fn with_path(mut self, path: impl Into<String>) -> Result<Self, ConfigError> {
+        self.path = path.into();
+        self.checked()
+    }
+
+    /// The cookie's `Domain` (default none: the exact host).
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Result<Self, ConfigError> {
+        self.domain = Some(domain.into());
+        self.checked()
+    }
+
+    /// Whether `Authorization: Bearer` session ids are accepted (default true).
+    pub fn with_bearer(mut self, accept: bool) -> Self {
+        self.accept_bearer = accept;
+        self
+    }
+
+    /// How long a session lives without being used (default 2 hours).
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Result<Self, ConfigError> {
+        self.idle_timeout = idle;
+        self.checked()
+    }
+
+    /// How long a session lives at most, however active (default 12 hours).
+    pub fn with_absolute_lifetime(mut self, lifetime: Duration) -> Result<Self, ConfigError> {
+        self.absolute_lifetime = lifetime;
+        self.checked()
+    }
+
+    fn checked(self) -> Result<Self, ConfigError> {
+        if let Some(name) = &self.cookie_name
+            && name.starts_with("__Host-")
+            && !self.host_prefix_allowed()
+        {
+            return Err(ConfigError::HostPrefix);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNone);
+        }
+        if self.idle_timeout.is_zero() || self.idle_timeout > self.absolute_lifetime {
+            return Err(ConfigError::Lifetime);
+        }
+        Ok(self)
+    }
+
+    fn host_prefix_allowed(&self) -> bool {
+        self.secure && self.path == "/" && self.domain.is_none()
+    }
+
+    /// The cookie name in use.
+    pub fn cookie_name(&self) -> &str {
+        match &self.cookie_name {
+            Some(name) => name,
+            None if self.host_prefix_allowed() => "__Host-otp-session",
+            None => "otp-session",
+        }
+    }
+
+    /// Whether bearer session ids are accepted.
+    pub fn accepts_bearer(&self) -> bool {
+        self.accept_bearer
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The absolute lifetime.
+    pub fn absolute_lifetime(&self) -> Duration {
+        self.absolute_lifetime
+    }
+
+    /// The `Set-Cookie` value carrying `token` for `max_age`.
+    pub(crate) fn set_cookie(&self, token: &SessionToken, max_age: Duration) -> String {
+        self.cookie(token.expose().to_owned(), max_age)
+    }
+
+    /// The `Set-Cookie` value that removes the cookie.
+    pub(crate) fn clear_cookie(&self) -> String {
+        self.cookie(String::new(), Duration::ZERO)
+    }
+
+    fn cookie(&self, value: String, max_age: Duration) -> String {
+        let mut cookie = Cookie::build((self.cookie_name().to_owned(), value))
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(self.same_site)
+            .path(self.path.clone())
+            .max_age(tower_cookies::cookie::time::Duration::seconds(
+                i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+            ));
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        cookie.build().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::UserId;
+    use crate::session::UserTag;
+
+    #[test]
+    fn the_default_cookie_is_host_prefixed_secure_http_only_and_lax() {
+        let config = SessionConfig::default();
+        let (token, _) = SessionToken::generate(&UserTag::of(&UserId::new("a").unwrap()));
+        let cookie = config.set_cookie(&token, Duration::from_secs(60));
+        assert!(cookie.starts_with(&format!("__Host-otp-session={}", token.expose())));
+        for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(cookie.contains(attribute), "{cookie}");
+        }
+        assert!(!cookie.contains("Domain"));
+        let cleared = config.clear_cookie();
+        assert!(cleared.starts_with("__Host-otp-session=;"), "{cleared}");
+        assert!(cleared.contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn impossible_settings_are_refused() {
+        let config = SessionConfig::default();
+        assert_eq!(
+            config.clone().with_secure(false).unwrap().cookie_name(),
+            "otp-session"
+        );
+        assert_eq!(
+            config
+                .clone()
+                .with_cookie_name("__Host-x")
+                .unwrap()
+                .with_secure(false)
+                .unwrap_err(),
+            ConfigError::HostPrefix
+        );
+        assert_eq!(
+            config.clone().with_cookie_name("a b").unwrap_err(),
+            ConfigError::CookieName
+        );
+        assert_eq!(
+            config.clone().with_cookie_name("").unwrap_err(),
+            ConfigError::CookieName
+        );
+        assert_eq!(
+            config
+                .clone()
+                .with_same_site(SameSite::None)
+                .unwrap()
+                .with_secure(false)
+                .unwrap_err(),
+            ConfigError::SameSiteNone
+        );
+        assert_eq!(
+            config
+                .clone()
+                .with_idle_timeout(Duration::from_secs(13 * 3600))
+                .unwrap_err(),
+            ConfigError::Lifetime
+        );
+        assert_eq!(
+            config.with_domain("example.com").unwrap().cookie_name(),
+            "otp-session"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! Errors of session operations.
+
+use crate::store::StoreError;
+
+/// A session operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// No user has passed the first factor in this session.
+    #[error("not authenticated")]
+    NotAuthenticated,
+    /// The session ended while the request ran (logged out elsewhere, or expired).
+    #[error("the session has ended")]
+    SessionEnded,
+    /// Device management or verification failed.
+    #[error(transparent)]
+    Otp(#[from] crate::Error),
+    /// The store failed; nothing was changed that the caller can rely on.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SessionError {
+    /// A stable, machine-readable code.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::NotAuthenticated => "not_authenticated",
+            SessionError::SessionEnded => "session_ended",
+            SessionError::Otp(error) => error.kind(),
+            SessionError::Store(error) => error.kind(),
+        }
+    }
+
+    /// Whether the store failed (directly or under a verification).
+    pub fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            SessionError::Store(_) | SessionError::Otp(crate::Error::Store(_))
+        )
+    }
+}

@@ -1,0 +1,441 @@
+//! [`OtpSession`]: the per-request handle on the session.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, Uri};
+use tokio::sync::MutexGuard;
+
+use super::{
+    SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
+};
+use crate::clock::Timestamp;
+use crate::device::{Device, DeviceId, TwoFactor, UserId, Verification};
+
+/// What every request's handle shares: the verification engine and the session settings.
+#[derive(Debug)]
+pub(crate) struct SessionContext {
+    pub(crate) two_factor: TwoFactor,
+    pub(crate) config: SessionConfig,
+}
+
+/// The session of the current request, inserted as a request extension by
+/// [`OtpLayer`](crate::layer::OtpLayer).
+///
+/// Cheap to clone. Nothing is read from the store until a method needs the session; the first
+/// read is cached for the rest of the request, so a request costs at most one store round
+/// trip to learn its state, and none if nothing asks.
+///
+/// In axum it is an extractor (`session: OtpSession`); in a plain hyper service take it from
+/// the request's extensions.
+#[derive(Clone)]
+pub struct OtpSession {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    context: Arc<SessionContext>,
+    presented: Presented,
+    /// The URI as the layer saw it, before any router stripped a nesting prefix.
+    uri: Uri,
+    current: tokio::sync::Mutex<Option<Current>>,
+    cookie: Mutex<Option<CookieChange>>,
+}
+
+/// What the request carried.
+#[derive(Clone, Debug)]
+enum Presented {
+    Nothing,
+    /// A bearer header that is not a session id of ours.
+    Malformed,
+    Token {
+        key: SessionKey,
+        transport: Transport,
+    },
+}
+
+/// How a session id travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// In the session cookie.
+    Cookie,
+    /// In an `Authorization: Bearer` header.
+    Bearer,
+}
+
+/// The session as known so far in this request.
+#[derive(Clone, Debug, Default)]
+struct Current {
+    key: Option<SessionKey>,
+    record: Option<SessionRecord>,
+}
+
+/// A change to the session cookie, written to the response by the layer.
+#[derive(Clone, Debug)]
+pub(crate) enum CookieChange {
+    Set(SessionToken),
+    Clear,
+}
+
+/// The session's state at a point in the request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionStatus {
+    /// Who passed the first factor, if anyone.
+    pub user: Option<UserId>,
+    /// The second factor, if passed.
+    pub verified: Option<VerifiedBy>,
+    /// When the session began.
+    pub created_at: Option<Timestamp>,
+    /// The request carried a bearer token that is not a session id of this crate.
+    pub malformed_token: bool,
+}
+
+impl SessionStatus {
+    /// Whether a user passed the first factor.
+    pub fn is_authenticated(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Whether the session passed the second factor.
+    pub fn is_verified(&self) -> bool {
+        self.verified.is_some()
+    }
+}
+
+/// A successful verification through the session.
+#[derive(Clone, Debug)]
+pub struct SessionVerification {
+    /// What verified.
+    pub verification: Verification,
+    /// The session's new id (it changes on every verification). Cookie clients receive it
+    /// as a cookie; hand it to bearer clients.
+    pub token: SessionToken,
+}
+
+impl OtpSession {
+    pub(crate) fn from_request(
+        context: Arc<SessionContext>,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Self {
+        let presented = presented(&context.config, headers);
+        OtpSession {
+            shared: Arc::new(Shared {
+                context,
+                presented,
+                uri: uri.clone(),
+                current: tokio::sync::Mutex::new(None),
+                cookie: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The verification engine, for device management (enrolment, backup codes…).
+    pub fn two_factor(&self) -> &TwoFactor {
+        &self.shared.context.two_factor
+    }
+
+    /// The request's URI as the layer saw it (before nested routers strip their prefix).
+    pub fn request_uri(&self) -> &Uri {
+        &self.shared.uri
+    }
+
+    /// How the request's session id travelled, if it carried a well-formed one.
+    pub fn transport(&self) -> Option<Transport> {
+        match &self.shared.presented {
+            Presented::Token { transport, .. } => Some(*transport),
+            _ => None,
+        }
+    }
+
+    /// The session's state (one store round trip the first time in a request).
+    pub async fn status(&self) -> Result<SessionStatus, SessionError> {
+        let current = self.current().await?;
+        let record = current.as_ref().and_then(|c| c.record.as_ref());
+        Ok(SessionStatus {
+            user: record.map(|r| r.user.clone()),
+            verified: record.and_then(|r| r.verified.clone()),
+            created_at: record.map(|r| r.created_at),
+            malformed_token: matches!(self.shared.presented, Presented::Malformed),
+        })
+    }
+
+    /// The user who passed the first factor, if any.
+    pub async fn user(&self) -> Result<Option<UserId>, SessionError> {
+        Ok(self.status().await?.user)
+    }
+
+    /// Whether the session passed the second factor.
+    pub async fn is_verified(&self) -> Result<bool, SessionError> {
+        Ok(self.status().await?.is_verified())
+    }
+
+    /// Starts a session for `user`, who just passed the application's first factor. Any
+    /// session the request carried ends: a new id is issued (no session fixation).
+    pub async fn login(&self, user: UserId) -> Result<SessionToken, SessionError> {
+        let mut current = self.current().await?;
+        let store = self.store();
+        if let Some(old) = current.as_ref().and_then(|c| c.key.clone()) {
+            store.delete_session(&old).await?;
+        }
+        let now = self.now();
+        let config = &self.shared.context.config;
+        let record = SessionRecord {
+            user: user.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(config.absolute_lifetime()),
+            verified: None,
+            login: None,
+        };
+        let (token, key) = SessionToken::generate(&UserTag::of(&user));
+        store
+            .save_session(&key, &record, config.idle_timeout())
+            .await?;
+        *current = Some(Current {
+            key: Some(key),
+            record: Some(record),
+        });
+        self.change_cookie(CookieChange::Set(token.clone()));
+        tracing::debug!(user = %user, "session started");
+        Ok(token)
+    }
+
+    /// Verifies `input` with the user's device `device` and marks the session verified.
+    pub async fn verify(
+        &self,
+        device: &DeviceId,
+        input: &str,
+    ) -> Result<SessionVerification, SessionError> {
+        let mut current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        let verification = self.two_factor().verify(&user, device, input).await?;
+        self.mark_verified(&mut current, verification).await
+    }
+
+    /// Verifies `input` with any of the user's confirmed devices (backup codes included) and
+    /// marks the session verified.
+    pub async fn verify_any(&self, input: &str) -> Result<SessionVerification, SessionError> {
+        let mut current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        let verification = self.two_factor().verify_any(&user, input).await?;
+        self.mark_verified(&mut current, verification).await
+    }
+
+    /// Confirms a newly enrolled device with a code from it, and marks the session verified
+    /// by it.
+    pub async fn confirm_device(
+        &self,
+        device: &DeviceId,
+        input: &str,
+    ) -> Result<SessionVerification, SessionError> {
+        let mut current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        let verification = self
+            .two_factor()
+            .confirm_device(&user, device, input)
+            .await?;
+        self.mark_verified(&mut current, verification).await
+    }
+
+    async fn mark_verified(
+        &self,
+        current: &mut MutexGuard<'_, Option<Current>>,
+        verification: Verification,
+    ) -> Result<SessionVerification, SessionError> {
+        let (old_key, mut record) = match current.as_ref() {
+            Some(Current {
+                key: Some(key),
+                record: Some(record),
+            }) => (key.clone(), record.clone()),
+            _ => return Err(SessionError::NotAuthenticated),
+        };
+        record.verified = Some(VerifiedBy {
+            device_id: verification.device.id.clone(),
+            device_kind: verification.device.kind(),
+            at: verification.at,
+            remembered: false,
+        });
+        let (token, key) = SessionToken::generate(old_key.tag());
+        let idle = self.shared.context.config.idle_timeout();
+        if !self
+            .store()
+            .rotate_session(&old_key, &key, &record, idle)
+            .await?
+        {
+            **current = Some(Current::default());
+            self.change_cookie(CookieChange::Clear);
+            return Err(SessionError::SessionEnded);
+        }
+        **current = Some(Current {
+            key: Some(key),
+            record: Some(record),
+        });
+        self.change_cookie(CookieChange::Set(token.clone()));
+        tracing::debug!(user = %verification.device.user, device = %verification.device.id, "session verified");
+        Ok(SessionVerification {
+            verification,
+            token,
+        })
+    }
+
+    /// Ends this session. Returns whether there was one.
+    pub async fn logout(&self) -> Result<bool, SessionError> {
+        let mut current = self.current().await?;
+        let existed = match current.as_ref().and_then(|c| c.key.clone()) {
+            Some(key) => self.store().delete_session(&key).await?,
+            None => false,
+        };
+        *current = Some(Current::default());
+        self.change_cookie(CookieChange::Clear);
+        Ok(existed)
+    }
+
+    /// Ends every session of the current user, on every device and instance. Returns how many.
+    pub async fn logout_all(&self) -> Result<u64, SessionError> {
+        let mut current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        let count = self
+            .store()
+            .delete_user_sessions(&UserTag::of(&user))
+            .await?;
+        *current = Some(Current::default());
+        self.change_cookie(CookieChange::Clear);
+        tracing::debug!(user = %user, count, "all sessions ended");
+        Ok(count)
+    }
+
+    /// The current user's devices.
+    pub async fn devices(&self) -> Result<Vec<Device>, SessionError> {
+        let current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        Ok(self.two_factor().devices(&user).await?)
+    }
+
+    /// The cookie change to write to the response, taken once.
+    pub(crate) fn take_cookie_change(&self) -> Option<CookieChange> {
+        // A bearer client manages its own token; it gets no cookies.
+        if self.transport() == Some(Transport::Bearer) {
+            return None;
+        }
+        self.shared
+            .cookie
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    pub(crate) fn config(&self) -> &SessionConfig {
+        &self.shared.context.config
+    }
+
+    fn change_cookie(&self, change: CookieChange) {
+        *self.shared.cookie.lock().unwrap_or_else(|e| e.into_inner()) = Some(change);
+    }
+
+    fn store(&self) -> &crate::store::SharedStore {
+        self.two_factor().store()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.two_factor().now()
+    }
+
+    /// The session, loaded from the store on first use.
+    async fn current(&self) -> Result<MutexGuard<'_, Option<Current>>, SessionError> {
+        let mut current = self.shared.current.lock().await;
+        if current.is_none() {
+            *current = Some(self.load().await?);
+        }
+        Ok(current)
+    }
+
+    async fn load(&self) -> Result<Current, SessionError> {
+        let Presented::Token { key, .. } = &self.shared.presented else {
+            return Ok(Current::default());
+        };
+        let idle = self.shared.context.config.idle_timeout();
+        let Some(record) = self.store().load_session(key, idle).await? else {
+            self.change_cookie(CookieChange::Clear);
+            return Ok(Current::default());
+        };
+        if record.expires_at <= self.now() || UserTag::of(&record.user) != *key.tag() {
+            self.store().delete_session(key).await?;
+            self.change_cookie(CookieChange::Clear);
+            return Ok(Current::default());
+        }
+        Ok(Current {
+            key: Some(key.clone()),
+            record: Some(record),
+        })
+    }
+}
+
+fn authenticated_user(current: &Option<Current>) -> Result<UserId, SessionError> {
+    current
+        .as_ref()
+        .and_then(|c| c.record.as_ref())
+        .map(|r| r.user.clone())
+        .ok_or(SessionError::NotAuthenticated)
+}
+
+impl fmt::Debug for OtpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtpSession")
+            .field("transport", &self.transport())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds the session id: a bearer header first (it is explicit), then the cookie. A
+/// malformed cookie is treated as absent; a malformed bearer id is reported.
+fn presented(config: &SessionConfig, headers: &HeaderMap) -> Presented {
+    let bearer = if config.accepts_bearer() {
+        bearer_token(headers)
+    } else {
+        None
+    };
+    if let Some(Some((_, key))) = bearer.map(|text| text.and_then(SessionToken::parse)) {
+        return Presented::Token {
+            key,
+            transport: Transport::Bearer,
+        };
+    }
+    if let Some(key) = cookie_values(headers, config.cookie_name())
+        .find_map(|value| SessionToken::parse(value).map(|(_, key)| key))
+    {
+        return Presented::Token {
+            key,
+            transport: Transport::Cookie,
+        };
+    }
+    if bearer.is_some() {
+        Presented::Malformed
+    } else {
+        Presented::Nothing
+    }
+}
+
+/// The credentials of an `Authorization: Bearer` header: `None` without one, `Some(None)`
+/// when they are not even text.
+fn bearer_token(headers: &HeaderMap) -> Option<Option<&str>> {
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(std::str::from_utf8(&value[7..]).ok().map(str::trim))
+}
+
+/// Every value of the cookie `name` in the request's `Cookie` headers.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|header| header.split(';'))
+        .filter_map(move |pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.trim_matches('"'))
+        })
+}

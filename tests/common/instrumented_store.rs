@@ -1,0 +1,168 @@
+//! A store wrapper that counts round trips and can be switched off, to test laziness and
+//! failing closed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tower_otp::clock::Timestamp;
+use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use tower_otp::session::{SessionKey, SessionRecord, UserTag};
+use tower_otp::store::{
+    AttemptGrant, Challenge, ChallengePut, SharedStore, Store, StoreError, SuccessProof,
+};
+
+/// Delegates to an inner store, counting calls; while `down`, every call fails as
+/// `Unavailable`.
+#[derive(Debug, Clone)]
+pub struct InstrumentedStore {
+    inner: SharedStore,
+    calls: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+}
+
+impl InstrumentedStore {
+    pub fn new(inner: impl Store) -> Self {
+        InstrumentedStore {
+            inner: Arc::new(inner),
+            calls: Arc::default(),
+            down: Arc::default(),
+        }
+    }
+
+    /// Store calls so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Makes every call fail (true) or work again (false).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn gate(&self) -> Result<&SharedStore, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("switched off by the test".into()))
+        } else {
+            Ok(&self.inner)
+        }
+    }
+}
+
+#[async_trait]
+impl Store for InstrumentedStore {
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        self.gate()?.insert_device(device).await
+    }
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        self.gate()?.update_device(device).await
+    }
+    async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        self.gate()?.get_device(user, id).await
+    }
+    async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
+        self.gate()?.list_devices(user).await
+    }
+    async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
+        self.gate()?.delete_device(user, id).await
+    }
+    async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.gate()?.delete_all_devices(user).await
+    }
+    async fn replace_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hashes: &[CodeHash],
+    ) -> Result<(), StoreError> {
+        self.gate()?
+            .replace_backup_codes(user, device, hashes)
+            .await
+    }
+    async fn count_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, StoreError> {
+        self.gate()?.count_backup_codes(user, device).await
+    }
+    async fn put_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        challenge: &Challenge,
+        now: Timestamp,
+    ) -> Result<ChallengePut, StoreError> {
+        self.gate()?
+            .put_challenge(user, device, challenge, now)
+            .await
+    }
+    async fn begin_attempt(
+        &self,
+        user: &UserId,
+        devices: &[DeviceId],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGrant, StoreError> {
+        self.gate()?.begin_attempt(user, devices, policy, now).await
+    }
+    async fn commit_success(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        proof: &SuccessProof,
+        refund: &[DeviceId],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.gate()?
+            .commit_success(user, device, proof, refund, now)
+            .await
+    }
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
+        self.gate()?.reset_user_failures(user).await
+    }
+    async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError> {
+        self.gate()?.user_failures(user).await
+    }
+    async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.gate()?.user_stamp(user).await
+    }
+    async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.gate()?.bump_user_stamp(user).await
+    }
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        idle: Duration,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.gate()?.load_session(key, idle).await
+    }
+    async fn save_session(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.gate()?.save_session(key, record, ttl).await
+    }
+    async fn rotate_session(
+        &self,
+        old: &SessionKey,
+        new: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.gate()?.rotate_session(old, new, record, ttl).await
+    }
+    async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        self.gate()?.delete_session(key).await
+    }
+    async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
+        self.gate()?.delete_user_sessions(tag).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.gate()?.ping().await
+    }
+}
