@@ -732,3 +732,51 @@ async fn a_guard_without_the_layer_says_so() {
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("Is `OtpLayer` enabled?"));
 }
+
+#[tokio::test]
+async fn the_flow_against_a_real_listening_server() {
+    use common::http::send;
+
+    let h = harness();
+    let device = h.device("alice").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, h.app.clone()).into_future());
+
+    let mut jar = CookieJar::default();
+    let mut call = async |method: &str, path: &str, body: &str| {
+        let cookie = jar.header().unwrap_or_default();
+        let mut headers = vec![("content-type", "application/json")];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        let response = send(addr, method, path, &headers, body).await;
+        for set_cookie in response.headers_named("set-cookie") {
+            jar.apply(set_cookie);
+        }
+        response
+    };
+
+    assert_eq!(call("GET", "/admin", "").await.status, 401);
+    let login = call("POST", "/login", r#"{"user":"alice"}"#).await;
+    assert_eq!(login.status, 200);
+    let set_cookie = login.header("set-cookie").unwrap().to_owned();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let blocked = call("GET", "/admin", "").await;
+    assert_eq!(
+        (blocked.status, blocked.json()["error"].as_str()),
+        (403, Some("otp_required"))
+    );
+    let body = json!({"token": h.code(&device)}).to_string();
+    assert_eq!(call("POST", "/verify", &body).await.status, 200);
+    let allowed = call("GET", "/admin", "").await;
+    assert_eq!(
+        (allowed.status, allowed.body.as_str()),
+        (200, "admin for alice via totp")
+    );
+    assert_eq!(call("POST", "/logout", "{}").await.status, 200);
+    assert_eq!(call("GET", "/admin", "").await.status, 401);
+    server.abort();
+}
