@@ -77,7 +77,7 @@ fn hot_path(c: &mut Criterion) {
             .headers()
             .get_all("set-cookie")
             .iter()
-            .last()
+            .next_back()
             .unwrap();
         set_cookie
             .to_str()
