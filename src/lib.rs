@@ -52,6 +52,7 @@
 
 pub mod clock;
 pub mod device;
+pub mod events;
 pub mod guard;
 pub mod layer;
 pub mod otp;

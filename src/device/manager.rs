@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::events::{DeviceRef, EventKind, Events};
 use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, Token, TokenError, TotpParams};
 use crate::store::{AttemptGrant, AttemptSlot, SharedStore, Store, SuccessProof};
 
@@ -63,6 +64,14 @@ struct Inner {
     backup: BackupCodePolicy,
     throttle: ThrottlePolicy,
     max_devices: usize,
+    events: Events,
+}
+
+/// Why an attempt is made: to verify, or to confirm a new device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Verify,
+    Confirm,
 }
 
 /// Settings of a new TOTP device.
@@ -160,6 +169,7 @@ impl TwoFactor {
                 backup: BackupCodePolicy::default(),
                 throttle: ThrottlePolicy::default(),
                 max_devices: 20,
+                events: Events::new(),
             }),
         }
     }
@@ -213,6 +223,22 @@ impl TwoFactor {
     /// The most devices a user may have (default 20).
     pub fn with_max_devices(self, max: usize) -> Self {
         self.configure(|c| c.max_devices = max.max(1))
+    }
+
+    /// Emits events on `events` (default: a bus of its own, see [`TwoFactor::events`]).
+    pub fn with_events(self, events: Events) -> Self {
+        self.configure(|c| c.events = events)
+    }
+
+    /// The event bus: register hooks and subscribe here.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    pub(crate) fn emit(&self, kind: EventKind, user: &UserId, device: Option<&Device>) {
+        self.inner
+            .events
+            .emit(kind, user, device.map(DeviceRef::from), self.now());
     }
 
     /// The store.
@@ -332,6 +358,7 @@ impl TwoFactor {
         };
         self.inner.store.insert_device(&device).await?;
         tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), "device added");
+        self.emit(EventKind::DeviceAdded, user, Some(&device));
         Ok(device)
     }
 
@@ -343,7 +370,7 @@ impl TwoFactor {
         input: &str,
     ) -> Result<Verification, Error> {
         let verification = self
-            .attempt(user, vec![device.clone()], input, false)
+            .attempt(user, vec![device.clone()], &[], input, Purpose::Confirm)
             .await?;
         let mut confirmed = verification.device.clone();
         confirmed.confirmed = true;
@@ -351,6 +378,7 @@ impl TwoFactor {
             return Err(Error::DeviceNotFound);
         }
         tracing::debug!(user = %user, device = %device, "device confirmed");
+        self.emit(EventKind::DeviceConfirmed, user, Some(&confirmed));
         Ok(Verification {
             device: confirmed,
             ..verification
@@ -390,6 +418,12 @@ impl TwoFactor {
             .replace_backup_codes(user, &device.id, &hashes)
             .await?;
         tracing::debug!(user = %user, device = %device.id, count = codes.len(), "backup codes generated");
+        let count = codes.len();
+        self.emit(
+            EventKind::BackupCodesRegenerated { count },
+            user,
+            Some(&device),
+        );
         Ok(BackupCodeSet { device, codes })
     }
 
@@ -475,8 +509,14 @@ impl TwoFactor {
 
     /// Deletes a device (with its backup codes). Returns whether it existed.
     pub async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, Error> {
+        let Some(device) = self.inner.store.get_device(user, id).await? else {
+            return Ok(false);
+        };
         let existed = self.inner.store.delete_device(user, id).await?;
         tracing::debug!(user = %user, device = %id, existed, "device deleted");
+        if existed {
+            self.emit(EventKind::DeviceRemoved, user, Some(&device));
+        }
         Ok(existed)
     }
 
@@ -484,6 +524,9 @@ impl TwoFactor {
     pub async fn delete_all_devices(&self, user: &UserId) -> Result<u64, Error> {
         let count = self.inner.store.delete_all_devices(user).await?;
         tracing::debug!(user = %user, count, "all devices deleted");
+        if count > 0 {
+            self.emit(EventKind::AllDevicesRemoved { count }, user, None);
+        }
         Ok(count)
     }
 
@@ -501,7 +544,8 @@ impl TwoFactor {
         device: &DeviceId,
         input: &str,
     ) -> Result<Verification, Error> {
-        self.attempt(user, vec![device.clone()], input, true).await
+        self.attempt(user, vec![device.clone()], &[], input, Purpose::Verify)
+            .await
     }
 
     /// Verifies `input` against every confirmed device of the user whose codes it could be
@@ -536,7 +580,8 @@ impl TwoFactor {
                 .unwrap_or(&confirmed[0]);
             candidates.push(fallback.id.clone());
         }
-        self.attempt(user, candidates, input, true).await
+        self.attempt(user, candidates, &confirmed, input, Purpose::Verify)
+            .await
     }
 
     fn could_be_code_of(&self, device: &Device, input: &str) -> bool {
@@ -548,14 +593,16 @@ impl TwoFactor {
         }
     }
 
-    /// Claims an attempt on `candidates`, checks `input` against each allowed one, and
-    /// commits the first match.
+    /// Claims an attempt on `candidates`, checks `input` against each allowed one, commits
+    /// the first match, and reports the outcome as one event. `known` may hold some of the
+    /// candidates already read (for naming them in events).
     async fn attempt(
         &self,
         user: &UserId,
         candidates: Vec<DeviceId>,
+        known: &[Device],
         input: &str,
-        want_confirmed: bool,
+        purpose: Purpose,
     ) -> Result<Verification, Error> {
         let now = self.now();
         let store = &self.inner.store;
@@ -564,37 +611,46 @@ impl TwoFactor {
             .await?
         {
             AttemptGrant::Locked { until } => {
-                tracing::debug!(user = %user, until = %until, "verification refused: locked");
+                self.emit(EventKind::Locked { until }, user, None);
                 return Err(Error::Locked { until });
             }
             AttemptGrant::Slots(slots) => slots,
         };
         let mut allowed = Vec::new();
-        let mut throttled_until: Option<Timestamp> = None;
-        for slot in slots {
+        let mut throttled: Option<(Timestamp, &DeviceId)> = None;
+        for (slot, id) in slots.into_iter().zip(&candidates) {
             match slot {
                 AttemptSlot::Allowed(device) => allowed.push(*device),
                 AttemptSlot::Throttled { until } => {
-                    throttled_until = Some(throttled_until.map_or(until, |t| t.min(until)));
+                    if throttled.is_none_or(|(earliest, _)| until < earliest) {
+                        throttled = Some((until, id));
+                    }
                 }
                 AttemptSlot::Missing => {}
             }
         }
         if allowed.is_empty() {
-            let error = match throttled_until {
-                Some(until) => Error::Throttled {
-                    until,
-                    retry_after: until.since(now),
-                },
-                None => Error::DeviceNotFound,
+            let Some((until, id)) = throttled else {
+                return Err(Error::DeviceNotFound);
             };
-            tracing::debug!(user = %user, reason = error.kind(), "verification refused");
-            return Err(error);
+            let device = match known.iter().find(|d| &d.id == id) {
+                Some(device) => Some(device.clone()),
+                None => store.get_device(user, id).await?,
+            };
+            self.emit(
+                EventKind::Throttled { retry_at: until },
+                user,
+                device.as_ref(),
+            );
+            return Err(Error::Throttled {
+                until,
+                retry_after: until.since(now),
+            });
         }
         let claimed: Vec<DeviceId> = allowed.iter().map(|d| d.id.clone()).collect();
-        let mut failure = Error::InvalidCode;
+        let mut failure: Option<(Error, Device)> = None;
         for device in allowed {
-            let outcome = match self.proof_for(&device, input, want_confirmed, now) {
+            let outcome = match self.proof_for(&device, input, purpose, now) {
                 Ok(proof) => {
                     let refund: Vec<DeviceId> = claimed
                         .iter()
@@ -605,18 +661,29 @@ impl TwoFactor {
                         .commit_success(user, &device.id, &proof, &refund, now)
                         .await?
                     {
-                        return self.verified(device, now).await;
+                        return self.verified(device, now, purpose).await;
                     }
                     stale_proof_error(&proof)
                 }
                 Err(error) => error,
             };
             tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), reason = outcome.kind(), "verification failed");
-            if failure_rank(&outcome) > failure_rank(&failure) {
-                failure = outcome;
+            if failure
+                .as_ref()
+                .is_none_or(|(worst, _)| failure_rank(&outcome) > failure_rank(worst))
+            {
+                failure = Some((outcome, device));
             }
         }
-        Err(failure)
+        let (error, device) = failure.expect("at least one device was allowed");
+        let kind = match &error {
+            Error::Replayed => EventKind::ReplayRefused,
+            other => EventKind::VerificationFailed {
+                reason: other.kind().to_owned(),
+            },
+        };
+        self.emit(kind, user, Some(&device));
+        Err(error)
     }
 
     /// What the store must check to accept `input` for `device`, or why it cannot match.
@@ -624,12 +691,12 @@ impl TwoFactor {
         &self,
         device: &Device,
         input: &str,
-        want_confirmed: bool,
+        purpose: Purpose,
         now: Timestamp,
     ) -> Result<SuccessProof, Error> {
-        match (device.confirmed, want_confirmed) {
-            (false, true) => return Err(Error::NotConfirmed),
-            (true, false) => return Err(Error::AlreadyConfirmed),
+        match (device.confirmed, purpose) {
+            (false, Purpose::Verify) => return Err(Error::NotConfirmed),
+            (true, Purpose::Confirm) => return Err(Error::AlreadyConfirmed),
             _ => {}
         }
         let state = &device.state;
@@ -701,7 +768,12 @@ impl TwoFactor {
         }
     }
 
-    async fn verified(&self, device: Device, now: Timestamp) -> Result<Verification, Error> {
+    async fn verified(
+        &self,
+        device: Device,
+        now: Timestamp,
+        purpose: Purpose,
+    ) -> Result<Verification, Error> {
         let backup_codes_remaining = if device.kind() == DeviceKind::BackupCodes {
             Some(
                 self.inner
@@ -713,6 +785,16 @@ impl TwoFactor {
             None
         };
         tracing::debug!(user = %device.user, device = %device.id, kind = %device.kind(), "second factor verified");
+        if purpose == Purpose::Verify {
+            self.emit(EventKind::UserVerified, &device.user, Some(&device));
+        }
+        if let Some(remaining) = backup_codes_remaining {
+            self.emit(
+                EventKind::BackupCodeUsed { remaining },
+                &device.user,
+                Some(&device),
+            );
+        }
         Ok(Verification {
             device,
             at: now,

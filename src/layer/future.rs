@@ -5,21 +5,25 @@ use std::task::{Context, Poll, ready};
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
+use std::sync::Arc;
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::events::RequestInfo;
 
 use crate::session::{CookieChange, OtpSession};
 
 pin_project! {
-    /// The response future of [`Otp`](super::Otp): the inner response, plus the session
-    /// cookie change the request made.
+    /// The response future of [`Otp`](super::Otp): the inner response (run with the request
+    /// known to events), plus the session cookie change the request made.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
+        inner: TaskLocalFuture<Arc<RequestInfo>, F>,
         session: Option<OtpSession>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, session: OtpSession) -> Self {
+    pub(crate) fn new(inner: TaskLocalFuture<Arc<RequestInfo>, F>, session: OtpSession) -> Self {
         ResponseFuture {
             inner,
             session: Some(session),

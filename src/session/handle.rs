@@ -1,6 +1,7 @@
 //! [`OtpSession`]: the per-request handle on the session.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use http::header::{AUTHORIZATION, COOKIE};
@@ -12,12 +13,25 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::device::{Device, DeviceId, TwoFactor, UserId, Verification};
+use crate::events::EventKind;
+
+/// Finds a request's client address, for events.
+pub(crate) type ClientAddrFn = Arc<dyn Fn(&http::request::Parts) -> Option<IpAddr> + Send + Sync>;
 
 /// What every request's handle shares: the verification engine and the session settings.
-#[derive(Debug)]
 pub(crate) struct SessionContext {
     pub(crate) two_factor: TwoFactor,
     pub(crate) config: SessionConfig,
+    pub(crate) client_addr: ClientAddrFn,
+}
+
+impl fmt::Debug for SessionContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionContext")
+            .field("two_factor", &self.two_factor)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The session of the current request, inserted as a request extension by
@@ -282,12 +296,17 @@ impl OtpSession {
     /// Ends this session. Returns whether there was one.
     pub async fn logout(&self) -> Result<bool, SessionError> {
         let mut current = self.current().await?;
-        let existed = match current.as_ref().and_then(|c| c.key.clone()) {
-            Some(key) => self.store().delete_session(&key).await?,
+        let ending = current.take().unwrap_or_default();
+        let existed = match &ending.key {
+            Some(key) => self.store().delete_session(key).await?,
             None => false,
         };
         *current = Some(Current::default());
         self.change_cookie(CookieChange::Clear);
+        if let (true, Some(record)) = (existed, &ending.record) {
+            self.two_factor()
+                .emit(EventKind::LoggedOut, &record.user, None);
+        }
         Ok(existed)
     }
 
@@ -302,6 +321,11 @@ impl OtpSession {
         *current = Some(Current::default());
         self.change_cookie(CookieChange::Clear);
         tracing::debug!(user = %user, count, "all sessions ended");
+        self.two_factor().emit(
+            EventKind::LoggedOutEverywhere { sessions: count },
+            &user,
+            None,
+        );
         Ok(count)
     }
 

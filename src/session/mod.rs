@@ -23,4 +23,4 @@ pub use handle::{OtpSession, SessionStatus, SessionVerification, Transport};
 pub use record::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 pub use token::SessionToken;
 
-pub(crate) use handle::{CookieChange, SessionContext};
+pub(crate) use handle::{ClientAddrFn, CookieChange, SessionContext};

@@ -1,0 +1,196 @@
+//! Delivering events: synchronous hooks and asynchronous subscribers.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::context::current_request;
+use super::{DeviceRef, Event, EventKind};
+use crate::clock::Timestamp;
+use crate::device::UserId;
+use crate::otp::random_bytes;
+
+type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Where events go: hooks called in line, and a broadcast channel for subscribers.
+///
+/// * [`Events::on`] registers a synchronous hook, called on the emitting task for every
+///   event of this process. Keep hooks quick; a panicking hook is caught and logged, never
+///   failing the request.
+/// * [`Events::subscribe`] gives an [`EventStream`]. Sending never waits for subscribers: a
+///   subscriber that falls more than the channel's capacity behind loses the oldest events
+///   and is told how many ([`RecvError::Lagged`]).
+/// * With the `redis` feature, [`RedisEventBridge`](super::RedisEventBridge) fans events out
+///   to the subscribers of every instance.
+///
+/// Cheap to clone; clones share hooks and subscribers.
+#[derive(Clone)]
+pub struct Events {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance: String,
+    hooks: RwLock<Arc<[Hook]>>,
+    sender: broadcast::Sender<Arc<Event>>,
+    forward: RwLock<Option<mpsc::Sender<Arc<Event>>>>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::new()
+    }
+}
+
+impl Events {
+    /// Subscribers' default buffer, in events.
+    pub const DEFAULT_CAPACITY: usize = 1024;
+
+    /// An event bus with the default subscriber buffer and a random instance id.
+    pub fn new() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
+
+    /// An event bus whose subscribers may fall `capacity` events behind before losing some.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        Events {
+            inner: Arc::new(Inner {
+                instance: data_encoding::HEXLOWER.encode(&random_bytes(8)),
+                hooks: RwLock::new(Arc::from(Vec::new())),
+                sender,
+                forward: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// This process's instance id, carried by every event it emits.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    /// Registers a hook called for every event emitted by this process.
+    pub fn on(&self, hook: impl Fn(&Event) + Send + Sync + 'static) {
+        let mut hooks = self.inner.hooks.write().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<Hook> = hooks.iter().cloned().collect();
+        list.push(Arc::new(hook));
+        *hooks = Arc::from(list);
+    }
+
+    /// A new subscription to every event from now on (this process's, and other instances'
+    /// when bridged).
+    pub fn subscribe(&self) -> EventStream {
+        EventStream {
+            receiver: self.inner.sender.subscribe(),
+        }
+    }
+
+    /// Builds and delivers an event about `user` now, in the current request's context.
+    pub(crate) fn emit(
+        &self,
+        kind: EventKind,
+        user: &UserId,
+        device: Option<DeviceRef>,
+        at: Timestamp,
+    ) {
+        let event = Arc::new(Event {
+            kind,
+            user: user.clone(),
+            device,
+            at,
+            request: current_request(),
+            instance: self.inner.instance.clone(),
+        });
+        tracing::debug!(event = event.kind.name(), user = %event.user, "event");
+        self.run_hooks(&event);
+        if let Some(forward) = self
+            .inner
+            .forward
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            // A full or closed bridge drops the event rather than slow the request down.
+            let _ = forward.try_send(event.clone());
+        }
+        let _ = self.inner.sender.send(event);
+    }
+
+    fn run_hooks(&self, event: &Event) {
+        let hooks = self
+            .inner
+            .hooks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for hook in hooks.iter() {
+            if catch_unwind(AssertUnwindSafe(|| hook(event))).is_err() {
+                tracing::error!(event = event.kind.name(), "an event hook panicked");
+            }
+        }
+    }
+
+    /// Delivers an event from another instance to this process's subscribers (not hooks:
+    /// hooks act once, on the instance where the event happened).
+    pub(crate) fn deliver_remote(&self, event: Event) {
+        let _ = self.inner.sender.send(Arc::new(event));
+    }
+
+    /// Sends every local event to `forward` too (the Redis bridge's publisher).
+    pub(crate) fn set_forward(&self, forward: Option<mpsc::Sender<Arc<Event>>>) {
+        *self
+            .inner
+            .forward
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = forward;
+    }
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("instance", &self.inner.instance)
+            .field("subscribers", &self.inner.sender.receiver_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subscription to events.
+#[derive(Debug)]
+pub struct EventStream {
+    receiver: broadcast::Receiver<Arc<Event>>,
+}
+
+/// Why [`EventStream::recv`] returned no event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The subscriber fell behind and this many events were dropped for it; the stream goes
+    /// on with the oldest event still buffered.
+    #[error("subscriber lagged behind by {0} events")]
+    Lagged(u64),
+    /// The event bus is gone.
+    #[error("the event bus is closed")]
+    Closed,
+}
+
+impl EventStream {
+    /// The next event.
+    pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
+        self.receiver.recv().await.map_err(|error| match error {
+            broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
+            broadcast::error::RecvError::Closed => RecvError::Closed,
+        })
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Result<Arc<Event>, RecvError>> {
+        match self.receiver.try_recv() {
+            Ok(event) => Some(Ok(event)),
+            Err(broadcast::error::TryRecvError::Empty) => None,
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+            Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        }
+    }
+}
