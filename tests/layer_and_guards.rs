@@ -71,7 +71,7 @@ async fn verify(session: OtpSession, Json(body): Json<VerifyBody>) -> Response {
         None => session.verify_any(&body.token).await,
     };
     match result {
-        Ok(done) => Json(json!({"token": done.token.expose(), "device_id": done.verification.device.id.as_str()}))
+        Ok(done) => Json(json!({"token": done.token.as_ref().map(|t| t.expose()), "device_id": done.verification.device.id.as_str()}))
             .into_response(),
         Err(error) => error_response(error),
     }

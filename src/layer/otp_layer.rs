@@ -5,7 +5,7 @@ use tower::Layer;
 
 use super::Otp;
 use crate::device::TwoFactor;
-use crate::session::{ClientAddrFn, SessionConfig, SessionContext};
+use crate::session::{ClientAddrFn, IdentitySource, SessionConfig, SessionContext};
 
 /// Adds an [`OtpSession`](crate::session::OtpSession) to every request. See the
 /// [module docs](super).
@@ -22,6 +22,7 @@ impl OtpLayer {
                 two_factor,
                 config: SessionConfig::default(),
                 client_addr: Arc::new(socket_addr_extension),
+                identity: None,
             }),
         }
     }
@@ -31,6 +32,7 @@ impl OtpLayer {
             two_factor: self.context.two_factor.clone(),
             config: self.context.config.clone(),
             client_addr: self.context.client_addr.clone(),
+            identity: self.context.identity.clone(),
         };
         change(&mut context);
         OtpLayer {
@@ -41,6 +43,29 @@ impl OtpLayer {
     /// Uses these session settings.
     pub fn with_config(self, config: SessionConfig) -> Self {
         self.change(|c| c.config = config)
+    }
+
+    /// Takes the first-factor user from the application's own login instead of this crate's
+    /// sessions: axum-login ([`AxumLoginIdentity`](crate::session::AxumLoginIdentity)), a
+    /// validated token's claims, a trusted gateway's header. The second-factor state is kept
+    /// in the store, bound to the user and the login; `OtpSession::login` is then refused.
+    ///
+    /// ```
+    /// use tower_otp::session::Identity;
+    /// # use tower_otp::{layer::OtpLayer, MemoryStore, ServerKey, TwoFactor, UserId};
+    /// # let layer = OtpLayer::new(TwoFactor::new(MemoryStore::new(), ServerKey::generate()));
+    /// /// What an upstream JWT layer left in the extensions.
+    /// #[derive(Clone)]
+    /// struct Claims { sub: String, sid: String }
+    ///
+    /// let layer = layer.with_identity(|parts: &http::request::Parts| {
+    ///     let claims = parts.extensions.get::<Claims>()?;
+    ///     Some(Identity::new(UserId::new(claims.sub.clone()).ok()?, &claims.sid))
+    /// });
+    /// ```
+    pub fn with_identity(self, source: impl IdentitySource) -> Self {
+        let source: Arc<dyn IdentitySource> = Arc::new(source);
+        self.change(|c| c.identity = Some(source))
     }
 
     /// How to find the client's address for events. The default reads a [`SocketAddr`]

@@ -47,7 +47,7 @@ where
             client_addr: (self.context.client_addr)(&parts),
             user_agent: parts.headers.get(USER_AGENT).cloned(),
         });
-        let session = OtpSession::from_request(self.context.clone(), &parts.headers, &parts.uri);
+        let session = OtpSession::from_request(self.context.clone(), &parts);
         parts.extensions.insert(session.clone());
         let inner = self.inner.call(Request::from_parts(parts, body));
         ResponseFuture::new(events::scope(info, inner), session)

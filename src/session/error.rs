@@ -12,6 +12,10 @@ pub enum SessionError {
     /// The session ended while the request ran (logged out elsewhere, or expired).
     #[error("the session has ended")]
     SessionEnded,
+    /// Logins are the identity source's business, not this crate's (see
+    /// `OtpLayer::with_identity`).
+    #[error("logins are managed by the application's identity source")]
+    ExternalLogin,
     /// Device management or verification failed.
     #[error(transparent)]
     Otp(#[from] crate::Error),
@@ -26,6 +30,7 @@ impl SessionError {
         match self {
             SessionError::NotAuthenticated => "not_authenticated",
             SessionError::SessionEnded => "session_ended",
+            SessionError::ExternalLogin => "login_managed_externally",
             SessionError::Otp(error) => error.kind(),
             SessionError::Store(error) => error.kind(),
         }

@@ -4,10 +4,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, Uri};
+use http::Uri;
+use http::request::Parts;
 use tokio::sync::MutexGuard;
 
+use super::identity::IdentitySource;
+use super::presented::{Presented, Transport};
 use super::{
     SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
 };
@@ -23,6 +25,8 @@ pub(crate) struct SessionContext {
     pub(crate) two_factor: TwoFactor,
     pub(crate) config: SessionConfig,
     pub(crate) client_addr: ClientAddrFn,
+    /// Where users come from; `None` for the crate's own sessions (`login`).
+    pub(crate) identity: Option<Arc<dyn IdentitySource>>,
 }
 
 impl fmt::Debug for SessionContext {
@@ -30,6 +34,7 @@ impl fmt::Debug for SessionContext {
         f.debug_struct("SessionContext")
             .field("two_factor", &self.two_factor)
             .field("config", &self.config)
+            .field("external_identity", &self.identity.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -57,32 +62,13 @@ struct Shared {
     cookie: Mutex<Option<CookieChange>>,
 }
 
-/// What the request carried.
-#[derive(Clone, Debug)]
-enum Presented {
-    Nothing,
-    /// A bearer header that is not a session id of ours.
-    Malformed,
-    Token {
-        key: SessionKey,
-        transport: Transport,
-    },
-}
-
-/// How a session id travelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// In the session cookie.
-    Cookie,
-    /// In an `Authorization: Bearer` header.
-    Bearer,
-}
-
 /// The session as known so far in this request.
 #[derive(Clone, Debug, Default)]
 struct Current {
     key: Option<SessionKey>,
     record: Option<SessionRecord>,
+    /// Bound to a login of the identity source: the key is derived, never rotated.
+    external: bool,
 }
 
 /// A change to the session cookie, written to the response by the layer.
@@ -122,23 +108,20 @@ impl SessionStatus {
 pub struct SessionVerification {
     /// What verified.
     pub verification: Verification,
-    /// The session's new id (it changes on every verification). Cookie clients receive it
-    /// as a cookie; hand it to bearer clients.
-    pub token: SessionToken,
+    /// The session's new id (an own session's id changes on every verification). Cookie
+    /// clients receive it as a cookie; hand it to bearer clients. `None` for identities from
+    /// an identity source, whose login is not this crate's.
+    pub token: Option<SessionToken>,
 }
 
 impl OtpSession {
-    pub(crate) fn from_request(
-        context: Arc<SessionContext>,
-        headers: &HeaderMap,
-        uri: &Uri,
-    ) -> Self {
-        let presented = presented(&context.config, headers);
+    pub(crate) fn from_request(context: Arc<SessionContext>, parts: &Parts) -> Self {
+        let presented = Presented::find(&context, parts);
         OtpSession {
             shared: Arc::new(Shared {
                 context,
                 presented,
-                uri: uri.clone(),
+                uri: parts.uri.clone(),
                 current: tokio::sync::Mutex::new(None),
                 cookie: Mutex::new(None),
             }),
@@ -188,6 +171,9 @@ impl OtpSession {
     /// Starts a session for `user`, who just passed the application's first factor. Any
     /// session the request carried ends: a new id is issued (no session fixation).
     pub async fn login(&self, user: UserId) -> Result<SessionToken, SessionError> {
+        if self.shared.context.identity.is_some() {
+            return Err(SessionError::ExternalLogin);
+        }
         let mut current = self.current().await?;
         let store = self.store();
         if let Some(old) = current.as_ref().and_then(|c| c.key.clone()) {
@@ -209,6 +195,7 @@ impl OtpSession {
         *current = Some(Current {
             key: Some(key),
             record: Some(record),
+            external: false,
         });
         self.change_cookie(CookieChange::Set(token.clone()));
         tracing::debug!(user = %user, "session started");
@@ -257,21 +244,50 @@ impl OtpSession {
         current: &mut MutexGuard<'_, Option<Current>>,
         verification: Verification,
     ) -> Result<SessionVerification, SessionError> {
-        let (old_key, mut record) = match current.as_ref() {
-            Some(Current {
-                key: Some(key),
-                record: Some(record),
-            }) => (key.clone(), record.clone()),
-            _ => return Err(SessionError::NotAuthenticated),
-        };
-        record.verified = Some(VerifiedBy {
+        let by = VerifiedBy {
             device_id: verification.device.id.clone(),
             device_kind: verification.device.kind(),
             at: verification.at,
             remembered: false,
-        });
-        let (token, key) = SessionToken::generate(old_key.tag());
+        };
+        let token = self.store_verification(current, by).await?;
+        tracing::debug!(user = %verification.device.user, device = %verification.device.id, "session verified");
+        Ok(SessionVerification {
+            verification,
+            token,
+        })
+    }
+
+    /// Records `by` in the session. An own session moves to a new id (returned), atomically
+    /// and only if it still exists; an identity source's login keeps its derived key.
+    async fn store_verification(
+        &self,
+        current: &mut MutexGuard<'_, Option<Current>>,
+        by: VerifiedBy,
+    ) -> Result<Option<SessionToken>, SessionError> {
+        let Some(Current {
+            key: Some(old_key),
+            record: Some(record),
+            external,
+        }) = current.as_ref().cloned()
+        else {
+            return Err(SessionError::NotAuthenticated);
+        };
+        let record = SessionRecord {
+            verified: Some(by),
+            ..record
+        };
         let idle = self.shared.context.config.idle_timeout();
+        if external {
+            self.store().save_session(&old_key, &record, idle).await?;
+            **current = Some(Current {
+                key: Some(old_key),
+                record: Some(record),
+                external,
+            });
+            return Ok(None);
+        }
+        let (token, key) = SessionToken::generate(old_key.tag());
         if !self
             .store()
             .rotate_session(&old_key, &key, &record, idle)
@@ -284,13 +300,10 @@ impl OtpSession {
         **current = Some(Current {
             key: Some(key),
             record: Some(record),
+            external,
         });
         self.change_cookie(CookieChange::Set(token.clone()));
-        tracing::debug!(user = %verification.device.user, device = %verification.device.id, "session verified");
-        Ok(SessionVerification {
-            verification,
-            token,
-        })
+        Ok(Some(token))
     }
 
     /// Ends this session. Returns whether there was one.
@@ -375,9 +388,14 @@ impl OtpSession {
     }
 
     async fn load(&self) -> Result<Current, SessionError> {
-        let Presented::Token { key, .. } = &self.shared.presented else {
-            return Ok(Current::default());
-        };
+        match &self.shared.presented {
+            Presented::Nothing | Presented::Malformed => Ok(Current::default()),
+            Presented::Token { key, .. } => self.load_own(key).await,
+            Presented::External { key, user } => self.load_external(key, user).await,
+        }
+    }
+
+    async fn load_own(&self, key: &SessionKey) -> Result<Current, SessionError> {
         let idle = self.shared.context.config.idle_timeout();
         let Some(record) = self.store().load_session(key, idle).await? else {
             self.change_cookie(CookieChange::Clear);
@@ -391,6 +409,38 @@ impl OtpSession {
         Ok(Current {
             key: Some(key.clone()),
             record: Some(record),
+            external: false,
+        })
+    }
+
+    /// An identity source's user is authenticated whether or not a record exists yet; the
+    /// record only holds the verification of this login.
+    async fn load_external(
+        &self,
+        key: &SessionKey,
+        user: &UserId,
+    ) -> Result<Current, SessionError> {
+        let idle = self.shared.context.config.idle_timeout();
+        let now = self.now();
+        let record = match self.store().load_session(key, idle).await? {
+            Some(record) if record.user == *user && record.expires_at > now => record,
+            stale => {
+                if stale.is_some() {
+                    self.store().delete_session(key).await?;
+                }
+                SessionRecord {
+                    user: user.clone(),
+                    created_at: now,
+                    expires_at: now.saturating_add(self.shared.context.config.absolute_lifetime()),
+                    verified: None,
+                    login: Some(key.digest().to_owned()),
+                }
+            }
+        };
+        Ok(Current {
+            key: Some(key.clone()),
+            record: Some(record),
+            external: true,
         })
     }
 }
@@ -409,57 +459,4 @@ impl fmt::Debug for OtpSession {
             .field("transport", &self.transport())
             .finish_non_exhaustive()
     }
-}
-
-/// Finds the session id: a bearer header first (it is explicit), then the cookie. A
-/// malformed cookie is treated as absent; a malformed bearer id is reported.
-fn presented(config: &SessionConfig, headers: &HeaderMap) -> Presented {
-    let bearer = if config.accepts_bearer() {
-        bearer_token(headers)
-    } else {
-        None
-    };
-    if let Some(Some((_, key))) = bearer.map(|text| text.and_then(SessionToken::parse)) {
-        return Presented::Token {
-            key,
-            transport: Transport::Bearer,
-        };
-    }
-    if let Some(key) = cookie_values(headers, config.cookie_name())
-        .find_map(|value| SessionToken::parse(value).map(|(_, key)| key))
-    {
-        return Presented::Token {
-            key,
-            transport: Transport::Cookie,
-        };
-    }
-    if bearer.is_some() {
-        Presented::Malformed
-    } else {
-        Presented::Nothing
-    }
-}
-
-/// The credentials of an `Authorization: Bearer` header: `None` without one, `Some(None)`
-/// when they are not even text.
-fn bearer_token(headers: &HeaderMap) -> Option<Option<&str>> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes();
-    let scheme = value.get(..7)?;
-    if !scheme.eq_ignore_ascii_case(b"bearer ") {
-        return None;
-    }
-    Some(std::str::from_utf8(&value[7..]).ok().map(str::trim))
-}
-
-/// Every value of the cookie `name` in the request's `Cookie` headers.
-fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(move |pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then(|| value.trim_matches('"'))
-        })
 }

@@ -14,12 +14,18 @@
 mod config;
 mod error;
 mod handle;
+mod identity;
+mod presented;
 mod record;
 mod token;
 
 pub use config::{ConfigError, SessionConfig};
 pub use error::SessionError;
-pub use handle::{OtpSession, SessionStatus, SessionVerification, Transport};
+pub use handle::{OtpSession, SessionStatus, SessionVerification};
+#[cfg(feature = "axum-login")]
+pub use identity::AxumLoginIdentity;
+pub use identity::{Identified, Identity, IdentitySource};
+pub use presented::Transport;
 pub use record::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 pub use token::SessionToken;
 
