@@ -56,6 +56,7 @@ pub mod events;
 pub mod guard;
 pub mod layer;
 pub mod otp;
+pub mod remember;
 pub mod session;
 pub mod store;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::events::{DeviceRef, EventKind, Events};
 use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, Token, TokenError, TotpParams};
+use crate::remember::{BrowserId, RememberedBrowser};
 use crate::store::{AttemptGrant, AttemptSlot, SharedStore, Store, SuccessProof};
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
@@ -528,6 +529,44 @@ impl TwoFactor {
             self.emit(EventKind::AllDevicesRemoved { count }, user, None);
         }
         Ok(count)
+    }
+
+    // ----- remembered browsers --------------------------------------------------------------
+
+    /// The user's remembered browsers, oldest first.
+    pub async fn remembered_browsers(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<RememberedBrowser>, Error> {
+        Ok(self.inner.store.list_remembered(user).await?)
+    }
+
+    /// Forgets one remembered browser: its cookie stops working at once.
+    pub async fn forget_browser(&self, user: &UserId, id: &BrowserId) -> Result<bool, Error> {
+        let existed = self.inner.store.delete_remembered(user, id).await?;
+        if existed {
+            self.emit(EventKind::RememberedDevicesRevoked { count: 1 }, user, None);
+        }
+        Ok(existed)
+    }
+
+    /// Forgets every remembered browser of the user. Returns how many.
+    pub async fn forget_all_browsers(&self, user: &UserId) -> Result<u64, Error> {
+        let count = self.inner.store.delete_all_remembered(user).await?;
+        if count > 0 {
+            self.emit(EventKind::RememberedDevicesRevoked { count }, user, None);
+        }
+        Ok(count)
+    }
+
+    /// Makes everything issued to the user so far that depends on their stamp stop working —
+    /// every remember-device cookie, including any not recorded — and forgets their
+    /// remembered browsers. Call it when the user changes their password or asks to be
+    /// signed out of all browsers.
+    pub async fn invalidate_remembered(&self, user: &UserId) -> Result<(), Error> {
+        self.inner.store.bump_user_stamp(user).await?;
+        self.forget_all_browsers(user).await?;
+        Ok(())
     }
 
     /// Lifts a lock set by too many consecutive failures.

@@ -10,7 +10,7 @@ use tokio::task::futures::TaskLocalFuture;
 
 use crate::events::RequestInfo;
 
-use crate::session::{CookieChange, OtpSession};
+use crate::session::OtpSession;
 
 pin_project! {
     /// The response future of [`Otp`](super::Otp): the inner response (run with the request
@@ -41,27 +41,21 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(session) = this.session.take() {
-            write_cookie_change(&session, &mut response);
+            write_cookie_changes(&session, &mut response);
         }
         Poll::Ready(Ok(response))
     }
 }
 
-fn write_cookie_change<B>(session: &OtpSession, response: &mut Response<B>) {
-    let Some(change) = session.take_cookie_change() else {
-        return;
-    };
-    let config = session.config();
-    let cookie = match change {
-        CookieChange::Set(token) => config.set_cookie(&token, config.absolute_lifetime()),
-        CookieChange::Clear => config.clear_cookie(),
-    };
-    match HeaderValue::from_str(&cookie) {
-        Ok(value) => {
-            response.headers_mut().append(SET_COOKIE, value);
+fn write_cookie_changes<B>(session: &OtpSession, response: &mut Response<B>) {
+    for cookie in session.take_set_cookies() {
+        match HeaderValue::from_str(&cookie) {
+            Ok(value) => {
+                response.headers_mut().append(SET_COOKIE, value);
+            }
+            // Cookie names are validated and values are base64url, so this cannot happen; if
+            // it did, sending no cookie is the safe failure.
+            Err(_) => tracing::warn!("a cookie is not a valid header value"),
         }
-        // Cookie names are validated and ids are base64url, so this cannot happen; if it did,
-        // sending no cookie is the safe failure.
-        Err(_) => tracing::warn!("session cookie is not a valid header value"),
     }
 }

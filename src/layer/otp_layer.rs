@@ -5,6 +5,7 @@ use tower::Layer;
 
 use super::Otp;
 use crate::device::TwoFactor;
+use crate::remember::RememberConfig;
 use crate::session::{ClientAddrFn, IdentitySource, SessionConfig, SessionContext};
 
 /// Adds an [`OtpSession`](crate::session::OtpSession) to every request. See the
@@ -23,6 +24,7 @@ impl OtpLayer {
                 config: SessionConfig::default(),
                 client_addr: Arc::new(socket_addr_extension),
                 identity: None,
+                remember: None,
             }),
         }
     }
@@ -33,6 +35,7 @@ impl OtpLayer {
             config: self.context.config.clone(),
             client_addr: self.context.client_addr.clone(),
             identity: self.context.identity.clone(),
+            remember: self.context.remember.clone(),
         };
         change(&mut context);
         OtpLayer {
@@ -66,6 +69,11 @@ impl OtpLayer {
     pub fn with_identity(self, source: impl IdentitySource) -> Self {
         let source: Arc<dyn IdentitySource> = Arc::new(source);
         self.change(|c| c.identity = Some(source))
+    }
+
+    /// Enables remember-device cookies (see [`remember`](crate::remember)).
+    pub fn with_remember(self, remember: RememberConfig) -> Self {
+        self.change(|c| c.remember = Some(remember))
     }
 
     /// How to find the client's address for events. The default reads a [`SocketAddr`]

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tower_cookies::cookie::{Cookie, SameSite};
 
+#[cfg(test)]
 use super::SessionToken;
 
 /// Session settings: cookie attributes, bearer tokens, lifetimes.
@@ -166,17 +167,21 @@ impl SessionConfig {
     }
 
     /// The `Set-Cookie` value carrying `token` for `max_age`.
-    pub(crate) fn set_cookie(&self, token: &SessionToken, max_age: Duration) -> String {
-        self.cookie(token.expose().to_owned(), max_age)
+    #[cfg(test)]
+    fn set_cookie(&self, token: &SessionToken, max_age: Duration) -> String {
+        self.cookie(self.cookie_name(), token.expose(), max_age)
     }
 
     /// The `Set-Cookie` value that removes the cookie.
-    pub(crate) fn clear_cookie(&self) -> String {
-        self.cookie(String::new(), Duration::ZERO)
+    #[cfg(test)]
+    fn clear_cookie(&self) -> String {
+        self.cookie(self.cookie_name(), "", Duration::ZERO)
     }
 
-    fn cookie(&self, value: String, max_age: Duration) -> String {
-        let mut cookie = Cookie::build((self.cookie_name().to_owned(), value))
+    /// A `Set-Cookie` value with this configuration's attributes: `HttpOnly`, `Secure`,
+    /// `SameSite`, `Path`, `Domain`. An empty value with no `max_age` removes the cookie.
+    pub(crate) fn cookie(&self, name: &str, value: &str, max_age: Duration) -> String {
+        let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
             .http_only(true)
             .secure(self.secure)
             .same_site(self.same_site)

@@ -12,6 +12,12 @@ pub enum SessionError {
     /// The session ended while the request ran (logged out elsewhere, or expired).
     #[error("the session has ended")]
     SessionEnded,
+    /// The session has not passed the second factor (by a code, for remembering a browser).
+    #[error("the session is not verified")]
+    NotVerified,
+    /// Remember-device cookies are not enabled, or the client does not take cookies.
+    #[error("remembering this browser is not available")]
+    RememberUnavailable,
     /// Logins are the identity source's business, not this crate's (see
     /// `OtpLayer::with_identity`).
     #[error("logins are managed by the application's identity source")]
@@ -31,6 +37,8 @@ impl SessionError {
             SessionError::NotAuthenticated => "not_authenticated",
             SessionError::SessionEnded => "session_ended",
             SessionError::ExternalLogin => "login_managed_externally",
+            SessionError::NotVerified => "otp_required",
+            SessionError::RememberUnavailable => "remember_unavailable",
             SessionError::Otp(error) => error.kind(),
             SessionError::Store(error) => error.kind(),
         }

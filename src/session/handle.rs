@@ -4,18 +4,22 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use http::Uri;
 use http::request::Parts;
 use tokio::sync::MutexGuard;
+use zeroize::Zeroizing;
 
 use super::identity::IdentitySource;
-use super::presented::{Presented, Transport};
+use super::presented::{Presented, Transport, cookie_values};
 use super::{
     SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
 };
 use crate::clock::Timestamp;
 use crate::device::{Device, DeviceId, TwoFactor, UserId, Verification};
 use crate::events::EventKind;
+use crate::remember::{BrowserId, RememberClaims, RememberConfig, RememberedBrowser};
 
 /// Finds a request's client address, for events.
 pub(crate) type ClientAddrFn = Arc<dyn Fn(&http::request::Parts) -> Option<IpAddr> + Send + Sync>;
@@ -27,6 +31,8 @@ pub(crate) struct SessionContext {
     pub(crate) client_addr: ClientAddrFn,
     /// Where users come from; `None` for the crate's own sessions (`login`).
     pub(crate) identity: Option<Arc<dyn IdentitySource>>,
+    /// Remember-device cookies, when enabled.
+    pub(crate) remember: Option<RememberConfig>,
 }
 
 impl fmt::Debug for SessionContext {
@@ -59,7 +65,11 @@ struct Shared {
     /// The URI as the layer saw it, before any router stripped a nesting prefix.
     uri: Uri,
     current: tokio::sync::Mutex<Option<Current>>,
-    cookie: Mutex<Option<CookieChange>>,
+    cookies: Mutex<PendingCookies>,
+    /// The remember-device cookie the request carried, when remembering is configured.
+    remember_cookie: Option<String>,
+    /// The request's `User-Agent`, recorded with remembered browsers.
+    user_agent: Option<http::HeaderValue>,
 }
 
 /// The session as known so far in this request.
@@ -71,11 +81,21 @@ struct Current {
     external: bool,
 }
 
-/// A change to the session cookie, written to the response by the layer.
+/// A change to a cookie, written to the response by the layer.
 #[derive(Clone, Debug)]
-pub(crate) enum CookieChange {
-    Set(SessionToken),
+enum CookieChange {
+    Set {
+        value: Zeroizing<String>,
+        max_age: Duration,
+    },
     Clear,
+}
+
+/// The cookie changes a request made: the session cookie and the remember-device cookie.
+#[derive(Debug, Default)]
+struct PendingCookies {
+    session: Option<CookieChange>,
+    remember: Option<CookieChange>,
 }
 
 /// The session's state at a point in the request.
@@ -117,13 +137,21 @@ pub struct SessionVerification {
 impl OtpSession {
     pub(crate) fn from_request(context: Arc<SessionContext>, parts: &Parts) -> Self {
         let presented = Presented::find(&context, parts);
+        let remember_cookie = context.remember.as_ref().and_then(|remember| {
+            let name = remember.cookie_name(context.config.cookie_name());
+            cookie_values(&parts.headers, &name)
+                .next()
+                .map(str::to_owned)
+        });
         OtpSession {
             shared: Arc::new(Shared {
                 context,
                 presented,
                 uri: parts.uri.clone(),
                 current: tokio::sync::Mutex::new(None),
-                cookie: Mutex::new(None),
+                cookies: Mutex::default(),
+                remember_cookie,
+                user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
             }),
         }
     }
@@ -197,7 +225,7 @@ impl OtpSession {
             record: Some(record),
             external: false,
         });
-        self.change_cookie(CookieChange::Set(token.clone()));
+        self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
         Ok(token)
     }
@@ -241,7 +269,7 @@ impl OtpSession {
 
     async fn mark_verified(
         &self,
-        current: &mut MutexGuard<'_, Option<Current>>,
+        current: &mut Option<Current>,
         verification: Verification,
     ) -> Result<SessionVerification, SessionError> {
         let by = VerifiedBy {
@@ -262,7 +290,7 @@ impl OtpSession {
     /// and only if it still exists; an identity source's login keeps its derived key.
     async fn store_verification(
         &self,
-        current: &mut MutexGuard<'_, Option<Current>>,
+        current: &mut Option<Current>,
         by: VerifiedBy,
     ) -> Result<Option<SessionToken>, SessionError> {
         let Some(Current {
@@ -280,7 +308,7 @@ impl OtpSession {
         let idle = self.shared.context.config.idle_timeout();
         if external {
             self.store().save_session(&old_key, &record, idle).await?;
-            **current = Some(Current {
+            *current = Some(Current {
                 key: Some(old_key),
                 record: Some(record),
                 external,
@@ -293,17 +321,78 @@ impl OtpSession {
             .rotate_session(&old_key, &key, &record, idle)
             .await?
         {
-            **current = Some(Current::default());
-            self.change_cookie(CookieChange::Clear);
+            *current = Some(Current::default());
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Err(SessionError::SessionEnded);
         }
-        **current = Some(Current {
+        *current = Some(Current {
             key: Some(key),
             record: Some(record),
             external,
         });
-        self.change_cookie(CookieChange::Set(token.clone()));
+        self.set_session_cookie(&token);
         Ok(Some(token))
+    }
+
+    /// Remembers this browser for the device that verified the session: sets a signed
+    /// remember-device cookie and records the browser in the store, so that the user's later
+    /// sessions in this browser are verified without a code until it expires or is revoked.
+    ///
+    /// Needs remember-device cookies enabled on the layer, a cookie client, and a session
+    /// verified by a code (not itself by a remembered browser).
+    pub async fn remember_device(&self) -> Result<RememberedBrowser, SessionError> {
+        let (Some(config), Some(Transport::Cookie) | None) =
+            (&self.shared.context.remember, self.transport())
+        else {
+            return Err(SessionError::RememberUnavailable);
+        };
+        let current = self.current().await?;
+        let record = current
+            .as_ref()
+            .and_then(|c| c.record.clone())
+            .ok_or(SessionError::NotAuthenticated)?;
+        let Some(verified) = record.verified.filter(|v| !v.remembered) else {
+            return Err(SessionError::NotVerified);
+        };
+        drop(current);
+        let now = self.now();
+        let browser = RememberedBrowser {
+            id: BrowserId::generate(),
+            user: record.user.clone(),
+            device_id: verified.device_id.clone(),
+            created_at: now,
+            last_used_at: None,
+            expires_at: now.saturating_add(config.lifetime()),
+            user_agent: self
+                .shared
+                .user_agent
+                .as_ref()
+                .and_then(|ua| ua.to_str().ok())
+                .map(|ua| ua.chars().take(256).collect()),
+        };
+        let stamp = self.store().put_remembered(&browser).await?;
+        let value = config.sign(&RememberClaims {
+            user: browser.user.clone(),
+            device: browser.device_id.clone(),
+            browser: browser.id.clone(),
+            stamp,
+            issued_at: now,
+            expires_at: browser.expires_at,
+        });
+        let max_age = config.lifetime();
+        self.change_cookies(|c| {
+            c.remember = Some(CookieChange::Set {
+                value: Zeroizing::new(value),
+                max_age,
+            })
+        });
+        let device = self
+            .store()
+            .get_device(&browser.user, &browser.device_id)
+            .await?;
+        self.two_factor()
+            .emit(EventKind::DeviceRemembered, &browser.user, device.as_ref());
+        Ok(browser)
     }
 
     /// Ends this session. Returns whether there was one.
@@ -315,7 +404,7 @@ impl OtpSession {
             None => false,
         };
         *current = Some(Current::default());
-        self.change_cookie(CookieChange::Clear);
+        self.change_cookies(|c| c.session = Some(CookieChange::Clear));
         if let (true, Some(record)) = (existed, &ending.record) {
             self.two_factor()
                 .emit(EventKind::LoggedOut, &record.user, None);
@@ -332,7 +421,7 @@ impl OtpSession {
             .delete_user_sessions(&UserTag::of(&user))
             .await?;
         *current = Some(Current::default());
-        self.change_cookie(CookieChange::Clear);
+        self.change_cookies(|c| c.session = Some(CookieChange::Clear));
         tracing::debug!(user = %user, count, "all sessions ended");
         self.two_factor().emit(
             EventKind::LoggedOutEverywhere { sessions: count },
@@ -349,25 +438,58 @@ impl OtpSession {
         Ok(self.two_factor().devices(&user).await?)
     }
 
-    /// The cookie change to write to the response, taken once.
-    pub(crate) fn take_cookie_change(&self) -> Option<CookieChange> {
+    /// The `Set-Cookie` values to write to the response, taken once.
+    pub(crate) fn take_set_cookies(&self) -> Vec<String> {
         // A bearer client manages its own token; it gets no cookies.
         if self.transport() == Some(Transport::Bearer) {
-            return None;
+            return Vec::new();
         }
-        self.shared
-            .cookie
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        let pending = std::mem::take(
+            &mut *self
+                .shared
+                .cookies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let config = &self.shared.context.config;
+        let remember_name = self
+            .shared
+            .context
+            .remember
+            .as_ref()
+            .map(|r| r.cookie_name(config.cookie_name()));
+        let session = pending
+            .session
+            .map(|change| (config.cookie_name().to_owned(), change));
+        let remember = remember_name.zip(pending.remember);
+        session
+            .into_iter()
+            .chain(remember)
+            .map(|(name, change)| match change {
+                CookieChange::Set { value, max_age } => config.cookie(&name, &value, max_age),
+                CookieChange::Clear => config.cookie(&name, "", Duration::ZERO),
+            })
+            .collect()
     }
 
-    pub(crate) fn config(&self) -> &SessionConfig {
-        &self.shared.context.config
+    fn set_session_cookie(&self, token: &SessionToken) {
+        let max_age = self.shared.context.config.absolute_lifetime();
+        self.change_cookies(|c| {
+            c.session = Some(CookieChange::Set {
+                value: Zeroizing::new(token.expose().to_owned()),
+                max_age,
+            })
+        });
     }
 
-    fn change_cookie(&self, change: CookieChange) {
-        *self.shared.cookie.lock().unwrap_or_else(|e| e.into_inner()) = Some(change);
+    fn change_cookies(&self, change: impl FnOnce(&mut PendingCookies)) {
+        change(
+            &mut self
+                .shared
+                .cookies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
     }
 
     fn store(&self) -> &crate::store::SharedStore {
@@ -388,22 +510,109 @@ impl OtpSession {
     }
 
     async fn load(&self) -> Result<Current, SessionError> {
-        match &self.shared.presented {
-            Presented::Nothing | Presented::Malformed => Ok(Current::default()),
-            Presented::Token { key, .. } => self.load_own(key).await,
-            Presented::External { key, user } => self.load_external(key, user).await,
+        let current = match &self.shared.presented {
+            Presented::Nothing | Presented::Malformed => return Ok(Current::default()),
+            Presented::Token { key, .. } => self.load_own(key).await?,
+            Presented::External { key, user } => self.load_external(key, user).await?,
+        };
+        let unverified = current
+            .record
+            .as_ref()
+            .is_some_and(|r| r.verified.is_none());
+        match (&self.shared.remember_cookie, &self.shared.context.remember) {
+            (Some(cookie), Some(config)) if unverified => {
+                let mut current = Some(current);
+                self.apply_remembered(&mut current, config, cookie).await?;
+                Ok(current.unwrap_or_default())
+            }
+            _ => Ok(current),
         }
+    }
+
+    /// Marks an unverified session verified by a valid remember-device cookie, or refuses
+    /// the cookie (with an event, and removing it unless it belongs to another user).
+    async fn apply_remembered(
+        &self,
+        current: &mut Option<Current>,
+        config: &RememberConfig,
+        cookie: &str,
+    ) -> Result<(), SessionError> {
+        let Some(user) = current
+            .as_ref()
+            .and_then(|c| c.record.as_ref())
+            .map(|r| r.user.clone())
+        else {
+            return Ok(());
+        };
+        let now = self.now();
+        let claims = match config.verify(cookie) {
+            Some(claims) if claims.user != user => {
+                return Ok(self.refuse_remembered(&user, "wrong_user", false));
+            }
+            Some(claims) if claims.expires_at <= now => {
+                return Ok(self.refuse_remembered(&user, "expired", true));
+            }
+            Some(claims) => claims,
+            None => return Ok(self.refuse_remembered(&user, "invalid", true)),
+        };
+        let check = self
+            .store()
+            .check_remembered(&user, &claims.browser, &claims.device, now)
+            .await?;
+        let refusal = match (&check.browser, &check.device) {
+            (None, _) => Some("revoked"),
+            (Some(browser), _) if browser.device_id != claims.device => Some("invalid"),
+            (_, None) => Some("device_gone"),
+            (_, Some(device)) if !device.confirmed => Some("device_gone"),
+            _ if check.stamp != claims.stamp => Some("stamp_changed"),
+            _ => None,
+        };
+        if let Some(reason) = refusal {
+            if reason == "device_gone" {
+                self.store()
+                    .delete_remembered(&user, &claims.browser)
+                    .await?;
+            }
+            self.refuse_remembered(&user, reason, true);
+            return Ok(());
+        }
+        let Some(device) = check.device else {
+            return Ok(());
+        };
+        let by = VerifiedBy {
+            device_id: device.id.clone(),
+            device_kind: device.kind(),
+            at: now,
+            remembered: true,
+        };
+        self.store_verification(current, by).await?;
+        self.two_factor()
+            .emit(EventKind::RememberedDeviceUsed, &user, Some(&device));
+        Ok(())
+    }
+
+    fn refuse_remembered(&self, user: &UserId, reason: &str, remove_cookie: bool) {
+        if remove_cookie {
+            self.change_cookies(|c| c.remember = Some(CookieChange::Clear));
+        }
+        self.two_factor().emit(
+            EventKind::RememberedDeviceRefused {
+                reason: reason.to_owned(),
+            },
+            user,
+            None,
+        );
     }
 
     async fn load_own(&self, key: &SessionKey) -> Result<Current, SessionError> {
         let idle = self.shared.context.config.idle_timeout();
         let Some(record) = self.store().load_session(key, idle).await? else {
-            self.change_cookie(CookieChange::Clear);
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         };
         if record.expires_at <= self.now() || UserTag::of(&record.user) != *key.tag() {
             self.store().delete_session(key).await?;
-            self.change_cookie(CookieChange::Clear);
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         }
         Ok(Current {

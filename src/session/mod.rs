@@ -29,4 +29,4 @@ pub use presented::Transport;
 pub use record::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 pub use token::SessionToken;
 
-pub(crate) use handle::{ClientAddrFn, CookieChange, SessionContext};
+pub(crate) use handle::{ClientAddrFn, SessionContext};

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use super::{AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof};
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
 
 /// Expired sessions are swept after this many writes.
@@ -54,6 +55,7 @@ struct UserData {
     failures: u32,
     locked_until: Option<Timestamp>,
     stamp: u64,
+    remembered: Vec<RememberedBrowser>,
 }
 
 impl UserData {
@@ -137,8 +139,15 @@ impl State {
         for key in expired {
             self.remove_session(&key);
         }
+        for user in self.users.values_mut() {
+            user.remembered.retain(|b| b.expires_at > now);
+        }
         self.users.retain(|_, u| {
-            !(u.devices.is_empty() && u.failures == 0 && u.locked_until.is_none() && u.stamp == 0)
+            !(u.devices.is_empty()
+                && u.failures == 0
+                && u.locked_until.is_none()
+                && u.stamp == 0
+                && u.remembered.is_empty())
         });
     }
 
@@ -498,6 +507,78 @@ impl Store for MemoryStore {
             }
             state.remove_session(&key);
         }
+        Ok(live)
+    }
+
+    async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(&browser.user);
+        data.remembered.retain(|b| b.id != browser.id);
+        data.remembered.push(browser.clone());
+        Ok(data.stamp)
+    }
+
+    async fn check_remembered(
+        &self,
+        user: &UserId,
+        id: &BrowserId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<RememberedCheck, StoreError> {
+        let expiry_now = now.max(self.clock.now());
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        data.remembered.retain(|b| b.expires_at > expiry_now);
+        let browser = data.remembered.iter_mut().find(|b| &b.id == id).map(|b| {
+            let before = b.clone();
+            b.last_used_at = Some(now);
+            before
+        });
+        Ok(RememberedCheck {
+            browser,
+            device: data.device_mut(device).cloned(),
+            stamp: data.stamp,
+        })
+    }
+
+    async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError> {
+        let now = self.clock.now();
+        let state = self.lock();
+        Ok(state
+            .users
+            .get(user)
+            .map(|u| {
+                u.remembered
+                    .iter()
+                    .filter(|b| b.expires_at > now)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        let live = data
+            .remembered
+            .iter()
+            .any(|b| &b.id == id && b.expires_at > now);
+        data.remembered.retain(|b| &b.id != id);
+        Ok(live)
+    }
+
+    async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        let live = data
+            .remembered
+            .iter()
+            .filter(|b| b.expires_at > now)
+            .count() as u64;
+        data.remembered.clear();
         Ok(live)
     }
 

@@ -25,6 +25,7 @@ pub use memory::MemoryStore;
 
 use crate::clock::Timestamp;
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
 
 /// A store shared by the crate's components.
@@ -231,6 +232,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes every session whose key has `tag` (every session of one user), atomically.
     /// Returns how many.
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError>;
+
+    // ----- remembered browsers --------------------------------------------------------------
+
+    /// Stores a remembered browser, which expires at its `expires_at`; returns the user's
+    /// current stamp (to bind into the cookie).
+    async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError>;
+
+    /// In one atomic operation: the browser `id` of `user` unless missing or expired (by the
+    /// store's clock or `now`), with its `last_used_at` then set to `now` (the returned
+    /// record shows the previous value); the user's device `device`; and the user's stamp.
+    async fn check_remembered(
+        &self,
+        user: &UserId,
+        id: &BrowserId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<RememberedCheck, StoreError>;
+
+    /// The user's live remembered browsers, oldest first.
+    async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError>;
+
+    /// Forgets one remembered browser. Returns whether it existed.
+    async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError>;
+
+    /// Forgets every remembered browser of the user. Returns how many.
+    async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError>;
 
     // ----- health --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tower_otp::clock::Timestamp;
 use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag};
 use tower_otp::store::{
     AttemptGrant, Challenge, ChallengePut, SharedStore, Store, StoreError, SuccessProof,
@@ -161,6 +162,27 @@ impl Store for InstrumentedStore {
     }
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         self.gate()?.delete_user_sessions(tag).await
+    }
+    async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {
+        self.gate()?.put_remembered(browser).await
+    }
+    async fn check_remembered(
+        &self,
+        user: &UserId,
+        id: &BrowserId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<RememberedCheck, StoreError> {
+        self.gate()?.check_remembered(user, id, device, now).await
+    }
+    async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError> {
+        self.gate()?.list_remembered(user).await
+    }
+    async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError> {
+        self.gate()?.delete_remembered(user, id).await
+    }
+    async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
+        self.gate()?.delete_all_remembered(user).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.gate()?.ping().await
