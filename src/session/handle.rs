@@ -546,14 +546,17 @@ impl OtpSession {
         };
         let now = self.now();
         let claims = match config.verify(cookie) {
-            Some(claims) if claims.user != user => {
-                return Ok(self.refuse_remembered(&user, "wrong_user", false));
+            Some(claims) if claims.user != user => Err(("wrong_user", false)),
+            Some(claims) if claims.expires_at <= now => Err(("expired", true)),
+            Some(claims) => Ok(claims),
+            None => Err(("invalid", true)),
+        };
+        let claims = match claims {
+            Ok(claims) => claims,
+            Err((reason, remove_cookie)) => {
+                self.refuse_remembered(&user, reason, remove_cookie);
+                return Ok(());
             }
-            Some(claims) if claims.expires_at <= now => {
-                return Ok(self.refuse_remembered(&user, "expired", true));
-            }
-            Some(claims) => claims,
-            None => return Ok(self.refuse_remembered(&user, "invalid", true)),
         };
         let check = self
             .store()

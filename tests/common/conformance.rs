@@ -12,6 +12,7 @@ use tower_otp::clock::{Clock, SystemClock, Timestamp};
 use tower_otp::device::{
     CodeHash, Device, DeviceConfig, DeviceId, DeviceState, ThrottlePolicy, UserId,
 };
+use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
     AttemptGrant, AttemptSlot, Challenge, ChallengePut, SharedStore, SuccessProof,
@@ -41,6 +42,8 @@ macro_rules! store_conformance_tests {
             race_two_hundred_uses_of_one_challenge,
             race_two_hundred_wrong_attempts_match_sequential_throttled,
             race_two_hundred_wrong_attempts_match_sequential_unthrottled,
+            remembered_browsers_are_put_checked_listed_and_deleted,
+            remembered_browsers_expire,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -884,4 +887,132 @@ pub async fn race_two_hundred_wrong_attempts_match_sequential_unthrottled(
     b: SharedStore,
 ) {
     wrong_attempts_match_sequential(a, b, throttle_off()).await;
+}
+
+fn browser(
+    owner: &UserId,
+    device: &DeviceId,
+    created: Timestamp,
+    lifetime: Duration,
+) -> RememberedBrowser {
+    RememberedBrowser {
+        id: BrowserId::generate(),
+        user: owner.clone(),
+        device_id: device.clone(),
+        created_at: created,
+        last_used_at: None,
+        expires_at: created.saturating_add(lifetime),
+        user_agent: Some("Firefox/140".into()),
+    }
+}
+
+pub async fn remembered_browsers_are_put_checked_listed_and_deleted(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let day = Duration::from_secs(86_400);
+    let first = browser(&alice, &d.id, now, day);
+    let second = browser(
+        &alice,
+        &d.id,
+        now.saturating_add(Duration::from_millis(1)),
+        day,
+    );
+    assert_eq!(
+        a.put_remembered(&first).await.unwrap(),
+        0,
+        "the stamp comes back"
+    );
+    let stamp = b.bump_user_stamp(&alice).await.unwrap();
+    assert_eq!(b.put_remembered(&second).await.unwrap(), stamp);
+    assert_eq!(
+        a.list_remembered(&alice).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(a.list_remembered(&user("bob")).await.unwrap(), vec![]);
+
+    let later = now.saturating_add(Duration::from_secs(60));
+    let check = b
+        .check_remembered(&alice, &first.id, &d.id, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        check.browser,
+        Some(first.clone()),
+        "as it was before the check"
+    );
+    assert_eq!(check.device, Some(d.clone()));
+    assert_eq!(check.stamp, stamp);
+    let listed = a.list_remembered(&alice).await.unwrap();
+    assert_eq!(
+        listed[0].last_used_at,
+        Some(later),
+        "the check records its use"
+    );
+
+    let missing_device = DeviceId::generate();
+    let check = a
+        .check_remembered(&alice, &second.id, &missing_device, later)
+        .await
+        .unwrap();
+    assert_eq!((check.browser.is_some(), check.device), (true, None));
+    let check = a
+        .check_remembered(&alice, &BrowserId::generate(), &d.id, later)
+        .await
+        .unwrap();
+    assert_eq!(check.browser, None);
+    let check = a
+        .check_remembered(&user("bob"), &first.id, &d.id, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (check.browser, check.device, check.stamp),
+        (None, None, 0),
+        "per user"
+    );
+    assert!(a.delete_remembered(&alice, &first.id).await.unwrap());
+    assert!(!b.delete_remembered(&alice, &first.id).await.unwrap());
+    assert_eq!(a.list_remembered(&alice).await.unwrap().len(), 1);
+    // Past its expiry by the caller's clock a browser does not check out.
+    let expired = now
+        .saturating_add(day)
+        .saturating_add(Duration::from_millis(1));
+    assert_eq!(
+        a.check_remembered(&alice, &second.id, &d.id, expired)
+            .await
+            .unwrap()
+            .browser,
+        None
+    );
+    let third = browser(&alice, &d.id, now, day);
+    a.put_remembered(&third).await.unwrap();
+    assert!(b.delete_all_remembered(&alice).await.unwrap() >= 1);
+    assert_eq!(a.list_remembered(&alice).await.unwrap(), vec![]);
+    assert_eq!(b.delete_all_remembered(&alice).await.unwrap(), 0);
+}
+
+pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let short = browser(&alice, &d.id, now, Duration::from_millis(800));
+    let long = browser(&alice, &d.id, now, Duration::from_secs(3600));
+    a.put_remembered(&short).await.unwrap();
+    a.put_remembered(&long).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Gone by the store's own clock, even for a caller whose clock lags.
+    assert_eq!(
+        b.check_remembered(&alice, &short.id, &d.id, now)
+            .await
+            .unwrap()
+            .browser,
+        None
+    );
+    assert_eq!(b.list_remembered(&alice).await.unwrap(), vec![long]);
+    assert!(!b.delete_remembered(&alice, &short.id).await.unwrap());
 }
