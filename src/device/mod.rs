@@ -10,7 +10,7 @@
 //! * **HOTP**: a look-ahead window past the expected counter; an accepted code moves the
 //!   counter past it.
 //! * **Backup codes**: single-use codes stored as keyed hashes (see [`ServerKey`]).
-//! * **Throttling** on every kind; see [`throttle`](self::ThrottlePolicy) for the rules and
+//! * **Throttling** on every kind; see [`ThrottlePolicy`] for the rules and
 //!   the odds they leave an attacker.
 //!
 //! Secrets can be sealed at rest with a [`SecretSealer`]; without one they are stored

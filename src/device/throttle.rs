@@ -1,37 +1,37 @@
-//! How fast wrong codes slow an attacker down.
-//!
-//! Two limits apply to every verification, whatever the device kind:
-//!
-//! * **Per device**, django-otp's exponential backoff: after `n` counted attempts without a
-//!   success, the next attempt on that device is refused until `factor * 2^(n-1)` has passed
-//!   since the last one, capped at `max_delay` (django-otp has no cap, so a few dozen typos can
-//!   lock a real user out for days). Each device has its own count, so wrong TOTP codes never
-//!   block the user's backup codes.
-//! * **Per user**, a count of consecutive failed attempts across all devices. At
-//!   `user_failure_limit` (100, as NIST SP 800-63B section 5.2.2 allows at most) verification
-//!   is locked for `lock_period` or until the application calls
-//!   [`TwoFactor::reset_lockout`](super::TwoFactor::reset_lockout).
-//!
-//! An attempt counts when it *starts*, atomically in the store, and a success clears the
-//! count; concurrent guesses therefore cannot all slip through before the first failure is
-//! recorded.
-//!
-//! # What an attacker gets under the defaults
-//!
-//! At most 100 guesses per user per lock period (24 h) in total, whatever the number of
-//! devices, and fewer in practice because of the per-device delays (the first ten failures on
-//! a device take 17 minutes of waiting, then one guess per 15 minutes). A 6-digit TOTP code
-//! with the default tolerance of one step accepts 3 codes per guess, so the best chance of
-//! success is `100 * 3 / 10^6 = 3 * 10^-4` per day (about 1 in 3,300); an HOTP device with the
-//! default look-ahead of 5 accepts 6 codes per guess: `6 * 10^-4` per day. A 50-bit backup code
-//! guess against a set of 10 succeeds with probability `10 / 2^50` per guess: below `10^-12`
-//! per day.
+//! Throttling of verification attempts.
 
 use std::time::Duration;
 
 use crate::clock::{Timestamp, duration_millis};
 
-/// Throttling settings. See the [module docs](self).
+/// How fast wrong codes slow an attacker down.
+///
+/// Two limits apply to every verification, whatever the device kind:
+///
+/// * **Per device**, django-otp's exponential backoff: after `n` counted attempts without a
+///   success, the next attempt on that device is refused until `factor * 2^(n-1)` has passed
+///   since the last one, capped at `max_delay` (django-otp has no cap, so a few dozen typos can
+///   lock a real user out for days). Each device has its own count, so wrong TOTP codes never
+///   block the user's backup codes.
+/// * **Per user**, a count of consecutive failed attempts across all devices. At
+///   `user_failure_limit` (100, as NIST SP 800-63B section 5.2.2 allows at most) verification
+///   is locked for `lock_period` or until the application calls
+///   [`TwoFactor::reset_lockout`](super::TwoFactor::reset_lockout).
+///
+/// An attempt counts when it *starts*, atomically in the store, and a success clears the
+/// count; concurrent guesses therefore cannot all slip through before the first failure is
+/// recorded.
+///
+/// # What an attacker gets under the defaults
+///
+/// At most 100 guesses per user per lock period (24 h) in total, whatever the number of
+/// devices, and fewer in practice because of the per-device delays (the first ten failures on
+/// a device take 17 minutes of waiting, then one guess per 15 minutes). A 6-digit TOTP code
+/// with the default tolerance of one step accepts 3 codes per guess, so the best chance of
+/// success is `100 * 3 / 10^6 = 3 * 10^-4` per day (about 1 in 3,300); an HOTP device with the
+/// default look-ahead of 5 accepts 6 codes per guess: `6 * 10^-4` per day. A 50-bit backup code
+/// guess against a set of 10 succeeds with probability `10 / 2^50` per guess: below `10^-12`
+/// per day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {
     factor: Duration,
