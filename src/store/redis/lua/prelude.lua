@@ -1,0 +1,105 @@
+-- Shared by every script of the Redis store; each script file is appended to this one.
+--
+-- Counters and times are kept as decimal strings and compared as strings: Lua numbers are
+-- doubles, which would round 64-bit values above 2^53 (a HOTP counter may be anywhere up to
+-- 2^64 - 1).
+
+local U32_MAX = 4294967295
+local I64_MAX = '9223372036854775807'
+
+-- Aborts the script with an error whose code the client maps to a corrupt-record error.
+-- Every script checks what it reads before its first write, because Redis does not undo the
+-- writes of a script that fails half-way.
+local function corrupt(what)
+  error({err = 'CORRUPT ' .. what})
+end
+
+-- A stored unsigned integer: decimal digits without leading zeros.
+local function uint(value, what)
+  if type(value) ~= 'string' or not (value == '0' or value:match('^[1-9]%d*$')) or #value > 20 then
+    corrupt(what)
+  end
+  return value
+end
+
+-- Whether the unsigned decimal a is greater than b.
+local function gt(a, b)
+  if #a ~= #b then
+    return #a > #b
+  end
+  return a > b
+end
+
+-- The server's clock in milliseconds since the epoch, as a number (exact: below 2^53).
+local function server_millis()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- The same, as a decimal string.
+local function server_now()
+  local time = redis.call('TIME')
+  return time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+end
+
+-- ----- devices -------------------------------------------------------------------------------
+-- One hash per user holds all the user's devices. For a device with id ID:
+--   ID      the record (JSON, everything but the state)   ID:seq  insertion order
+--   ID:n    next counter     ID:d   drift     ID:f  failures
+--   ID:lf   last failure at (absent: none)    ID:lu last used at (absent: never)
+-- and '#seq' counts insertions. The reply order below is what the client parses.
+
+local function device_fields(id)
+  return id, id .. ':seq', id .. ':n', id .. ':d', id .. ':f', id .. ':lf', id .. ':lu'
+end
+
+-- The device as {record, seq, n, d, f, lf, lu} (absent fields false), or nil if it is gone.
+local function read_device(devices, id)
+  local device = redis.call('HMGET', devices, device_fields(id))
+  if not device[1] then
+    return nil
+  end
+  return device
+end
+
+-- Checks the state fields a script computes with.
+local function check_device(device)
+  uint(device[3], 'device counter')
+  uint(device[5], 'device failures')
+  if device[6] then
+    uint(device[6], 'device failure time')
+  end
+  return device
+end
+
+local function device_exists(devices, id)
+  return redis.call('HEXISTS', devices, id) == 1
+end
+
+-- ----- sessions ------------------------------------------------------------------------------
+-- The per-user session index is a sorted set: member = session digest, score = when the session
+-- expires (server clock, ms). Members more than this long past their expiry are pruned.
+local PRUNE_GRACE_MS = 1000
+
+-- Makes the index live at least `ttl` ms longer, so it never expires before a member.
+local function extend_index(index, ttl)
+  if redis.call('PTTL', index) < ttl then
+    redis.call('PEXPIRE', index, ttl)
+  end
+end
+
+-- Stores a session for `ttl` ms (0: it is dead at once) and keeps the index in step.
+local function put_session(key, index, digest, record, ttl)
+  if ttl <= 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', index, digest)
+    return
+  end
+  local now = server_millis()
+  redis.call('SET', key, record, 'PX', ttl)
+  redis.call('ZADD', index, now + ttl, digest)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', string.format('(%d', now - PRUNE_GRACE_MS))
+  extend_index(index, ttl)
+end
+
+-- ----- the script ----------------------------------------------------------------------------
