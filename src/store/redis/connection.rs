@@ -28,7 +28,8 @@ pub(super) enum Connection {
 }
 
 /// How long to wait before sending again a request that the server refused to run (a cluster
-/// redirect, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`); doubled on each try, within the deadline.
+/// redirect, `TRYAGAIN`, `CLUSTERDOWN`, `LOADING`, or `NOSCRIPT` again because the script cache
+/// was flushed between loading and running); doubled on each try, within the deadline.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(20);
 
 impl Connection {
@@ -128,6 +129,7 @@ fn not_run(error: &RedisError) -> bool {
                 | ServerErrorKind::ClusterDown
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::BusyLoading
+                | ServerErrorKind::NoScript
         )
     )
 }

@@ -82,8 +82,9 @@
 //!   of its own, because it would resend a command after an I/O error or a timeout, when the
 //!   server may have run it already (a failed attempt counted twice, say). Instead the store
 //!   sends a request again only when the server refused to run it — `MOVED`, `ASK`,
-//!   `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `LOADING` — with a short back-off, within the
-//!   deadline. A `MOVED` also refreshes the client's slot map.
+//!   `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `LOADING`, `NOSCRIPT` — with a short back-off,
+//!   within the deadline (for a single server too). A `MOVED` also refreshes the client's slot
+//!   map.
 //! * After a timeout the outcome is unknown: the server may still run the request. The caller
 //!   sees `Unavailable` either way; nothing is applied twice.
 //! * Error messages name the kind of failure only, never replies or stored values.
