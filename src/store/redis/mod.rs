@@ -31,7 +31,7 @@
 //!
 //! | key | type | time to live | holds |
 //! | --- | --- | --- | --- |
-//! | `P:{T}:devices` | hash | none | per device `ID`: the record as JSON (field `ID`: everything but the state), the state fields `ID:n` (next counter), `ID:d` (drift), `ID:f` (failures), `ID:lf` (last failure, absent if none), `ID:lu` (last use, absent if never), `ID:seq` (insertion order); `#seq` counts insertions. Deleted with the last device. |
+//! | `P:{T}:devices` | hash | none | per device `ID`: field `ID`, the record as JSON (everything but the state); field `ID:s`, the state as `seq,next_counter,drift,failures,last_failure_at,last_used_at` (times in ms, empty when unset; `seq` is the insertion order). Field `#seq` counts insertions. Deleted with the last device. |
 //! | `P:{T}:user` | hash | none | `failures`, `locked_until` (removed when cleared, so the hash disappears when empty), `stamp` (kept for good: a stamp must never repeat) |
 //! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
 //! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after) |

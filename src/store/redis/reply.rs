@@ -83,7 +83,7 @@ pub(super) fn device_record(device: &Device) -> Result<String, StoreError> {
     Ok(record.to_string())
 }
 
-/// A device as the scripts return it: `[record, seq, n, d, f, lf, lu]` (see `read_device` in
+/// A device as the scripts return it: `[record, seq, n, d, f, lf, lu]` (see `parse_device` in
 /// `lua/prelude.lua`), with its insertion number; `None` for nil.
 pub(super) fn device(value: Value) -> Result<Option<(u64, Device)>, StoreError> {
     let Some(items) = array(value)? else {

@@ -4,7 +4,7 @@
 -- from its throttle policy, so that this script does no time arithmetic.
 --
 -- Returns {'locked', until}, or one slot per device: {'missing'}, {'throttled', device} or
--- {'allowed', device}, each device (see read_device) as it was before this attempt.
+-- {'allowed', device}, each device (see parse_device) as it was before this attempt.
 local devices, user = KEYS[1], KEYS[2]
 local now, limit, lock_end = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local count = tonumber(ARGV[4])
@@ -28,8 +28,7 @@ local current = {}
 for i = 1, count do
   local id = ARGV[4 + i]
   if current[id] == nil then
-    local device = read_device(devices, id)
-    current[id] = device and check_device(device) or false
+    current[id] = read_device(devices, id) or false
   end
 end
 
@@ -53,9 +52,9 @@ for i = 1, count do
   else
     slots[i] = {'allowed', device}
     local failures = tostring(math.min(tonumber(device[5]) + 1, U32_MAX))
-    local _, _, _, _, f, lf = device_fields(id)
-    redis.call('HSET', devices, f, failures, lf, now)
-    current[id] = {device[1], device[2], device[3], device[4], failures, now, device[7]}
+    local counted = {device[1], device[2], device[3], device[4], failures, now, device[7]}
+    write_state(devices, id, counted)
+    current[id] = counted
     any_allowed = true
   end
 end

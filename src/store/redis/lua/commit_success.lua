@@ -9,14 +9,12 @@ local device = read_device(devices, id)
 if not device then
   return 0
 end
-check_device(device)
 -- Refunds are read and checked first too; a device named twice is refunded twice.
 local refunds = {}
 for i = 6, #ARGV do
   local other = ARGV[i]
   if other ~= id and refunds[other] == nil then
-    local refunded = read_device(devices, other)
-    refunds[other] = refunded and tonumber(check_device(refunded)[5]) or false
+    refunds[other] = read_device(devices, other) or false
   end
 end
 
@@ -24,8 +22,7 @@ if kind == 'counter' then
   if not gt(value, device[3]) then
     return 0
   end
-  local _, _, n, d = device_fields(id)
-  redis.call('HSET', devices, n, value, d, drift)
+  device[3], device[4] = value, drift
 elseif kind == 'code' then
   if redis.call('SREM', codes, value) == 0 then
     return 0
@@ -44,17 +41,17 @@ else
   return redis.error_reply('ERR unknown proof kind')
 end
 
-local _, _, _, _, f, lf, lu = device_fields(id)
-redis.call('HSET', devices, f, 0, lu, now)
-redis.call('HDEL', devices, lf)
+device[5], device[6], device[7] = '0', false, now
+write_state(devices, id, device)
 for i = 6, #ARGV do
-  local other = ARGV[i]
-  local failures = refunds[other]
-  if failures then
-    failures = math.max(failures - 1, 0)
-    refunds[other] = failures
-    local _, _, _, _, other_f = device_fields(other)
-    redis.call('HSET', devices, other_f, failures)
+  local refunded = refunds[ARGV[i]]
+  if refunded then
+    refunded[5] = tostring(math.max(tonumber(refunded[5]) - 1, 0))
+  end
+end
+for other, refunded in pairs(refunds) do
+  if refunded then
+    write_state(devices, other, refunded)
   end
 end
 redis.call('HDEL', user, 'failures', 'locked_until')

@@ -6,7 +6,7 @@ local all = redis.call('HGETALL', devices)
 local count = 0
 for i = 1, #all, 2 do
   local field = all[i]
-  if field ~= '#seq' and not field:find(':', 1, true) then
+  if is_record_field(field) then
     count = count + 1
     redis.call('DEL', ARGV[1] .. field, ARGV[2] .. field)
   end

@@ -3,7 +3,7 @@
 local devices, id = KEYS[1], ARGV[1]
 local existed = device_exists(devices, id)
 if existed then
-  redis.call('HDEL', devices, device_fields(id))
+  redis.call('HDEL', devices, id, state_field(id))
   -- Only the insertion counter left: drop it too rather than keep an empty shell.
   if redis.call('HLEN', devices) == 1 then
     redis.call('DEL', devices)

@@ -5,12 +5,6 @@ if device_exists(devices, id) then
   return 0
 end
 local seq = redis.call('HINCRBY', devices, '#seq', 1)
-local record, seq_field, n, d, f, lf, lu = device_fields(id)
-redis.call('HSET', devices, record, ARGV[2], seq_field, seq, n, ARGV[3], d, ARGV[4], f, ARGV[5])
-if ARGV[6] ~= '' then
-  redis.call('HSET', devices, lf, ARGV[6])
-end
-if ARGV[7] ~= '' then
-  redis.call('HSET', devices, lu, ARGV[7])
-end
+redis.call('HSET', devices, id, ARGV[2])
+write_state(devices, id, {ARGV[2], seq, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]})
 return 1

@@ -43,37 +43,53 @@ local function server_now()
 end
 
 -- ----- devices -------------------------------------------------------------------------------
--- One hash per user holds all the user's devices. For a device with id ID:
---   ID      the record (JSON, everything but the state)   ID:seq  insertion order
---   ID:n    next counter     ID:d   drift     ID:f  failures
---   ID:lf   last failure at (absent: none)    ID:lu last used at (absent: never)
--- and '#seq' counts insertions. The reply order below is what the client parses.
+-- One hash per user holds all the user's devices. For a device with id ID, field ID holds the
+-- record (JSON, everything but the state) and field ID:s the state, "seq,n,d,f,lf,lu":
+-- insertion order, next counter, drift, failures, last failure at and last used at (the last
+-- two empty when unset). Field '#seq' counts insertions.
 
-local function device_fields(id)
-  return id, id .. ':seq', id .. ':n', id .. ':d', id .. ':f', id .. ':lf', id .. ':lu'
+local function state_field(id)
+  return id .. ':s'
 end
 
--- The device as {record, seq, n, d, f, lf, lu} (absent fields false), or nil if it is gone.
+-- The device as {record, seq, n, d, f, lf, lu} (unset times false), the order the client
+-- parses; fails on a damaged state.
+local function parse_device(record, state)
+  local seq, n, d, f, lf, lu =
+    (state or ''):match('^(%d+),(%d+),(-?%d+),(%d+),(%d*),(%d*)$')
+  if not seq then
+    corrupt('device state')
+  end
+  uint(n, 'device counter')
+  uint(f, 'device failures')
+  if lf ~= '' then
+    uint(lf, 'device failure time')
+  end
+  return {record, seq, n, d, f, lf ~= '' and lf or false, lu ~= '' and lu or false}
+end
+
+-- The device (see parse_device), or nil if it is gone.
 local function read_device(devices, id)
-  local device = redis.call('HMGET', devices, device_fields(id))
-  if not device[1] then
+  local fields = redis.call('HMGET', devices, id, state_field(id))
+  if not fields[1] then
     return nil
   end
-  return device
+  return parse_device(fields[1], fields[2])
 end
 
--- Checks the state fields a script computes with.
-local function check_device(device)
-  uint(device[3], 'device counter')
-  uint(device[5], 'device failures')
-  if device[6] then
-    uint(device[6], 'device failure time')
-  end
-  return device
+-- Stores the state part of a device as parse_device returns it.
+local function write_state(devices, id, device)
+  local state = table.concat({device[2], device[3], device[4], device[5], device[6] or '', device[7] or ''}, ',')
+  redis.call('HSET', devices, state_field(id), state)
 end
 
 local function device_exists(devices, id)
   return redis.call('HEXISTS', devices, id) == 1
+end
+
+-- Whether a field of the devices hash is a device's record (ids never contain ':').
+local function is_record_field(field)
+  return field ~= '#seq' and not field:find(':', 1, true)
 end
 
 -- ----- sessions ------------------------------------------------------------------------------
