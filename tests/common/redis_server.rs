@@ -66,6 +66,11 @@ impl RedisServer {
         raw_command(self.port, command).unwrap_or_else(|e| panic!("{command}: {e}"))
     }
 
+    /// Sends one command and parses the reply.
+    pub fn query(&self, args: &[&str]) -> Reply {
+        query(self.port, args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
     /// Stops the server (its data is gone: nothing is persisted).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -347,35 +352,108 @@ fn watch(pid: u32, dir: &Path) {
 
 /// Sends one inline command over a new connection and reads the reply.
 pub fn raw_command(port: u16, command: &str) -> std::io::Result<String> {
+    let reply = exchange(port, format!("{command}\r\n").as_bytes())?;
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// Sends one command (arguments as given, binary-safe) and parses the reply.
+pub fn query(port: u16, args: &[&str]) -> std::io::Result<Reply> {
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    let reply = exchange(port, request.as_bytes())?;
+    parse_reply(&reply)
+        .map(|(reply, _)| reply)
+        .ok_or_else(|| std::io::Error::other("incomplete reply"))
+}
+
+/// Sends a request over a new connection and reads one whole reply.
+fn exchange(port: u16, request: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(
         &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into(),
         Duration::from_secs(1),
     )?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("{command}\r\n").as_bytes())?;
+    stream.write_all(request)?;
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let n = stream.read(&mut buf)?;
         reply.extend_from_slice(&buf[..n]);
-        if n == 0 || reply_complete(&reply) {
-            break;
+        if n == 0 || parse_reply(&reply).is_some() {
+            return Ok(reply);
         }
     }
-    Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
-/// Whether a RESP reply to an inline command is complete (simple, error, integer or bulk).
-fn reply_complete(reply: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(reply);
-    let Some(first_line_end) = text.find("\r\n") else {
-        return false;
-    };
-    match text.as_bytes()[0] {
-        b'$' => match text[1..first_line_end].parse::<i64>() {
-            Ok(len) if len >= 0 => text.len() >= first_line_end + 2 + len as usize + 2,
-            _ => true,
-        },
-        _ => true,
+/// A parsed RESP2 reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<String>),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The text of a simple or bulk string; panics otherwise.
+    pub fn text(&self) -> &str {
+        match self {
+            Reply::Simple(text) | Reply::Bulk(Some(text)) => text,
+            other => panic!("not a string reply: {other:?}"),
+        }
+    }
+
+    /// The number of an integer reply; panics otherwise.
+    pub fn int(&self) -> i64 {
+        match self {
+            Reply::Int(n) => *n,
+            other => panic!("not an integer reply: {other:?}"),
+        }
+    }
+
+    /// The strings of an array reply; panics otherwise.
+    pub fn strings(&self) -> Vec<String> {
+        match self {
+            Reply::Array(items) => items.iter().map(|i| i.text().to_owned()).collect(),
+            other => panic!("not an array reply: {other:?}"),
+        }
+    }
+}
+
+/// Parses one reply from the start of `bytes`; `None` if it is incomplete.
+fn parse_reply(bytes: &[u8]) -> Option<(Reply, usize)> {
+    let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
+    let line = String::from_utf8_lossy(&bytes[1..line_end]).into_owned();
+    let rest = line_end + 2;
+    match bytes.first()? {
+        b'+' => Some((Reply::Simple(line), rest)),
+        b'-' => Some((Reply::Error(line), rest)),
+        b':' => Some((Reply::Int(line.parse().ok()?), rest)),
+        b'$' => {
+            let Ok(len) = usize::try_from(line.parse::<i64>().ok()?) else {
+                return Some((Reply::Bulk(None), rest));
+            };
+            let data = bytes.get(rest..rest + len)?;
+            bytes.get(rest + len..rest + len + 2)?;
+            let text = String::from_utf8_lossy(data).into_owned();
+            Some((Reply::Bulk(Some(text)), rest + len + 2))
+        }
+        b'*' => {
+            let Ok(count) = usize::try_from(line.parse::<i64>().ok()?) else {
+                return Some((Reply::Array(Vec::new()), rest));
+            };
+            let mut items = Vec::with_capacity(count);
+            let mut offset = rest;
+            for _ in 0..count {
+                let (item, used) = parse_reply(&bytes[offset..])?;
+                items.push(item);
+                offset += used;
+            }
+            Some((Reply::Array(items), offset))
+        }
+        _ => Some((Reply::Error(format!("unknown reply: {line}")), rest)),
     }
 }
