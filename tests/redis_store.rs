@@ -191,17 +191,33 @@ async fn fails_closed_when_nothing_listens() {
     assert_unavailable(result, started);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
-    let mut server = RedisServer::start();
+/// A server of the test's own (to stop or freeze), a store on it with `timeout`, and a device
+/// in it.
+async fn own_server_with_a_device(timeout: Duration) -> (RedisServer, RedisStore, Device) {
+    let server = RedisServer::start();
     let store = RedisConfig::server(server.url())
-        .with_timeout(Duration::from_millis(500))
+        .with_timeout(timeout)
         .connect()
         .await
         .unwrap();
-    let alice = user("alice");
-    let d = totp(&alice);
+    let d = totp(&user("alice"));
     store.insert_device(&d).await.unwrap();
+    (server, store, d)
+}
+
+/// Waits until the store answers again.
+async fn until_back(store: &RedisStore) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
+    let (mut server, store, d) = own_server_with_a_device(Duration::from_millis(500)).await;
+    let alice = d.user.clone();
 
     server.stop();
     for _ in 0..3 {
@@ -224,26 +240,15 @@ async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
 
     // Back (empty: nothing was persisted), the same client works again without help.
     server.restart();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while store.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "no reconnection");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_back(&store).await;
     store.insert_device(&d).await.unwrap();
     assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_closed_when_the_server_hangs() {
-    let server = RedisServer::start();
-    let store = RedisConfig::server(server.url())
-        .with_timeout(Duration::from_millis(300))
-        .connect()
-        .await
-        .unwrap();
-    let alice = user("alice");
-    let d = totp(&alice);
-    store.insert_device(&d).await.unwrap();
+    let (server, store, d) = own_server_with_a_device(Duration::from_millis(300)).await;
+    let alice = d.user.clone();
 
     server.pause();
     let started = Instant::now();
@@ -251,12 +256,7 @@ async fn fails_closed_when_the_server_hangs() {
     let started = Instant::now();
     assert_unavailable(store.list_devices(&alice).await, started);
     server.resume();
-
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while store.ping().await.is_err() {
-        assert!(Instant::now() < deadline, "no recovery");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_back(&store).await;
     // Replies that came too late were dropped, not handed to later requests.
     assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
     assert_eq!(store.user_stamp(&alice).await.unwrap(), 0);

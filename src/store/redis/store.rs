@@ -120,6 +120,34 @@ fn owned_by(device: Device, user: &UserId) -> Result<Device, StoreError> {
     }
 }
 
+/// One slot of `begin_attempt.lua`'s answer: `[status]` or `[status, device]`.
+fn attempt_slot(
+    slot: Value,
+    user: &UserId,
+    policy: &ThrottlePolicy,
+    now: Timestamp,
+) -> Result<AttemptSlot, StoreError> {
+    let mut slot = reply::required_array(slot, "attempt slot")?.into_iter();
+    let status = slot.next().unwrap_or_default();
+    let device = slot.next().map(reply::device).transpose()?.flatten();
+    match (reply::text(&status)?, device) {
+        (Some("missing"), None) => Ok(AttemptSlot::Missing),
+        (Some("allowed"), Some((_, device))) => {
+            Ok(AttemptSlot::Allowed(Box::new(owned_by(device, user)?)))
+        }
+        (Some("throttled"), Some((_, device))) => {
+            // The script decided with the policy's thresholds; the time comes from the policy
+            // itself.
+            let state = device.state;
+            policy
+                .retry_at(state.failures, state.last_failure_at, now)
+                .map(|until| AttemptSlot::Throttled { until })
+                .ok_or_else(|| reply::corrupt("throttle state"))
+        }
+        _ => Err(reply::corrupt("attempt slot")),
+    }
+}
+
 #[async_trait]
 impl Store for RedisStore {
     async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
@@ -286,27 +314,10 @@ impl Store for RedisStore {
         if answer.len() != devices.len() {
             return Err(reply::corrupt("attempt result"));
         }
-        let mut slots = Vec::with_capacity(answer.len());
-        for slot in answer {
-            let mut slot = reply::required_array(slot, "attempt slot")?.into_iter();
-            let status = slot.next().unwrap_or_default();
-            let device = slot.next().map(reply::device).transpose()?.flatten();
-            let slot = match (reply::text(&status)?, device) {
-                (Some("missing"), None) => AttemptSlot::Missing,
-                (Some("allowed"), Some((_, device))) => {
-                    AttemptSlot::Allowed(Box::new(owned_by(device, user)?))
-                }
-                (Some("throttled"), Some((_, device))) => {
-                    let state = device.state;
-                    let until = policy
-                        .retry_at(state.failures, state.last_failure_at, now)
-                        .ok_or_else(|| reply::corrupt("throttle state"))?;
-                    AttemptSlot::Throttled { until }
-                }
-                _ => return Err(reply::corrupt("attempt slot")),
-            };
-            slots.push(slot);
-        }
+        let slots = answer
+            .into_iter()
+            .map(|slot| attempt_slot(slot, user, policy, now))
+            .collect::<Result<_, _>>()?;
         Ok(AttemptGrant::Slots(slots))
     }
 
