@@ -695,7 +695,8 @@ fn memory_by_key(server: &RedisServer, prefix: &str, tag: &UserTag) -> Vec<(Stri
 #[ignore = "a measurement, not a check"]
 async fn memory_per_enrolled_user_and_session() {
     let server = RedisServer::start();
-    let store = store_on(&server).await;
+    // The default key prefix, as in production.
+    let store = RedisStore::connect(&server.url()).await.unwrap();
     let prefix = store.key_prefix().to_owned();
     let sealer = SecretSealer::new(vec![SealingKey::new("k1", &[7; 32]).unwrap()]).unwrap();
     let two_factor = TwoFactor::new(store.clone(), ServerKey::generate()).with_sealer(sealer);
@@ -752,4 +753,15 @@ async fn memory_per_enrolled_user_and_session() {
         "each further session: {} B",
         total(&with_two) - total(&with_one)
     );
+
+    // The user hash exists only while there are failures, a lock or a stamp.
+    let wrong = two_factor
+        .verify(&alice, &enrolment.device.id, "000000")
+        .await;
+    assert!(wrong.is_err());
+    store.bump_user_stamp(&alice).await.unwrap();
+    let with_user = memory_by_key(&server, &prefix, &tag);
+    for (key, bytes) in with_user.iter().filter(|(k, _)| k == "user") {
+        println!("after a failure and a stamp: {prefix}:{{T}}:{key} {bytes} B");
+    }
 }
