@@ -7,7 +7,7 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::redis_server::{RedisCluster, RedisServer, free_port, unique_prefix};
+use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
 use tower_otp::device::{
     CodeHash, Device, DeviceId, DeviceState, SealingKey, SecretSealer, ThrottlePolicy,
@@ -260,6 +260,65 @@ async fn fails_closed_when_the_server_hangs() {
     // Replies that came too late were dropped, not handed to later requests.
     assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
     assert_eq!(store.user_stamp(&alice).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
+    // A cluster of its own: one of its nodes is frozen.
+    let cluster = RedisCluster::start();
+    let store = RedisConfig::cluster(cluster.urls())
+        .with_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let mut devices = Vec::new();
+    for i in 0..12 {
+        let d = totp(&user(&format!("user-{i}")));
+        store.insert_device(&d).await.unwrap();
+        devices.push(d);
+    }
+    let node_of = |d: &Device| {
+        let key = format!("tower-otp:{{{}}}:devices", UserTag::of(&d.user).as_str());
+        // Other nodes answer MOVED.
+        let holds = |node: &RedisServer| node.query(&["EXISTS", &key]) == Reply::Int(1);
+        cluster.nodes().iter().position(holds).unwrap()
+    };
+    let (on_first, elsewhere): (Vec<&Device>, Vec<&Device>) =
+        devices.iter().partition(|d| node_of(d) == 0);
+    assert!(!on_first.is_empty() && !elsewhere.is_empty());
+
+    cluster.nodes()[0].pause();
+    let started = Instant::now();
+    let d = on_first[0];
+    assert_unavailable(store.get_device(&d.user, &d.id).await, started);
+    // The other nodes' users are served again at once (the client may spend one deadline
+    // refreshing its view of the cluster after the timeout).
+    let other = elsewhere[0];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match store.get_device(&other.user, &other.id).await {
+            Ok(found) => break assert_eq!(found.as_ref(), Some(other)),
+            Err(error) => assert!(Instant::now() < deadline, "{error}"),
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .get_device(&other.user, &other.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(other)
+        );
+        let started = Instant::now();
+        assert_unavailable(store.get_device(&d.user, &d.id).await, started);
+    }
+    cluster.nodes()[0].resume();
+    until_back(&store).await;
+    assert_eq!(
+        store.get_device(&d.user, &d.id).await.unwrap().as_ref(),
+        Some(d)
+    );
 }
 
 // ----- key layout --------------------------------------------------------------------------
