@@ -36,7 +36,7 @@
 //! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
 //! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after) |
 //! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
-//! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save |
+//! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
 //! never as Lua numbers (doubles, which round above 2^53). Times to live are capped at 2^52 ms
@@ -46,9 +46,10 @@
 //! # One operation, one atomic step, one round trip
 //!
 //! Every operation that reads and then writes is one Lua script, which Redis runs without
-//! interleaving anything else; the others are single commands. Each costs one round trip
-//! (three, once, when the server does not know the script yet: `NOSCRIPT`, `SCRIPT LOAD`,
-//! `EVALSHA`).
+//! interleaving anything else. Device reads are scripts too, so that the layout of the devices
+//! hash lives in the scripts alone; the rest are single commands. Each operation costs one round
+//! trip (three, once, when the server does not know the script yet: `NOSCRIPT`, `SCRIPT LOAD`,
+//! `EVALSHA`); `tests/redis_store.rs` counts them with `MONITOR`.
 //!
 //! | operation | how |
 //! | --- | --- |
@@ -109,6 +110,9 @@
 //!   devices, used codes and locks. Use AOF (`appendonly yes`) for a store of record.
 //! * While a cluster slot migrates, operations on the users in it may fail with `Unavailable`
 //!   until the migration ends (multi-key scripts get `TRYAGAIN`).
+//! * When a cluster node stops answering, its users' operations fail with `Unavailable` after
+//!   the timeout; right after such a timeout the cluster client refreshes its view of the
+//!   cluster, and an operation for another node's user may fail once too.
 //! * The per-user stamp is a Redis integer: it changes about 9 * 10^18 times before failing.
 
 mod config;
