@@ -62,6 +62,9 @@ pub mod store;
 
 pub use device::{Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId};
 pub use store::{MemoryStore, Store};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{RedisConfig, RedisStore};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

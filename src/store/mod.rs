@@ -14,6 +14,9 @@
 //! runs against every backend.
 
 mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +24,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
 
 use crate::clock::Timestamp;

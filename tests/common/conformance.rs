@@ -44,6 +44,10 @@ macro_rules! store_conformance_tests {
             race_two_hundred_wrong_attempts_match_sequential_unthrottled,
             remembered_browsers_are_put_checked_listed_and_deleted,
             remembered_browsers_expire,
+            begin_attempt_takes_a_device_named_twice_twice,
+            commit_success_refunds_once_per_listed_device,
+            codes_and_challenges_need_a_device_and_go_with_it,
+            sessions_without_time_to_live_are_dead_at_once,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -1015,4 +1019,164 @@ pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
     );
     assert_eq!(b.list_remembered(&alice).await.unwrap(), vec![long]);
     assert!(!b.delete_remembered(&alice, &short.id).await.unwrap());
+}
+
+pub async fn begin_attempt_takes_a_device_named_twice_twice(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::Totp, 1);
+    a.insert_device(&d).await.unwrap();
+    let twice = [d.id.clone(), d.id.clone()];
+
+    // Without delays: two slots, the second seeing the first; the user count moves once.
+    let got = slots(
+        b.begin_attempt(&alice, &twice, &throttle_off(), t(100))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(&got[0], AttemptSlot::Allowed(x) if x.state.failures == 0));
+    assert!(
+        matches!(&got[1], AttemptSlot::Allowed(x) if x.state.failures == 1 && x.state.last_failure_at == Some(t(100)))
+    );
+    let stored = a.get_device(&alice, &d.id).await.unwrap().unwrap();
+    assert_eq!(stored.state.failures, 2);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (1, None));
+
+    // With delays the second slot is throttled by the first.
+    let got = slots(
+        a.begin_attempt(&alice, &twice, &ThrottlePolicy::default(), t(200))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(&got[0], AttemptSlot::Allowed(x) if x.state.failures == 2));
+    assert_eq!(got[1], AttemptSlot::Throttled { until: t(204) });
+    assert_eq!(b.user_failures(&alice).await.unwrap(), (2, None));
+}
+
+pub async fn commit_success_refunds_once_per_listed_device(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let policy = throttle_off();
+    let winner = device(&alice, DeviceKind::Totp, 1);
+    let other = device(&alice, DeviceKind::Totp, 2);
+    a.insert_device(&winner).await.unwrap();
+    a.insert_device(&other).await.unwrap();
+    let both = [winner.id.clone(), other.id.clone()];
+    for i in 0..3 {
+        slots(a.begin_attempt(&alice, &both, &policy, t(i)).await.unwrap());
+    }
+    let proof = SuccessProof::Counter {
+        next_counter: 1,
+        drift: 0,
+    };
+    // The winner is never refunded (it is reset); a device listed twice gets two back; an
+    // unknown one is ignored.
+    let refund = [
+        other.id.clone(),
+        winner.id.clone(),
+        other.id.clone(),
+        DeviceId::generate(),
+    ];
+    assert!(
+        b.commit_success(&alice, &winner.id, &proof, &refund, t(10))
+            .await
+            .unwrap()
+    );
+    let state = |id: DeviceId| {
+        let (a, alice) = (a.clone(), alice.clone());
+        async move { a.get_device(&alice, &id).await.unwrap().unwrap().state }
+    };
+    assert_eq!(state(winner.id.clone()).await.failures, 0);
+    let o = state(other.id.clone()).await;
+    assert_eq!((o.failures, o.last_failure_at), (1, Some(t(2))));
+    // Refunds stop at zero.
+    let proof = SuccessProof::Counter {
+        next_counter: 2,
+        drift: 0,
+    };
+    let many = vec![other.id.clone(); 5];
+    assert!(
+        a.commit_success(&alice, &winner.id, &proof, &many, t(11))
+            .await
+            .unwrap()
+    );
+    assert_eq!(state(other.id.clone()).await.failures, 0);
+}
+
+pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    let now = SystemClock.now();
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(60)),
+    };
+    // No device, no codes or challenge.
+    assert!(matches!(
+        a.replace_backup_codes(&alice, &d.id, &[hash(1)]).await,
+        Err(tower_otp::store::StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        a.put_challenge(&alice, &d.id, &challenge, now).await,
+        Err(tower_otp::store::StoreError::Invalid(_))
+    ));
+    assert_eq!(b.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
+
+    a.insert_device(&d).await.unwrap();
+    a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &challenge, now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+    assert_eq!(b.delete_all_devices(&alice).await.unwrap(), 1);
+
+    // The same device again starts clean: no codes, no challenge, no cooldown.
+    b.insert_device(&d).await.unwrap();
+    assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
+    assert!(
+        !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+            .await
+            .unwrap()
+    );
+    let again = Challenge {
+        hash: hash(3),
+        ..challenge.clone()
+    };
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &again, now).await.unwrap(),
+        ChallengePut::Stored
+    );
+    assert_eq!(
+        b.put_challenge(&alice, &d.id, &challenge, now)
+            .await
+            .unwrap(),
+        ChallengePut::Cooldown {
+            until: challenge.resend_after
+        }
+    );
+}
+
+pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let key = session_key(&alice, "zero");
+    a.save_session(&key, &session(&alice), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(b.load_session(&key, hour).await.unwrap(), None);
+
+    // Read once more with no idle time left: this read sees it, the next does not.
+    a.save_session(&key, &session(&alice), hour).await.unwrap();
+    assert_eq!(
+        b.load_session(&key, Duration::ZERO).await.unwrap(),
+        Some(session(&alice))
+    );
+    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        0
+    );
 }

@@ -1,0 +1,151 @@
+//! How to reach Redis: one server or a cluster, the key prefix, the timeout.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::RedisStore;
+use super::connection::Target;
+use crate::store::StoreError;
+
+/// Settings of a [`RedisStore`]. See the [module docs](crate::store::redis) for what they mean for keys,
+/// timeouts and retries.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_otp::store::RedisConfig;
+///
+/// # async fn example() -> Result<(), tower_otp::store::StoreError> {
+/// let store = RedisConfig::cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+///     .with_key_prefix("myapp-otp")
+///     .with_timeout(Duration::from_millis(500))
+///     .connect()
+///     .await?;
+/// # let _ = store;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisConfig {
+    pub(super) target: Target,
+    pub(super) key_prefix: String,
+    pub(super) timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The default key prefix.
+    pub const DEFAULT_KEY_PREFIX: &'static str = "tower-otp";
+
+    /// The default timeout of each store operation.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// One Redis server, e.g. `redis://127.0.0.1:6379/0` (`rediss://` needs the redis crate's
+    /// TLS features).
+    pub fn server(url: impl Into<String>) -> Self {
+        Self::with_target(Target::Server(url.into()))
+    }
+
+    /// A Redis Cluster, reached first through any of `urls` (the rest of the cluster is
+    /// discovered from them).
+    pub fn cluster<I>(urls: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        Self::with_target(Target::Cluster(urls.into_iter().map(Into::into).collect()))
+    }
+
+    fn with_target(target: Target) -> Self {
+        RedisConfig {
+            target,
+            key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Puts every key under `prefix` (default `tower-otp`), so that several applications can
+    /// share one Redis. It must not be empty nor contain `{` or `}`, which would change the
+    /// keys' cluster hash slots.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long one store operation may take, connection included (default 2 s). When it
+    /// passes, the operation fails with [`StoreError::Unavailable`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects. Fails with [`StoreError::Invalid`] for bad settings and
+    /// [`StoreError::Unavailable`] if Redis cannot be reached within the timeout.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        self.validate()?;
+        RedisStore::open(self).await
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}']) {
+            return Err(StoreError::Invalid(
+                "the Redis key prefix must be non-empty and without braces",
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(StoreError::Invalid("the Redis timeout must not be zero"));
+        }
+        if matches!(&self.target, Target::Cluster(urls) if urls.is_empty()) {
+            return Err(StoreError::Invalid(
+                "a Redis Cluster needs at least one URL",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn mode(&self) -> &'static str {
+        match self.target {
+            Target::Server(_) => "server",
+            Target::Cluster(_) => "cluster",
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // URLs can hold passwords.
+        f.debug_struct("RedisConfig")
+            .field("mode", &self.mode())
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_refused_before_connecting() {
+        let bad = [
+            RedisConfig::server("redis://127.0.0.1/").with_key_prefix(""),
+            RedisConfig::server("redis://127.0.0.1/").with_key_prefix("a{b}"),
+            RedisConfig::server("redis://127.0.0.1/").with_timeout(Duration::ZERO),
+            RedisConfig::cluster(Vec::<String>::new()),
+        ];
+        for config in bad {
+            assert!(matches!(config.validate(), Err(StoreError::Invalid(_))));
+        }
+        assert!(
+            RedisConfig::cluster(["redis://127.0.0.1:7000"])
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_output_leaves_out_the_urls() {
+        let config = RedisConfig::server("redis://user:hunter2@127.0.0.1/");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("tower-otp"));
+    }
+}

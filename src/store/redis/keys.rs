@@ -1,0 +1,116 @@
+//! Key names. Every key of a user starts with `PREFIX:{TAG}:`, the user's tag in braces, so
+//! that Redis Cluster puts all of them in one hash slot.
+
+use crate::device::DeviceId;
+use crate::session::{SessionKey, UserTag};
+
+/// Field names of the per-user hash. The scripts `begin_attempt.lua` and
+/// `commit_success.lua` use the same names.
+pub(super) const USER_FAILURES: &str = "failures";
+pub(super) const USER_LOCKED_UNTIL: &str = "locked_until";
+pub(super) const USER_STAMP: &str = "stamp";
+
+/// Builds the key names under one prefix.
+#[derive(Clone, Debug)]
+pub(super) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(super) fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    pub(super) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `PREFIX:{TAG}:name`.
+    fn key(&self, tag: &UserTag, name: &str) -> String {
+        format!("{}:{{{}}}:{}", self.prefix, tag.as_str(), name)
+    }
+
+    /// The user's devices and their state (a hash).
+    pub(super) fn devices(&self, tag: &UserTag) -> String {
+        self.key(tag, "devices")
+    }
+
+    /// The user's failure count, lock and stamp (a hash).
+    pub(super) fn user(&self, tag: &UserTag) -> String {
+        self.key(tag, "user")
+    }
+
+    /// The prefix of the user's backup-code sets; the device id completes it.
+    pub(super) fn codes_prefix(&self, tag: &UserTag) -> String {
+        self.key(tag, "codes:")
+    }
+
+    /// One device's backup-code hashes (a set).
+    pub(super) fn codes(&self, tag: &UserTag, device: &DeviceId) -> String {
+        self.codes_prefix(tag) + device.as_str()
+    }
+
+    /// The prefix of the user's challenges; the device id completes it.
+    pub(super) fn challenge_prefix(&self, tag: &UserTag) -> String {
+        self.key(tag, "challenge:")
+    }
+
+    /// One device's pending challenge (a hash with a time to live).
+    pub(super) fn challenge(&self, tag: &UserTag, device: &DeviceId) -> String {
+        self.challenge_prefix(tag) + device.as_str()
+    }
+
+    /// The prefix of the sessions with `tag`; the session digest completes it.
+    pub(super) fn session_prefix(&self, tag: &UserTag) -> String {
+        self.key(tag, "session:")
+    }
+
+    /// One session (a string with a time to live).
+    pub(super) fn session(&self, key: &SessionKey) -> String {
+        self.session_prefix(key.tag()) + key.digest()
+    }
+
+    /// The user's remembered browsers (a hash with a time to live).
+    pub(super) fn browsers(&self, tag: &UserTag) -> String {
+        self.key(tag, "browsers")
+    }
+
+    /// The index of the sessions with `tag` (a sorted set with a time to live).
+    pub(super) fn sessions(&self, tag: &UserTag) -> String {
+        self.key(tag, "sessions")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::UserId;
+
+    #[test]
+    fn every_key_of_a_user_carries_the_users_tag_once() {
+        let keys = Keys::new("app");
+        let alice = UserId::new("alice").unwrap();
+        let tag = UserTag::of(&alice);
+        let device = DeviceId::generate();
+        let session = SessionKey::new(tag.clone(), b"secret");
+        let hash_tag = format!("{{{}}}", tag.as_str());
+        for key in [
+            keys.devices(&tag),
+            keys.user(&tag),
+            keys.codes(&tag, &device),
+            keys.challenge(&tag, &device),
+            keys.session(&session),
+            keys.sessions(&tag),
+            keys.browsers(&tag),
+        ] {
+            assert!(key.starts_with(&format!("app:{hash_tag}:")), "{key}");
+            assert_eq!(key.matches('{').count(), 1, "{key}");
+        }
+        assert_eq!(
+            keys.session(&session),
+            format!("app:{hash_tag}:session:{}", session.digest())
+        );
+    }
+}

@@ -1,0 +1,73 @@
+-- KEYS: devices, user. ARGV: now, user failure limit, lock end (now + lock period), number of
+-- devices N, N device ids, then the throttle thresholds t[0..C]: a device with F failures, the
+-- last at L, is throttled if L > t[min(F, C)] ('*': always). The client derives the thresholds
+-- from its throttle policy, so that this script does no time arithmetic.
+--
+-- Returns {'locked', until}, or one slot per device: {'missing'}, {'throttled', device} or
+-- {'allowed', device}, each device (see parse_device) as it was before this attempt.
+local devices, user = KEYS[1], KEYS[2]
+local now, limit, lock_end = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local count = tonumber(ARGV[4])
+local thresholds = {}
+for i = 5 + count, #ARGV do
+  thresholds[#thresholds + 1] = ARGV[i]
+end
+
+local locked_until = redis.call('HGET', user, 'locked_until')
+if locked_until and gt(uint(locked_until, 'user lock'), now) then
+  return {'locked', locked_until}
+end
+local user_failures = 0
+if not locked_until then
+  user_failures = tonumber(uint(redis.call('HGET', user, 'failures') or '0', 'user failures'))
+end
+
+-- Read and check every device before the first write. A device named twice sees the effect of
+-- its first slot, as if the slots were taken one after another.
+local current = {}
+for i = 1, count do
+  local id = ARGV[4 + i]
+  if current[id] == nil then
+    current[id] = read_device(devices, id) or false
+  end
+end
+
+local function throttled(device)
+  if not device[6] then
+    return false
+  end
+  local threshold = thresholds[math.min(tonumber(device[5]), #thresholds - 1) + 1]
+  return threshold == '*' or gt(device[6], threshold)
+end
+
+local slots = {}
+local any_allowed = false
+for i = 1, count do
+  local id = ARGV[4 + i]
+  local device = current[id]
+  if not device then
+    slots[i] = {'missing'}
+  elseif throttled(device) then
+    slots[i] = {'throttled', device}
+  else
+    slots[i] = {'allowed', device}
+    local failures = tostring(math.min(tonumber(device[5]) + 1, U32_MAX))
+    local counted = {device[1], device[2], device[3], device[4], failures, now, device[7]}
+    write_state(devices, id, counted)
+    current[id] = counted
+    any_allowed = true
+  end
+end
+
+if locked_until then
+  -- The lock has ended: it goes, with the count that caused it.
+  redis.call('HDEL', user, 'locked_until', 'failures')
+end
+if any_allowed then
+  user_failures = math.min(user_failures + 1, U32_MAX)
+  redis.call('HSET', user, 'failures', user_failures)
+  if user_failures >= limit then
+    redis.call('HSET', user, 'locked_until', lock_end)
+  end
+end
+return slots

@@ -1,0 +1,159 @@
+-- Shared by every script of the Redis store; each script file is appended to this one.
+--
+-- Counters and times are kept as decimal strings and compared as strings: Lua numbers are
+-- doubles, which would round 64-bit values above 2^53 (a HOTP counter may be anywhere up to
+-- 2^64 - 1).
+
+local U32_MAX = 4294967295
+local I64_MAX = '9223372036854775807'
+
+-- Aborts the script with an error whose code the client maps to a corrupt-record error.
+-- Every script checks what it reads before its first write, because Redis does not undo the
+-- writes of a script that fails half-way.
+local function corrupt(what)
+  error({err = 'CORRUPT ' .. what})
+end
+
+-- A stored unsigned integer: decimal digits without leading zeros.
+local function uint(value, what)
+  if type(value) ~= 'string' or not (value == '0' or value:match('^[1-9]%d*$')) or #value > 20 then
+    corrupt(what)
+  end
+  return value
+end
+
+-- Whether the unsigned decimal a is greater than b.
+local function gt(a, b)
+  if #a ~= #b then
+    return #a > #b
+  end
+  return a > b
+end
+
+-- The server's clock in milliseconds since the epoch, as a number (exact: below 2^53).
+local function server_millis()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- The same, as a decimal string.
+local function server_now()
+  local time = redis.call('TIME')
+  return time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+end
+
+-- ----- devices -------------------------------------------------------------------------------
+-- One hash per user holds all the user's devices. For a device with id ID, field ID holds the
+-- record (JSON, everything but the state) and field ID:s the state, "seq,n,d,f,lf,lu":
+-- insertion order, next counter, drift, failures, last failure at and last used at (the last
+-- two empty when unset). Field '#seq' counts insertions.
+
+local function state_field(id)
+  return id .. ':s'
+end
+
+-- The device as {record, seq, n, d, f, lf, lu} (unset times false), the order the client
+-- parses; fails on a damaged state.
+local function parse_device(record, state)
+  local seq, n, d, f, lf, lu =
+    (state or ''):match('^(%d+),(%d+),(-?%d+),(%d+),(%d*),(%d*)$')
+  if not seq then
+    corrupt('device state')
+  end
+  uint(n, 'device counter')
+  uint(f, 'device failures')
+  if lf ~= '' then
+    uint(lf, 'device failure time')
+  end
+  return {record, seq, n, d, f, lf ~= '' and lf or false, lu ~= '' and lu or false}
+end
+
+-- The device (see parse_device), or nil if it is gone.
+local function read_device(devices, id)
+  local fields = redis.call('HMGET', devices, id, state_field(id))
+  if not fields[1] then
+    return nil
+  end
+  return parse_device(fields[1], fields[2])
+end
+
+-- Stores the state part of a device as parse_device returns it.
+local function write_state(devices, id, device)
+  local state = table.concat({device[2], device[3], device[4], device[5], device[6] or '', device[7] or ''}, ',')
+  redis.call('HSET', devices, state_field(id), state)
+end
+
+local function device_exists(devices, id)
+  return redis.call('HEXISTS', devices, id) == 1
+end
+
+-- Whether a field of the devices hash is a device's record (ids never contain ':').
+local function is_record_field(field)
+  return field ~= '#seq' and not field:find(':', 1, true)
+end
+
+-- ----- sessions ------------------------------------------------------------------------------
+-- The per-user session index is a sorted set: member = session digest, score = when the session
+-- expires (server clock, ms). Members more than this long past their expiry are pruned.
+local PRUNE_GRACE_MS = 1000
+
+-- Makes the index live at least `ttl` ms longer, so it never expires before a member.
+local function extend_index(index, ttl)
+  if redis.call('PTTL', index) < ttl then
+    redis.call('PEXPIRE', index, ttl)
+  end
+end
+
+-- Stores a session for `ttl` ms (0: it is dead at once) and keeps the index in step.
+local function put_session(key, index, digest, record, ttl)
+  if ttl <= 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', index, digest)
+    return
+  end
+  local now = server_millis()
+  redis.call('SET', key, record, 'PX', ttl)
+  redis.call('ZADD', index, now + ttl, digest)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', string.format('(%d', now - PRUNE_GRACE_MS))
+  extend_index(index, ttl)
+end
+
+-- ----- remembered browsers ------------------------------------------------------------------
+-- One hash per user: field = browser id, value = "EXP|LAST|JSON": expiry (ms), last use (ms,
+-- empty if never) and the rest of the record as JSON. Times stay outside the JSON so that the
+-- scripts never decode or re-encode it. The hash lives as long as its longest-lived browser;
+-- expired browsers are pruned whenever the hash is read.
+
+-- The expiry, last use and JSON of a stored browser; fails on a damaged value.
+local function browser_parts(value)
+  local exp, last, json = value:match('^(%d+)|(%d*)|(.+)$')
+  if not exp then
+    corrupt('remembered browser')
+  end
+  uint(exp, 'browser expiry')
+  if last ~= '' then
+    uint(last, 'browser last use')
+  end
+  return exp, last, json
+end
+
+-- The live browsers as {id1, value1, id2, value2, ...}; deletes the expired ones, after
+-- checking every value.
+local function live_browsers(browsers, now)
+  local all = redis.call('HGETALL', browsers)
+  local live, expired = {}, {}
+  for i = 1, #all, 2 do
+    if gt(browser_parts(all[i + 1]), now) then
+      table.insert(live, all[i])
+      table.insert(live, all[i + 1])
+    else
+      table.insert(expired, all[i])
+    end
+  end
+  if #expired > 0 then
+    redis.call('HDEL', browsers, unpack(expired))
+  end
+  return live
+end
+
+-- ----- the script ----------------------------------------------------------------------------

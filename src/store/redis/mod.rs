@@ -1,0 +1,128 @@
+//! The Redis and Redis Cluster store (feature `redis`).
+//!
+//! [`RedisStore`] keeps everything the [`Store`](super::Store) trait persists in Redis, so that
+//! any number of application instances sharing one Redis, or one Redis Cluster, behave as one
+//! process with [`MemoryStore`](super::MemoryStore). The crate's conformance suite runs against
+//! both backends and both Redis modes.
+//!
+//! ```no_run
+//! use tower_otp::store::{RedisConfig, RedisStore};
+//! use tower_otp::{ServerKey, TwoFactor};
+//!
+//! # async fn example() -> Result<(), tower_otp::store::StoreError> {
+//! // One server:
+//! let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+//! // or a cluster, with settings:
+//! let store = RedisConfig::cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+//!     .with_key_prefix("myapp-otp")
+//!     .connect()
+//!     .await?;
+//! let two_factor = TwoFactor::new(store, ServerKey::generate());
+//! # let _ = two_factor;
+//! # Ok(()) }
+//! ```
+//!
+//! # Key layout
+//!
+//! `P` is the key prefix (default `tower-otp`), `T` the owner's [`UserTag`](crate::session::UserTag)
+//! (32 hex digits of a SHA-256 of the user id). Every key of a user carries `{T}`, its only
+//! braces, as its Redis Cluster hash tag: all of a user's keys live in one hash slot, so each
+//! operation, however many keys it touches, runs on one node.
+//!
+//! | key | type | time to live | holds |
+//! | --- | --- | --- | --- |
+//! | `P:{T}:devices` | hash | none | per device `ID`: field `ID`, the record as JSON (everything but the state); field `ID:s`, the state as `seq,next_counter,drift,failures,last_failure_at,last_used_at` (times in ms, empty when unset; `seq` is the insertion order). Field `#seq` counts insertions. Deleted with the last device. |
+//! | `P:{T}:user` | hash | none | `failures`, `locked_until` (removed when cleared, so the hash disappears when empty), `stamp` (kept for good: a stamp must never repeat) |
+//! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
+//! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after) |
+//! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
+//! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
+//! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP|LAST|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
+//!
+//! Counters and times are stored as decimal strings and compared in the scripts as strings,
+//! never as Lua numbers (doubles, which round above 2^53). Times to live are capped at 2^52 ms
+//! (about 142,000 years) for the same reason. Backup and challenge codes are stored only as
+//! keyed hashes; device secrets as the [`SecretSealer`](crate::device::SecretSealer) left them.
+//!
+//! # One operation, one atomic step, one round trip
+//!
+//! Every operation that reads and then writes is one Lua script, which Redis runs without
+//! interleaving anything else. Device reads are scripts too, so that the layout of the devices
+//! hash lives in the scripts alone; the rest are single commands. Each operation costs one round
+//! trip (three, once, when the server does not know the script yet: `NOSCRIPT`, `SCRIPT LOAD`,
+//! `EVALSHA`); `tests/redis_store.rs` counts them with `MONITOR`.
+//!
+//! | operation | how |
+//! | --- | --- |
+//! | `insert_device`, `update_device`, `get_device`, `list_devices`, `delete_device`, `delete_all_devices` | script |
+//! | `replace_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge check-and-delete, resets and refunds) | script |
+//! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index and sessions) | script |
+//! | `put_remembered` (returns the stamp), `check_remembered` (browser, device and stamp, marking the browser used), `list_remembered`, `delete_remembered`, `delete_all_remembered` | script |
+//! | `count_backup_codes` `SCARD`; `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |
+//!
+//! A script checks everything it reads before its first write (Redis does not undo the writes
+//! of a script that fails half-way); a damaged record makes the operation fail with
+//! [`StoreError::Corrupt`](super::StoreError::Corrupt) and change nothing. The throttle rule
+//! reaches `begin_attempt` as a table of thresholds computed from the
+//! [`ThrottlePolicy`](crate::device::ThrottlePolicy), so Redis reproduces
+//! [`ThrottlePolicy::retry_at`](crate::device::ThrottlePolicy::retry_at) exactly, with string
+//! comparisons only.
+//!
+//! Expiry is Redis's own: challenges expire at their `expires_at` and sessions after their time
+//! to live by the server's clock, whatever the callers' clocks say. Throttle and lock times use
+//! the `now` the caller passes, as the trait asks.
+//!
+//! # Timeouts, failures and retries
+//!
+//! * Every operation has a deadline (default 2 s, [`RedisConfig::with_timeout`]): the redis
+//!   client's response and connection timeouts, and an overall limit around the whole
+//!   operation. Past it, or if Redis cannot be reached, the operation fails with
+//!   [`StoreError::Unavailable`](super::StoreError::Unavailable), and the crate fails closed.
+//! * A single server is reached through the redis crate's `ConnectionManager`: one multiplexed
+//!   connection per store (clones share it) that reconnects in the background after an I/O
+//!   error. It never sends a command again.
+//! * A cluster is reached through the redis crate's async cluster client, built with no retries
+//!   of its own, because it would resend a command after an I/O error or a timeout, when the
+//!   server may have run it already (a failed attempt counted twice, say). Instead the store
+//!   sends a request again only when the server refused to run it — `MOVED`, `ASK`,
+//!   `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, `LOADING`, `NOSCRIPT` — with a short back-off,
+//!   within the deadline (for a single server too). A `MOVED` also refreshes the client's slot
+//!   map.
+//! * After a timeout the outcome is unknown: the server may still run the request. The caller
+//!   sees `Unavailable` either way; nothing is applied twice.
+//! * Error messages name the kind of failure only, never replies or stored values.
+//!
+//! # Memory
+//!
+//! Measured with `MEMORY USAGE <key> SAMPLES 0` on redis-server 7.0 (64-bit, jemalloc), default
+//! prefix (`cargo test --test redis_store -- --ignored --nocapture memory`):
+//!
+//! | what | bytes |
+//! | --- | --- |
+//! | a user with one confirmed TOTP device (sealed secret) and ten backup codes | 2,312: `devices` 1,208 + `codes:ID` 1,104 |
+//! | a user's first session | 528: `session:D` 360 + `sessions` 168 |
+//! | each further session of the user | 392 |
+//! | the `user` hash, while the user has failures, a lock or a stamp | 136 |
+//!
+//! Redis 7.2 and later keep small sets compactly (listpack), which shrinks the code set.
+//!
+//! # Deployment notes
+//!
+//! * Redis persistence decides what survives a Redis restart: without it, a restart forgets
+//!   devices, used codes and locks. Use AOF (`appendonly yes`) for a store of record.
+//! * While a cluster slot migrates, operations on the users in it may fail with `Unavailable`
+//!   until the migration ends (multi-key scripts get `TRYAGAIN`).
+//! * When a cluster node stops answering, its users' operations fail with `Unavailable` after
+//!   the timeout; right after such a timeout the cluster client refreshes its view of the
+//!   cluster, and an operation for another node's user may fail once too.
+//! * The per-user stamp is a Redis integer: it changes about 9 * 10^18 times before failing.
+
+mod config;
+mod connection;
+mod keys;
+mod reply;
+mod scripts;
+mod store;
+
+pub use config::RedisConfig;
+pub use store::RedisStore;

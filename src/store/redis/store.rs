@@ -1,0 +1,573 @@
+//! [`RedisStore`]: the [`Store`] operations as scripts and single commands.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::{ScriptInvocation, Value};
+
+use super::connection::{Connection, Request};
+use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
+use super::{RedisConfig, reply, scripts};
+use crate::clock::{Timestamp, duration_millis};
+use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
+use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::store::{
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof,
+};
+
+/// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
+/// scripts add it to the server time in Lua numbers, which are exact only below 2^53.
+const MAX_TTL_MILLIS: u64 = 1 << 52;
+
+/// A [`Store`] in Redis or Redis Cluster, shared by any number of application instances. See
+/// the [module docs](crate::store::redis) for the key layout, atomicity, timeouts and retries.
+///
+/// Clones share one multiplexed connection.
+///
+/// ```no_run
+/// use tower_otp::store::{RedisStore, Store};
+///
+/// # async fn example() -> Result<(), tower_otp::store::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
+/// store.ping().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: Connection,
+    keys: Keys,
+    timeout: Duration,
+    mode: &'static str,
+}
+
+impl RedisStore {
+    /// Connects to one Redis server with the default settings (see [`RedisConfig`]).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        RedisConfig::server(url).connect().await
+    }
+
+    /// Connects to a Redis Cluster through any of `urls`, with the default settings.
+    pub async fn connect_cluster<I>(urls: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisConfig::cluster(urls).connect().await
+    }
+
+    pub(super) async fn open(config: RedisConfig) -> Result<Self, StoreError> {
+        Ok(RedisStore {
+            connection: Connection::open(&config.target, config.timeout).await?,
+            keys: Keys::new(&config.key_prefix),
+            timeout: config.timeout,
+            mode: config.mode(),
+        })
+    }
+
+    /// The prefix of every key.
+    pub fn key_prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        self.connection
+            .run(&Request::Script(invocation), self.timeout)
+            .await
+    }
+
+    async fn command(&self, command: redis::Cmd) -> Result<Value, StoreError> {
+        self.connection
+            .run(&Request::Command(command), self.timeout)
+            .await
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("mode", &self.mode)
+            .field("key_prefix", &self.keys.prefix())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A script's 0-or-1 answer.
+fn flag(value: &Value) -> Result<bool, StoreError> {
+    match reply::number::<i64>(value, "script result")? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(reply::corrupt("script result")),
+    }
+}
+
+/// An optional time as the scripts take it: milliseconds, or empty for none.
+fn optional_time(time: Option<Timestamp>) -> String {
+    time.map_or_else(String::new, |t| t.as_millis().to_string())
+}
+
+fn ttl_millis(ttl: Duration) -> u64 {
+    duration_millis(ttl).min(MAX_TTL_MILLIS)
+}
+
+/// A remembered browser as `put_remembered.lua` stores it: "EXP|LAST|JSON", the times outside
+/// the JSON so that scripts can read and change them without decoding it.
+fn browser_value(browser: &RememberedBrowser) -> Result<String, StoreError> {
+    let record = RememberedBrowser {
+        last_used_at: None,
+        ..browser.clone()
+    };
+    Ok(format!(
+        "{}|{}|{}",
+        browser.expires_at.as_millis(),
+        optional_time(browser.last_used_at),
+        serde_json::to_string(&record)?
+    ))
+}
+
+/// A stored browser of `user`, read back.
+fn parse_browser(value: &Value, user: &UserId) -> Result<RememberedBrowser, StoreError> {
+    let text = reply::required_text(value, "remembered browser")?;
+    let mut parts = text.splitn(3, '|');
+    let (Some(_), Some(last), Some(json)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(reply::corrupt("remembered browser"));
+    };
+    let mut browser: RememberedBrowser = serde_json::from_str(json)?;
+    browser.last_used_at = match last {
+        "" => None,
+        millis => Some(Timestamp::from_millis(
+            millis
+                .parse()
+                .map_err(|_| reply::corrupt("browser last use"))?,
+        )),
+    };
+    if &browser.user != user {
+        return Err(reply::corrupt("browser owner"));
+    }
+    Ok(browser)
+}
+
+/// A device read back for `user`; a record filed under another user is damaged.
+fn owned_by(device: Device, user: &UserId) -> Result<Device, StoreError> {
+    if &device.user == user {
+        Ok(device)
+    } else {
+        Err(reply::corrupt("device owner"))
+    }
+}
+
+/// One slot of `begin_attempt.lua`'s answer: `[status]` or `[status, device]`.
+fn attempt_slot(
+    slot: Value,
+    user: &UserId,
+    policy: &ThrottlePolicy,
+    now: Timestamp,
+) -> Result<AttemptSlot, StoreError> {
+    let mut slot = reply::required_array(slot, "attempt slot")?.into_iter();
+    let status = slot.next().unwrap_or_default();
+    let device = slot.next().map(reply::device).transpose()?.flatten();
+    match (reply::text(&status)?, device) {
+        (Some("missing"), None) => Ok(AttemptSlot::Missing),
+        (Some("allowed"), Some((_, device))) => {
+            Ok(AttemptSlot::Allowed(Box::new(owned_by(device, user)?)))
+        }
+        (Some("throttled"), Some((_, device))) => {
+            // The script decided with the policy's thresholds; the time comes from the policy
+            // itself.
+            let state = device.state;
+            policy
+                .retry_at(state.failures, state.last_failure_at, now)
+                .map(|until| AttemptSlot::Throttled { until })
+                .ok_or_else(|| reply::corrupt("throttle state"))
+        }
+        _ => Err(reply::corrupt("attempt slot")),
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+        let tag = UserTag::of(&device.user);
+        let state = &device.state;
+        let mut call = scripts::INSERT_DEVICE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .arg(device.id.as_str())
+            .arg(reply::device_record(device)?)
+            .arg(state.next_counter)
+            .arg(state.drift)
+            .arg(state.failures)
+            .arg(optional_time(state.last_failure_at))
+            .arg(optional_time(state.last_used_at));
+        if flag(&self.eval(call).await?)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        let tag = UserTag::of(&device.user);
+        let mut call = scripts::UPDATE_DEVICE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .arg(device.id.as_str())
+            .arg(reply::device_record(device)?);
+        flag(&self.eval(call).await?)
+    }
+
+    async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let mut call = scripts::GET_DEVICE.prepare_invoke();
+        call.key(self.keys.devices(&UserTag::of(user)))
+            .arg(id.as_str());
+        match reply::device(self.eval(call).await?)? {
+            Some((_, device)) if &device.id == id => owned_by(device, user).map(Some),
+            Some(_) => Err(reply::corrupt("device id")),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
+        let mut call = scripts::LIST_DEVICES.prepare_invoke();
+        call.key(self.keys.devices(&UserTag::of(user)));
+        let mut devices = Vec::new();
+        for item in reply::required_array(self.eval(call).await?, "device list")? {
+            let (seq, device) = reply::device(item)?.ok_or_else(|| reply::corrupt("device"))?;
+            devices.push((seq, owned_by(device, user)?));
+        }
+        devices.sort_by_key(|(seq, _)| *seq);
+        Ok(devices.into_iter().map(|(_, device)| device).collect())
+    }
+
+    async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::DELETE_DEVICE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.codes(&tag, id))
+            .key(self.keys.challenge(&tag, id))
+            .arg(id.as_str());
+        flag(&self.eval(call).await?)
+    }
+
+    async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::DELETE_ALL_DEVICES.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .arg(self.keys.codes_prefix(&tag))
+            .arg(self.keys.challenge_prefix(&tag));
+        reply::number(&self.eval(call).await?, "device count")
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hashes: &[CodeHash],
+    ) -> Result<(), StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::REPLACE_BACKUP_CODES.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.codes(&tag, device))
+            .arg(device.as_str());
+        for hash in hashes {
+            call.arg(hash.as_str());
+        }
+        if flag(&self.eval(call).await?)? {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid("no such device"))
+        }
+    }
+
+    async fn count_backup_codes(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<u64, StoreError> {
+        let key = self.keys.codes(&UserTag::of(user), device);
+        reply::number(
+            &self.command(redis::cmd("SCARD").arg(key).clone()).await?,
+            "code count",
+        )
+    }
+
+    async fn put_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        challenge: &Challenge,
+        now: Timestamp,
+    ) -> Result<ChallengePut, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::PUT_CHALLENGE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.challenge(&tag, device))
+            .arg(device.as_str())
+            .arg(now.as_millis())
+            .arg(challenge.hash.as_str())
+            .arg(challenge.expires_at.as_millis())
+            .arg(challenge.resend_after.as_millis());
+        let answer = reply::required_array(self.eval(call).await?, "challenge result")?;
+        match answer.as_slice() {
+            [status] if reply::text(status)? == Some("stored") => Ok(ChallengePut::Stored),
+            [status] if reply::text(status)? == Some("missing") => {
+                Err(StoreError::Invalid("no such device"))
+            }
+            [status, until] if reply::text(status)? == Some("cooldown") => {
+                Ok(ChallengePut::Cooldown {
+                    until: Timestamp::from_millis(reply::number(until, "challenge resend time")?),
+                })
+            }
+            _ => Err(reply::corrupt("challenge result")),
+        }
+    }
+
+    async fn begin_attempt(
+        &self,
+        user: &UserId,
+        devices: &[DeviceId],
+        policy: &ThrottlePolicy,
+        now: Timestamp,
+    ) -> Result<AttemptGrant, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::BEGIN_ATTEMPT.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.user(&tag))
+            .arg(now.as_millis())
+            .arg(policy.user_failure_limit())
+            .arg(now.saturating_add(policy.lock_period()).as_millis())
+            .arg(devices.len());
+        for id in devices {
+            call.arg(id.as_str());
+        }
+        call.arg(scripts::throttle_thresholds(policy, now));
+
+        let answer = reply::required_array(self.eval(call).await?, "attempt result")?;
+        if let [status, until] = answer.as_slice()
+            && reply::text(status).ok().flatten() == Some("locked")
+        {
+            let until = Timestamp::from_millis(reply::number(until, "user lock")?);
+            return Ok(AttemptGrant::Locked { until });
+        }
+        if answer.len() != devices.len() {
+            return Err(reply::corrupt("attempt result"));
+        }
+        let slots = answer
+            .into_iter()
+            .map(|slot| attempt_slot(slot, user, policy, now))
+            .collect::<Result<_, _>>()?;
+        Ok(AttemptGrant::Slots(slots))
+    }
+
+    async fn commit_success(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        proof: &SuccessProof,
+        refund: &[DeviceId],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::COMMIT_SUCCESS.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.user(&tag))
+            .key(self.keys.codes(&tag, device))
+            .key(self.keys.challenge(&tag, device))
+            .arg(device.as_str())
+            .arg(now.as_millis());
+        match proof {
+            SuccessProof::Counter {
+                next_counter,
+                drift,
+            } => call.arg("counter").arg(*next_counter).arg(*drift),
+            SuccessProof::BackupCode(hash) => call.arg("code").arg(hash.as_str()).arg(""),
+            SuccessProof::Challenge(hash) => call.arg("challenge").arg(hash.as_str()).arg(""),
+        };
+        for id in refund {
+            call.arg(id.as_str());
+        }
+        flag(&self.eval(call).await?)
+    }
+
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
+        let key = self.keys.user(&UserTag::of(user));
+        let command = redis::cmd("HDEL")
+            .arg(key)
+            .arg(USER_FAILURES)
+            .arg(USER_LOCKED_UNTIL)
+            .clone();
+        self.command(command).await.map(drop)
+    }
+
+    async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError> {
+        let key = self.keys.user(&UserTag::of(user));
+        let command = redis::cmd("HMGET")
+            .arg(key)
+            .arg(USER_FAILURES)
+            .arg(USER_LOCKED_UNTIL)
+            .clone();
+        let [failures, locked_until] = reply::tuple(self.command(command).await?, "user state")?;
+        Ok((
+            reply::optional_number(&failures, "user failures")?.unwrap_or(0),
+            reply::optional_number(&locked_until, "user lock")?.map(Timestamp::from_millis),
+        ))
+    }
+
+    async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        let key = self.keys.user(&UserTag::of(user));
+        let command = redis::cmd("HGET").arg(key).arg(USER_STAMP).clone();
+        Ok(reply::optional_number(&self.command(command).await?, "user stamp")?.unwrap_or(0))
+    }
+
+    async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
+        let key = self.keys.user(&UserTag::of(user));
+        let command = redis::cmd("HINCRBY")
+            .arg(key)
+            .arg(USER_STAMP)
+            .arg(1)
+            .clone();
+        reply::number(&self.command(command).await?, "user stamp")
+    }
+
+    async fn load_session(
+        &self,
+        key: &SessionKey,
+        idle: Duration,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut call = scripts::LOAD_SESSION.prepare_invoke();
+        call.key(self.keys.session(key))
+            .key(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(ttl_millis(idle));
+        match reply::text(&self.eval(call).await?)? {
+            Some(record) => Ok(Some(serde_json::from_str(record)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_session(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut call = scripts::SAVE_SESSION.prepare_invoke();
+        call.key(self.keys.session(key))
+            .key(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(serde_json::to_string(record)?)
+            .arg(ttl_millis(ttl));
+        self.eval(call).await.map(drop)
+    }
+
+    async fn rotate_session(
+        &self,
+        old: &SessionKey,
+        new: &SessionKey,
+        record: &SessionRecord,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        if old.tag() != new.tag() {
+            return Err(StoreError::Invalid("rotate_session across users"));
+        }
+        let mut call = scripts::ROTATE_SESSION.prepare_invoke();
+        call.key(self.keys.session(old))
+            .key(self.keys.session(new))
+            .key(self.keys.sessions(old.tag()))
+            .arg(old.digest())
+            .arg(new.digest())
+            .arg(serde_json::to_string(record)?)
+            .arg(ttl_millis(ttl));
+        flag(&self.eval(call).await?)
+    }
+
+    async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
+        let mut call = scripts::DELETE_SESSION.prepare_invoke();
+        call.key(self.keys.session(key))
+            .key(self.keys.sessions(key.tag()))
+            .arg(key.digest());
+        flag(&self.eval(call).await?)
+    }
+
+    async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
+        let mut call = scripts::DELETE_USER_SESSIONS.prepare_invoke();
+        call.key(self.keys.sessions(tag))
+            .arg(self.keys.session_prefix(tag));
+        reply::number(&self.eval(call).await?, "session count")
+    }
+
+    async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {
+        let tag = UserTag::of(&browser.user);
+        let mut call = scripts::PUT_REMEMBERED.prepare_invoke();
+        call.key(self.keys.browsers(&tag))
+            .key(self.keys.user(&tag))
+            .arg(browser.id.as_str())
+            .arg(browser_value(browser)?)
+            .arg(browser.expires_at.as_millis().min(MAX_TTL_MILLIS * 2));
+        reply::number(&self.eval(call).await?, "user stamp")
+    }
+
+    async fn check_remembered(
+        &self,
+        user: &UserId,
+        id: &BrowserId,
+        device: &DeviceId,
+        now: Timestamp,
+    ) -> Result<RememberedCheck, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::CHECK_REMEMBERED.prepare_invoke();
+        call.key(self.keys.browsers(&tag))
+            .key(self.keys.devices(&tag))
+            .key(self.keys.user(&tag))
+            .arg(id.as_str())
+            .arg(device.as_str())
+            .arg(now.as_millis());
+        let [browser, found, stamp] = reply::tuple(self.eval(call).await?, "browser check")?;
+        let browser = match reply::text(&browser)? {
+            Some(_) => Some(parse_browser(&browser, user)?),
+            None => None,
+        };
+        let device = match reply::device(found)? {
+            Some((_, found)) if &found.id == device => Some(owned_by(found, user)?),
+            Some(_) => return Err(reply::corrupt("device id")),
+            None => None,
+        };
+        Ok(RememberedCheck {
+            browser,
+            device,
+            stamp: reply::number(&stamp, "user stamp")?,
+        })
+    }
+
+    async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError> {
+        let mut call = scripts::LIST_REMEMBERED.prepare_invoke();
+        call.key(self.keys.browsers(&UserTag::of(user)));
+        let flat = reply::required_array(self.eval(call).await?, "browser list")?;
+        let mut browsers = flat
+            .chunks(2)
+            .map(|pair| match pair {
+                [_, value] => parse_browser(value, user),
+                _ => Err(reply::corrupt("browser list")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        browsers.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(browsers)
+    }
+
+    async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError> {
+        let mut call = scripts::DELETE_REMEMBERED.prepare_invoke();
+        call.key(self.keys.browsers(&UserTag::of(user)))
+            .arg(id.as_str());
+        flag(&self.eval(call).await?)
+    }
+
+    async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
+        let mut call = scripts::DELETE_ALL_REMEMBERED.prepare_invoke();
+        call.key(self.keys.browsers(&UserTag::of(user)));
+        reply::number(&self.eval(call).await?, "browser count")
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.command(redis::cmd("PING")).await.map(drop)
+    }
+}

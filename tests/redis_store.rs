@@ -1,0 +1,826 @@
+//! What only the Redis store has: failing closed and reconnecting, the key layout (hash tags,
+//! times to live, the session index), script reloading, damaged records, one round trip per
+//! operation, and (ignored by default) its memory use per user and per session.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
+use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::device::{
+    CodeHash, Device, DeviceId, DeviceState, SealingKey, SecretSealer, ThrottlePolicy,
+    TotpSettings, UserId,
+};
+use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use tower_otp::store::{Challenge, RedisConfig, RedisStore, Store, StoreError, SuccessProof};
+use tower_otp::{DeviceKind, ServerKey, TwoFactor};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// One private server shared by the tests that do not stop it.
+fn shared_server() -> &'static RedisServer {
+    static SERVER: OnceLock<RedisServer> = OnceLock::new();
+    SERVER.get_or_init(RedisServer::start)
+}
+
+/// One private cluster shared by the tests of this binary.
+fn shared_cluster() -> &'static RedisCluster {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    CLUSTER.get_or_init(RedisCluster::start)
+}
+
+async fn store_on(server: &RedisServer) -> RedisStore {
+    RedisConfig::server(server.url())
+        .with_key_prefix(unique_prefix())
+        .connect()
+        .await
+        .expect("connect")
+}
+
+async fn store_on_cluster() -> RedisStore {
+    RedisConfig::cluster(shared_cluster().urls())
+        .with_key_prefix(unique_prefix())
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).unwrap()
+}
+
+fn hash(n: u32) -> CodeHash {
+    serde_json::from_value(serde_json::json!(format!("{n:032x}"))).unwrap()
+}
+
+fn device(owner: &UserId, config: serde_json::Value) -> Device {
+    Device {
+        id: DeviceId::generate(),
+        user: owner.clone(),
+        name: "device".into(),
+        confirmed: true,
+        is_default: false,
+        created_at: Timestamp::from_secs(1),
+        config: serde_json::from_value(config).unwrap(),
+        state: DeviceState::default(),
+    }
+}
+
+fn totp(owner: &UserId) -> Device {
+    device(
+        owner,
+        serde_json::json!({
+            "kind": "totp", "secret": "plain:GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+            "algorithm": "SHA1", "digits": 6, "step": 30, "t0": 0
+        }),
+    )
+}
+
+fn out_of_band(owner: &UserId) -> Device {
+    device(
+        owner,
+        serde_json::json!({
+            "kind": "out_of_band", "channel": "email", "destination": "a@example.com", "digits": 6
+        }),
+    )
+}
+
+fn session(owner: &UserId) -> SessionRecord {
+    SessionRecord {
+        user: owner.clone(),
+        created_at: Timestamp::from_secs(1),
+        expires_at: Timestamp::from_secs(10_000_000_000),
+        verified: None,
+        login: None,
+    }
+}
+
+/// What [`populate`] created for one user.
+struct Populated {
+    backup: Device,
+    oob: Device,
+    sessions: Vec<SessionKey>,
+}
+
+/// Gives `owner` one key of every kind: devices, backup codes, a challenge, a failure count,
+/// a stamp and two sessions.
+async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
+    let totp = totp(owner);
+    let backup = device(owner, serde_json::json!({"kind": "backup_codes"}));
+    let oob = out_of_band(owner);
+    for d in [&totp, &backup, &oob] {
+        store.insert_device(d).await.unwrap();
+    }
+    let codes: Vec<_> = (0..10).map(hash).collect();
+    store
+        .replace_backup_codes(owner, &backup.id, &codes)
+        .await
+        .unwrap();
+    let now = SystemClock.now();
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(30)),
+    };
+    store
+        .put_challenge(owner, &oob.id, &challenge, now)
+        .await
+        .unwrap();
+    store
+        .begin_attempt(
+            owner,
+            std::slice::from_ref(&totp.id),
+            &ThrottlePolicy::default(),
+            now,
+        )
+        .await
+        .unwrap();
+    store.bump_user_stamp(owner).await.unwrap();
+    let tag = UserTag::of(owner);
+    let sessions = vec![
+        SessionKey::new(tag.clone(), b"first"),
+        SessionKey::new(tag, b"second"),
+    ];
+    for key in &sessions {
+        store
+            .save_session(key, &session(owner), HOUR)
+            .await
+            .unwrap();
+    }
+    Populated {
+        backup,
+        oob,
+        sessions,
+    }
+}
+
+/// The keys under `prefix` on one server.
+fn keys_on(server: &RedisServer, prefix: &str) -> Vec<String> {
+    server.query(&["KEYS", &format!("{prefix}:*")]).strings()
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, started: Instant) {
+    let error = result.expect_err("the store should fail closed");
+    assert_eq!(error.kind(), "store_unavailable", "{error}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+// ----- failing closed ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn fails_closed_when_nothing_listens() {
+    let url = format!("redis://127.0.0.1:{}/", free_port());
+    let started = Instant::now();
+    let result = RedisConfig::server(&url)
+        .with_timeout(Duration::from_millis(500))
+        .connect()
+        .await;
+    assert_unavailable(result, started);
+
+    let started = Instant::now();
+    let result = RedisConfig::cluster([url])
+        .with_timeout(Duration::from_millis(500))
+        .connect()
+        .await;
+    assert_unavailable(result, started);
+}
+
+/// A server of the test's own (to stop or freeze), a store on it with `timeout`, and a device
+/// in it.
+async fn own_server_with_a_device(timeout: Duration) -> (RedisServer, RedisStore, Device) {
+    let server = RedisServer::start();
+    let store = RedisConfig::server(server.url())
+        .with_timeout(timeout)
+        .connect()
+        .await
+        .unwrap();
+    let d = totp(&user("alice"));
+    store.insert_device(&d).await.unwrap();
+    (server, store, d)
+}
+
+/// Waits until the store answers again.
+async fn until_back(store: &RedisStore) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.ping().await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
+    let (mut server, store, d) = own_server_with_a_device(Duration::from_millis(500)).await;
+    let alice = d.user.clone();
+
+    server.stop();
+    for _ in 0..3 {
+        let started = Instant::now();
+        assert_unavailable(store.get_device(&alice, &d.id).await, started);
+        let started = Instant::now();
+        let policy = ThrottlePolicy::default();
+        let attempt = store
+            .begin_attempt(
+                &alice,
+                std::slice::from_ref(&d.id),
+                &policy,
+                Timestamp::EPOCH,
+            )
+            .await;
+        assert_unavailable(attempt, started);
+        let started = Instant::now();
+        assert_unavailable(store.ping().await, started);
+    }
+
+    // Back (empty: nothing was persisted), the same client works again without help.
+    server.restart();
+    until_back(&store).await;
+    store.insert_device(&d).await.unwrap();
+    assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_closed_when_the_server_hangs() {
+    let (server, store, d) = own_server_with_a_device(Duration::from_millis(300)).await;
+    let alice = d.user.clone();
+
+    server.pause();
+    let started = Instant::now();
+    assert_unavailable(store.get_device(&alice, &d.id).await, started);
+    let started = Instant::now();
+    assert_unavailable(store.list_devices(&alice).await, started);
+    server.resume();
+    until_back(&store).await;
+    // Replies that came too late were dropped, not handed to later requests.
+    assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
+    assert_eq!(store.user_stamp(&alice).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
+    // A cluster of its own: one of its nodes is frozen.
+    let cluster = RedisCluster::start();
+    let store = RedisConfig::cluster(cluster.urls())
+        .with_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    let mut devices = Vec::new();
+    for i in 0..12 {
+        let d = totp(&user(&format!("user-{i}")));
+        store.insert_device(&d).await.unwrap();
+        devices.push(d);
+    }
+    let node_of = |d: &Device| {
+        let key = format!("tower-otp:{{{}}}:devices", UserTag::of(&d.user).as_str());
+        // Other nodes answer MOVED.
+        let holds = |node: &RedisServer| node.query(&["EXISTS", &key]) == Reply::Int(1);
+        cluster.nodes().iter().position(holds).unwrap()
+    };
+    let (on_first, elsewhere): (Vec<&Device>, Vec<&Device>) =
+        devices.iter().partition(|d| node_of(d) == 0);
+    assert!(!on_first.is_empty() && !elsewhere.is_empty());
+
+    cluster.nodes()[0].pause();
+    let started = Instant::now();
+    let d = on_first[0];
+    assert_unavailable(store.get_device(&d.user, &d.id).await, started);
+    // The other nodes' users are served again at once (the client may spend one deadline
+    // refreshing its view of the cluster after the timeout).
+    let other = elsewhere[0];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match store.get_device(&other.user, &other.id).await {
+            Ok(found) => break assert_eq!(found.as_ref(), Some(other)),
+            Err(error) => assert!(Instant::now() < deadline, "{error}"),
+        }
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            store
+                .get_device(&other.user, &other.id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(other)
+        );
+        let started = Instant::now();
+        assert_unavailable(store.get_device(&d.user, &d.id).await, started);
+    }
+    cluster.nodes()[0].resume();
+    until_back(&store).await;
+    assert_eq!(
+        store.get_device(&d.user, &d.id).await.unwrap().as_ref(),
+        Some(d)
+    );
+}
+
+// ----- key layout --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_key_of_a_user_carries_the_users_hash_tag() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    populate(&store, &alice).await;
+    populate(&store, &bob).await;
+
+    let keys = keys_on(server, store.key_prefix());
+    // devices, user, codes, challenge, two sessions and the session index, for each.
+    assert_eq!(keys.len(), 14, "{keys:?}");
+    for owner in [&alice, &bob] {
+        let start = format!(
+            "{}:{{{}}}:",
+            store.key_prefix(),
+            UserTag::of(owner).as_str()
+        );
+        let own = keys.iter().filter(|k| k.starts_with(&start)).count();
+        assert_eq!(own, 7, "{keys:?}");
+    }
+    for key in &keys {
+        assert_eq!(key.matches('{').count(), 1, "{key}");
+        assert_eq!(key.matches('}').count(), 1, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_keys_share_one_cluster_slot() {
+    let store = store_on_cluster().await;
+    let owners: Vec<UserId> = (0..8).map(|i| user(&format!("user-{i}"))).collect();
+    for owner in &owners {
+        populate(&store, owner).await;
+    }
+    let nodes = shared_cluster().nodes();
+    let mut nodes_used = std::collections::HashSet::new();
+    for owner in &owners {
+        let start = format!(
+            "{}:{{{}}}:",
+            store.key_prefix(),
+            UserTag::of(owner).as_str()
+        );
+        let mut slots = std::collections::HashSet::new();
+        let mut found = 0;
+        for (index, node) in nodes.iter().enumerate() {
+            for key in keys_on(node, store.key_prefix()) {
+                if key.starts_with(&start) {
+                    found += 1;
+                    nodes_used.insert(index);
+                    slots.insert(node.query(&["CLUSTER", "KEYSLOT", &key]).int());
+                }
+            }
+        }
+        assert_eq!(found, 7, "{owner:?}");
+        assert_eq!(slots.len(), 1, "{owner:?}: {slots:?}");
+    }
+    assert!(nodes_used.len() > 1, "eight users all on one node");
+}
+
+#[tokio::test]
+async fn keys_expire_where_they_should() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let made = populate(&store, &alice).await;
+    let keys = keys_on(server, store.key_prefix());
+    let key = |name: &str| -> &String {
+        keys.iter()
+            .find(|k| k.ends_with(name))
+            .unwrap_or_else(|| panic!("no key ending {name}: {keys:?}"))
+    };
+    let ttl = |name: &str| server.query(&["PTTL", key(name)]).int();
+    // Absolute expiry times, to compare keys read at different moments.
+    let expiry = |name: &str| server.query(&["PEXPIRETIME", key(name)]).int();
+    // Devices, codes, counters and the stamp stay until removed.
+    assert_eq!(ttl(":devices"), -1);
+    assert_eq!(ttl(":user"), -1);
+    assert_eq!(ttl(&format!(":codes:{}", made.backup.id)), -1);
+    // The challenge goes at its expiry, 300 s after it was made.
+    let challenge = ttl(&format!(":challenge:{}", made.oob.id));
+    assert!((298_000..=300_000).contains(&challenge), "{challenge}");
+    // Sessions live their ttl, and the index at least as long.
+    let digest = made.sessions[0].digest();
+    let session = format!(":session:{digest}");
+    assert!((3_598_000..=3_600_000).contains(&ttl(&session)));
+    assert!(expiry(":sessions") >= expiry(&session));
+
+    // Loading resets a session's time to live to the idle time; a longer one stretches the
+    // index too.
+    let idle = Duration::from_secs(2 * 3600);
+    assert!(
+        store
+            .load_session(&made.sessions[0], idle)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!((7_198_000..=7_200_000).contains(&ttl(&session)));
+    assert!(expiry(":sessions") >= expiry(&session));
+    let short = Duration::from_secs(60);
+    store.load_session(&made.sessions[0], short).await.unwrap();
+    assert!(ttl(&session) <= 60_000);
+
+    // A used-up code set and the last device leave nothing behind but the user hash.
+    for n in 0..10 {
+        let proof = SuccessProof::BackupCode(hash(n));
+        let now = Timestamp::from_secs(2);
+        assert!(
+            store
+                .commit_success(&alice, &made.backup.id, &proof, &[], now)
+                .await
+                .unwrap()
+        );
+    }
+    store.delete_all_devices(&alice).await.unwrap();
+    store
+        .delete_user_sessions(&UserTag::of(&alice))
+        .await
+        .unwrap();
+    let left = keys_on(server, store.key_prefix());
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(":user"), "the stamp stays: {left:?}");
+}
+
+#[tokio::test]
+async fn the_session_index_is_pruned_and_expires() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let tag = UserTag::of(&alice);
+    let index = format!("{}:{{{}}}:sessions", store.key_prefix(), tag.as_str());
+    let short = Duration::from_millis(100);
+    for i in 0..20 {
+        let key = SessionKey::new(tag.clone(), format!("short-{i}").as_bytes());
+        store
+            .save_session(&key, &session(&alice), short)
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.query(&["ZCARD", &index]).int(), 20);
+    // Once they are well past their expiry, the next save drops them from the index.
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let long = SessionKey::new(tag.clone(), b"long");
+    store
+        .save_session(&long, &session(&alice), HOUR)
+        .await
+        .unwrap();
+    assert_eq!(server.query(&["ZCARD", &index]).int(), 1);
+    assert_eq!(store.delete_user_sessions(&tag).await.unwrap(), 1);
+    assert_eq!(server.query(&["EXISTS", &index]).int(), 0);
+
+    // An index whose sessions all expired expires with them.
+    let key = SessionKey::new(tag.clone(), b"brief");
+    store
+        .save_session(&key, &session(&alice), short)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.query(&["EXISTS", &index]).int(), 0);
+}
+
+// ----- scripts -----------------------------------------------------------------------------
+
+/// Flushes the script caches of `servers`, then checks the store still works.
+async fn check_script_reload(store: &RedisStore, servers: &[RedisServer]) {
+    let alice = user("alice");
+    let d = totp(&alice);
+    store.insert_device(&d).await.unwrap();
+    for server in servers {
+        assert_eq!(server.query(&["SCRIPT", "FLUSH"]).text(), "OK");
+    }
+    assert_eq!(
+        store.get_device(&alice, &d.id).await.unwrap(),
+        Some(d.clone())
+    );
+    let proof = SuccessProof::Counter {
+        next_counter: 5,
+        drift: 0,
+    };
+    let now = Timestamp::from_secs(3);
+    assert!(
+        store
+            .commit_success(&alice, &d.id, &proof, &[], now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .commit_success(&alice, &d.id, &proof, &[], now)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn scripts_are_loaded_again_after_script_flush() {
+    let server = RedisServer::start();
+    let store = store_on(&server).await;
+    check_script_reload(&store, std::slice::from_ref(&server)).await;
+    // Exactly one extra load: NOSCRIPT, SCRIPT LOAD, EVALSHA.
+    let mut monitor = server.monitor();
+    server.query(&["SCRIPT", "FLUSH"]);
+    monitor.client_commands();
+    store.list_devices(&user("alice")).await.unwrap();
+    assert_eq!(monitor.client_commands(), ["EVALSHA", "SCRIPT", "EVALSHA"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_scripts_are_loaded_again_after_script_flush() {
+    let store = store_on_cluster().await;
+    check_script_reload(&store, shared_cluster().nodes()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_one_round_trip() {
+    let server = RedisServer::start();
+    let store = store_on(&server).await;
+    let alice = user("alice");
+    let tag = UserTag::of(&alice);
+    let (d, oob) = (totp(&alice), out_of_band(&alice));
+    let key = SessionKey::new(tag.clone(), b"one");
+    let next = SessionKey::new(tag.clone(), b"two");
+    let policy = ThrottlePolicy::default();
+    let now = SystemClock.now();
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+        resend_after: now,
+    };
+    let proof = SuccessProof::BackupCode(hash(1));
+    let ids = [d.id.clone(), oob.id.clone()];
+
+    let mut monitor = server.monitor();
+    let mut costs = Vec::new();
+    // Twice: the first round loads the scripts.
+    for round in 0..2 {
+        macro_rules! measure {
+            ($name:literal, $operation:expr) => {{
+                monitor.client_commands();
+                let _ = $operation.await;
+                let commands = monitor.client_commands();
+                if round == 1 {
+                    assert_eq!(commands.len(), 1, "{}: {commands:?}", $name);
+                    costs.push(($name, commands[0].clone()));
+                }
+            }};
+        }
+        measure!("insert_device", store.insert_device(&d));
+        measure!("insert_device", store.insert_device(&oob));
+        measure!("update_device", store.update_device(&d));
+        measure!("get_device", store.get_device(&alice, &d.id));
+        measure!("list_devices", store.list_devices(&alice));
+        measure!(
+            "replace_backup_codes",
+            store.replace_backup_codes(&alice, &oob.id, &[hash(1), hash(2)])
+        );
+        measure!(
+            "count_backup_codes",
+            store.count_backup_codes(&alice, &oob.id)
+        );
+        measure!(
+            "put_challenge",
+            store.put_challenge(&alice, &oob.id, &challenge, now)
+        );
+        measure!(
+            "begin_attempt",
+            store.begin_attempt(&alice, &ids, &policy, now)
+        );
+        measure!(
+            "commit_success",
+            store.commit_success(&alice, &oob.id, &proof, &ids, now)
+        );
+        measure!("reset_user_failures", store.reset_user_failures(&alice));
+        measure!("user_failures", store.user_failures(&alice));
+        measure!("user_stamp", store.user_stamp(&alice));
+        measure!("bump_user_stamp", store.bump_user_stamp(&alice));
+        measure!(
+            "save_session",
+            store.save_session(&key, &session(&alice), HOUR)
+        );
+        measure!("load_session", store.load_session(&key, HOUR));
+        measure!(
+            "rotate_session",
+            store.rotate_session(&key, &next, &session(&alice), HOUR)
+        );
+        measure!("delete_session", store.delete_session(&next));
+        measure!("delete_user_sessions", store.delete_user_sessions(&tag));
+        measure!("delete_device", store.delete_device(&alice, &d.id));
+        measure!("delete_all_devices", store.delete_all_devices(&alice));
+        measure!("ping", store.ping());
+    }
+    for (operation, command) in costs {
+        println!("{operation:<22} 1 round trip ({command})");
+    }
+}
+
+// ----- damaged records ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn damaged_records_fail_as_corrupt_and_change_nothing() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let d = totp(&alice);
+    store.insert_device(&d).await.unwrap();
+    let tag = UserTag::of(&alice);
+    let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
+    let user_key = format!("{}:{{{}}}:user", store.key_prefix(), tag.as_str());
+    let state_field = format!("{}:s", d.id);
+    let state = server
+        .query(&["HGET", &devices, &state_field])
+        .text()
+        .to_owned();
+    assert_eq!(state, "1,0,0,0,,");
+    server.query(&["HSET", &devices, &state_field, "1,0,0,secret-garbage,,"]);
+
+    let check = |result: Result<_, StoreError>| {
+        let error = result.expect_err("damaged record accepted");
+        assert_eq!(error.kind(), "store_corrupt", "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+    };
+    check(store.get_device(&alice, &d.id).await.map(drop));
+    check(store.list_devices(&alice).await.map(drop));
+    let policy = ThrottlePolicy::default();
+    let now = Timestamp::from_secs(10);
+    check(
+        store
+            .begin_attempt(&alice, std::slice::from_ref(&d.id), &policy, now)
+            .await
+            .map(drop),
+    );
+    let proof = SuccessProof::Counter {
+        next_counter: 9,
+        drift: 0,
+    };
+    check(
+        store
+            .commit_success(&alice, &d.id, &proof, &[], now)
+            .await
+            .map(drop),
+    );
+    // Nothing was written by the failed scripts.
+    assert_eq!(server.query(&["EXISTS", &user_key]).int(), 0);
+    let stored = server.query(&["HGET", &devices, &state_field]);
+    assert_eq!(stored.text(), "1,0,0,secret-garbage,,");
+
+    let record_field = d.id.to_string();
+    server.query(&["HSET", &devices, &record_field, "{\"secret\": "]);
+    server.query(&["HSET", &devices, &state_field, &state]);
+    check(store.get_device(&alice, &d.id).await.map(drop));
+
+    let key = SessionKey::new(tag, b"s");
+    store
+        .save_session(&key, &session(&alice), HOUR)
+        .await
+        .unwrap();
+    let session_key = format!(
+        "{}:{{{}}}:session:{}",
+        store.key_prefix(),
+        key.tag().as_str(),
+        key.digest()
+    );
+    server.query(&["SET", &session_key, "secret-not-json"]);
+    check(store.load_session(&key, HOUR).await.map(drop));
+}
+
+// ----- the cluster helper ------------------------------------------------------------------
+
+#[test]
+fn a_private_cluster_has_three_masters_on_loopback() {
+    let cluster = shared_cluster();
+    let nodes = cluster.nodes();
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(cluster.urls().len(), 3);
+    for node in nodes {
+        let info = node.command("CLUSTER INFO");
+        assert!(info.contains("cluster_state:ok"), "{info}");
+        assert!(info.contains("cluster_size:3"), "{info}");
+        assert_eq!(
+            node.query(&["CONFIG", "GET", "bind"]).strings()[1],
+            "127.0.0.1"
+        );
+        assert_eq!(node.query(&["CONFIG", "GET", "save"]).strings()[1], "");
+        assert_eq!(
+            node.query(&["CONFIG", "GET", "appendonly"]).strings()[1],
+            "no"
+        );
+        // The bus port is the node's port + 10000, below 65536.
+        let myself = node.query(&["CLUSTER", "NODES"]);
+        let line = myself
+            .text()
+            .lines()
+            .find(|l| l.contains("myself"))
+            .unwrap()
+            .to_owned();
+        let bus = node.port() as u32 + 10_000;
+        assert!(
+            line.contains(&format!("127.0.0.1:{}@{bus}", node.port())),
+            "{line}"
+        );
+        assert!(line.contains("master"), "{line}");
+    }
+    let dirs: std::collections::HashSet<_> = nodes
+        .iter()
+        .map(|n| n.query(&["CONFIG", "GET", "dir"]).strings()[1].clone())
+        .collect();
+    assert_eq!(dirs.len(), 3, "each node has its own directory");
+}
+
+// ----- memory ------------------------------------------------------------------------------
+
+/// `MEMORY USAGE key SAMPLES 0` (exact) of each key, by the key's name after the tag.
+fn memory_by_key(server: &RedisServer, prefix: &str, tag: &UserTag) -> Vec<(String, i64)> {
+    let start = format!("{prefix}:{{{}}}:", tag.as_str());
+    let mut keys = keys_on(server, prefix);
+    keys.retain(|k| k.starts_with(&start));
+    keys.sort();
+    keys.into_iter()
+        .map(|key| {
+            let bytes = server
+                .query(&["MEMORY", "USAGE", &key, "SAMPLES", "0"])
+                .int();
+            (key[start.len()..].to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Run with `cargo test --test redis_store -- --ignored --nocapture memory`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn memory_per_enrolled_user_and_session() {
+    let server = RedisServer::start();
+    // The default key prefix, as in production.
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let prefix = store.key_prefix().to_owned();
+    let sealer = SecretSealer::new(vec![SealingKey::new("k1", &[7; 32]).unwrap()]).unwrap();
+    let two_factor = TwoFactor::new(store.clone(), ServerKey::generate()).with_sealer(sealer);
+
+    // One confirmed TOTP device (sealed secret) and ten backup codes, as an app enrols a user.
+    let alice = user("alice@example.com");
+    let enrolment = two_factor
+        .enroll_totp(
+            &alice,
+            "Phone",
+            "alice@example.com",
+            TotpSettings::default(),
+        )
+        .await
+        .unwrap();
+    let code = enrolment.current_code(two_factor.now());
+    two_factor
+        .confirm_device(&alice, &enrolment.device.id, &code)
+        .await
+        .unwrap();
+    two_factor.generate_backup_codes(&alice).await.unwrap();
+    let tag = UserTag::of(&alice);
+    let user_keys = memory_by_key(&server, &prefix, &tag);
+    let per_user: i64 = user_keys.iter().map(|(_, b)| b).sum();
+
+    // One verified session, then a second one of the same user.
+    let mut record = session(&alice);
+    record.verified = Some(VerifiedBy {
+        device_id: enrolment.device.id.clone(),
+        device_kind: DeviceKind::Totp,
+        at: two_factor.now(),
+        remembered: false,
+    });
+    let first = SessionKey::new(tag.clone(), b"first session id");
+    store.save_session(&first, &record, HOUR).await.unwrap();
+    let with_one = memory_by_key(&server, &prefix, &tag);
+    let second = SessionKey::new(tag.clone(), b"second session id");
+    store.save_session(&second, &record, HOUR).await.unwrap();
+    let with_two = memory_by_key(&server, &prefix, &tag);
+    let total = |keys: &[(String, i64)]| keys.iter().map(|(_, b)| b).sum::<i64>();
+
+    println!("command: MEMORY USAGE <key> SAMPLES 0 (redis-server 7.0, 64-bit, jemalloc)");
+    println!("enrolled user (1 confirmed TOTP device + 10 backup codes):");
+    for (key, bytes) in &user_keys {
+        println!("  {prefix}:{{T}}:{key:<40} {bytes:>6} B");
+    }
+    println!("  total {per_user} B");
+    println!("first session (session key + new index):");
+    for (key, bytes) in with_one.iter().filter(|(k, _)| k.starts_with("session")) {
+        println!("  {prefix}:{{T}}:{key:<40} {bytes:>6} B");
+    }
+    println!("  total {} B", total(&with_one) - per_user);
+    println!(
+        "each further session: {} B",
+        total(&with_two) - total(&with_one)
+    );
+
+    // The user hash exists only while there are failures, a lock or a stamp.
+    let wrong = two_factor
+        .verify(&alice, &enrolment.device.id, "000000")
+        .await;
+    assert!(wrong.is_err());
+    store.bump_user_stamp(&alice).await.unwrap();
+    let with_user = memory_by_key(&server, &prefix, &tag);
+    for (key, bytes) in with_user.iter().filter(|(k, _)| k == "user") {
+        println!("after a failure and a stamp: {prefix}:{{T}}:{key} {bytes} B");
+    }
+}
