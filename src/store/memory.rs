@@ -326,6 +326,21 @@ impl Store for MemoryStore {
         Ok(ChallengePut::Stored)
     }
 
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock_for_write();
+        let challenges = &mut state.user_mut(user).challenges;
+        let matches = challenges.get(device).is_some_and(|c| &c.hash == hash);
+        if matches {
+            challenges.remove(device);
+        }
+        Ok(matches)
+    }
+
     async fn begin_attempt(
         &self,
         user: &UserId,

@@ -150,6 +150,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError>;
 
+    /// Deletes the device's challenge, cooldown included, but only if its hash is `hash`: a
+    /// code that could not be delivered is withdrawn, and a newer challenge is never touched.
+    /// Returns whether it was deleted.
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError>;
+
     // ----- verification --------------------------------------------------------------------
 
     /// Atomically claims one verification attempt against each of `devices` (a user's own).

@@ -32,6 +32,7 @@ macro_rules! store_conformance_tests {
             commit_success_resets_and_refunds,
             challenges_respect_cooldown_and_work_once,
             challenges_expire,
+            challenges_are_discarded_only_with_their_hash,
             user_stamps_start_at_zero_and_change,
             sessions_are_saved_loaded_rotated_and_deleted,
             sessions_expire_when_idle,
@@ -611,6 +612,54 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
         !b.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
             .await
             .unwrap()
+    );
+}
+
+pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let challenge = |n| Challenge {
+        hash: hash(n),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(60)),
+    };
+    assert!(
+        !a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap(),
+        "nothing to discard"
+    );
+    a.put_challenge(&alice, &d.id, &challenge(1), now)
+        .await
+        .unwrap();
+    // Another hash (a newer code) is left alone, cooldown and all.
+    assert!(!b.discard_challenge(&alice, &d.id, &hash(2)).await.unwrap());
+    assert!(matches!(
+        b.put_challenge(&alice, &d.id, &challenge(2), now)
+            .await
+            .unwrap(),
+        ChallengePut::Cooldown { .. }
+    ));
+    // Per user: bob's discard does not reach alice's challenge.
+    assert!(
+        !b.discard_challenge(&user("bob"), &d.id, &hash(1))
+            .await
+            .unwrap()
+    );
+    assert!(b.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
+    assert!(!a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
+    assert!(
+        !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+            .await
+            .unwrap(),
+        "a discarded code does not work"
+    );
+    // The cooldown went with it.
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &challenge(3), now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
     );
 }
 
