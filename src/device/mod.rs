@@ -39,4 +39,6 @@ pub use sender::{
     ConsoleSender, InvalidTemplate, Message, OutboxSender, SendError, Sender, SenderFn, Template,
     sender_fn,
 };
+#[cfg(feature = "smtp")]
+pub use sender::{SmtpConfigError, SmtpSender};
 pub use throttle::ThrottlePolicy;

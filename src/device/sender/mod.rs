@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | [`OutboxSender`] | tests and demos: keeps messages in memory | |
 //! | [`ConsoleSender`] | development: prints codes on standard output | |
+//! | `SmtpSender` | email over SMTP (lettre) | `smtp` |
 //! | [`sender_fn`] | anything else, from an async closure | |
 //!
 //! A sender sees the code in a [`Message`] and puts it in the message it delivers and nowhere
@@ -15,6 +16,8 @@
 
 mod console;
 mod outbox;
+#[cfg(feature = "smtp")]
+mod smtp;
 
 use std::fmt;
 use std::future::Future;
@@ -29,6 +32,9 @@ use super::{DeviceId, UserId};
 
 pub use console::ConsoleSender;
 pub use outbox::OutboxSender;
+#[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
+pub use smtp::{SmtpConfigError, SmtpSender};
 
 /// Delivers out-of-band codes over one channel.
 ///
