@@ -41,4 +41,6 @@ pub use sender::{
 };
 #[cfg(feature = "smtp")]
 pub use sender::{SmtpConfigError, SmtpSender};
+#[cfg(feature = "webhook")]
+pub use sender::{WebhookConfigError, WebhookSender};
 pub use throttle::ThrottlePolicy;

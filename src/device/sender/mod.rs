@@ -9,6 +9,7 @@
 //! | [`OutboxSender`] | tests and demos: keeps messages in memory | |
 //! | [`ConsoleSender`] | development: prints codes on standard output | |
 //! | `SmtpSender` | email over SMTP (lettre) | `smtp` |
+//! | `WebhookSender` | SMS and other gateways: a JSON `POST` | `webhook` |
 //! | [`sender_fn`] | anything else, from an async closure | |
 //!
 //! A sender sees the code in a [`Message`] and puts it in the message it delivers and nowhere
@@ -18,6 +19,8 @@ mod console;
 mod outbox;
 #[cfg(feature = "smtp")]
 mod smtp;
+#[cfg(feature = "webhook")]
+mod webhook;
 
 use std::fmt;
 use std::future::Future;
@@ -35,6 +38,9 @@ pub use outbox::OutboxSender;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub use smtp::{SmtpConfigError, SmtpSender};
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub use webhook::{WebhookConfigError, WebhookSender};
 
 /// Delivers out-of-band codes over one channel.
 ///
