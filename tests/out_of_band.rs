@@ -489,3 +489,82 @@ async fn code_length_follows_the_policy() {
         .await
         .unwrap();
 }
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn no_code_reaches_the_logs_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .without_time()
+        .with_writer(move || writer.clone())
+        .finish();
+    let (codes, debug) = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let failing = sender_fn(|_: Message| async {
+                    Err(SendError::Rejected("no such number".into()))
+                });
+                let f = fixture_with(|t| t.with_sender("voice", failing));
+                let mut debug = String::new();
+                let device = f.confirmed_email_device().await;
+                let mut codes = vec![f.last_code()];
+                let sent = f.two_factor.send_challenge(&f.user, &device.id).await;
+                debug.push_str(&format!("{sent:?}\n"));
+                codes.push(f.last_code());
+                let wrong = f.verify(&device, &other_than(&codes[1])).await;
+                let throttled = f.two_factor.verify(&f.user, &device.id, &codes[1]).await;
+                debug.push_str(&format!("{wrong:?} {throttled:?}\n"));
+                f.advance(2_000);
+                assert_eq!(f.verify(&device, &codes[1]).await, "ok");
+                let phone = f
+                    .two_factor
+                    .add_out_of_band_device(&f.user, "Phone", "voice", "+31612345658")
+                    .await
+                    .unwrap();
+                let failed = f.two_factor.send_challenge(&f.user, &phone.id).await;
+                debug.push_str(&format!("{failed:?}\n"));
+                for message in f.outbox.messages() {
+                    debug.push_str(&format!("{message:?}\n"));
+                }
+                debug.push_str(&format!("{:?}\n{:?}\n", f.two_factor, f.store));
+                (codes, debug)
+            })
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("challenge sent"), "{logs}");
+    assert!(logs.contains("challenge not delivered"), "{logs}");
+    assert!(logs.contains("second factor verified"), "{logs}");
+    for code in &codes {
+        let whole = |text: &str| {
+            text.match_indices(code.as_str()).any(|(at, _)| {
+                let before = text[..at].bytes().next_back();
+                let after = text[at + code.len()..].bytes().next();
+                !before.is_some_and(|b| b.is_ascii_alphanumeric())
+                    && !after.is_some_and(|b| b.is_ascii_alphanumeric())
+            })
+        };
+        assert!(!whole(&logs), "a code appears in the logs: {code}\n{logs}");
+        assert!(
+            !whole(&debug),
+            "a code appears in Debug output: {code}\n{debug}"
+        );
+    }
+}
