@@ -51,6 +51,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+pub mod confirm;
 pub mod device;
 pub mod otp;
 pub mod session;

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof};
+use super::{
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, Store, StoreError,
+    SuccessProof,
+};
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use crate::session::{SessionKey, SessionRecord, UserTag};
 
@@ -43,6 +47,7 @@ struct State {
     users: HashMap<UserId, UserData>,
     sessions: HashMap<SessionKey, Expiring<SessionRecord>>,
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
+    confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
     writes: u64,
 }
 
@@ -137,6 +142,7 @@ impl State {
         for key in expired {
             self.remove_session(&key);
         }
+        self.confirmations.retain(|_, c| c.retain_until > now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty() && u.failures == 0 && u.locked_until.is_none() && u.stamp == 0)
         });
@@ -151,6 +157,22 @@ impl State {
             self.remove_session(key);
         }
         self.sessions.get_mut(key)
+    }
+
+    /// The confirmation at `key`, forgotten first if its retention is over at `now`.
+    fn live_confirmation(
+        &mut self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Option<&mut ConfirmationRecord> {
+        if self
+            .confirmations
+            .get(key)
+            .is_some_and(|c| c.retain_until <= now)
+        {
+            self.confirmations.remove(key);
+        }
+        self.confirmations.get_mut(key)
     }
 
     fn insert_session(&mut self, key: &SessionKey, record: &SessionRecord, expires_at: Timestamp) {
@@ -431,6 +453,99 @@ impl Store for MemoryStore {
             .users
             .get(user)
             .map_or((0, None), |u| (u.failures, u.locked_until)))
+    }
+
+    async fn insert_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        if state.live_confirmation(key, now).is_some() {
+            return Err(StoreError::Conflict);
+        }
+        state.confirmations.insert(key.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn get_confirmation(
+        &self,
+        key: &ConfirmationKey,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(state.live_confirmation(key, now).map(|c| c.clone()))
+    }
+
+    async fn begin_confirmation_attempt(
+        &self,
+        key: &ConfirmationKey,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<ConfirmationAttempt, StoreError> {
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        let Some(record) = state.live_confirmation(key, store_now) else {
+            return Ok(ConfirmationAttempt::Missing);
+        };
+        if record.status != ConfirmationStatus::InProcess || record.expires_at <= now {
+            return Ok(ConfirmationAttempt::Refused(record.clone()));
+        }
+        if record.attempts >= max_attempts {
+            record.status = ConfirmationStatus::Failed;
+            return Ok(ConfirmationAttempt::Refused(record.clone()));
+        }
+        record.attempts += 1;
+        Ok(ConfirmationAttempt::Granted(record.clone()))
+    }
+
+    async fn settle_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        status: ConfirmationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if !matches!(
+            status,
+            ConfirmationStatus::Confirmed | ConfirmationStatus::Failed
+        ) {
+            return Err(StoreError::Invalid(
+                "a confirmation settles as confirmed or failed",
+            ));
+        }
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(record)
+                if record.status == ConfirmationStatus::InProcess && record.expires_at > now =>
+            {
+                record.status = status;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn use_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(record)
+                if record.status == ConfirmationStatus::Confirmed && record.expires_at > now =>
+            {
+                record.status = ConfirmationStatus::Used;
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
