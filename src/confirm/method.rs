@@ -37,6 +37,10 @@ pub enum Requested {
 /// A backend never stores anything secret in a state: states are kept as they are and shown
 /// to the client. Wrong answers are `Ok(false)` from [`ConfirmationBackend::confirm`]; an
 /// error is for everything else (throttling, a delivery failure, a store failure…).
+///
+/// The confirmer limits the answers to each confirmation, but a user can request another
+/// one: a method whose answers can be guessed must also throttle across confirmations, as the
+/// built-in methods do by checking codes through [`TwoFactor`](crate::TwoFactor).
 #[async_trait]
 pub trait ConfirmationBackend: Send + Sync + fmt::Debug + 'static {
     /// Whether changing the user's configuration of this method from `old` to `new` must be

@@ -440,7 +440,8 @@ impl TwoFactor {
     /// the code's keyed hash, written *before* sending so that the cooldown holds against
     /// concurrent requests; if the sender fails, that hash is withdrawn again
     /// ([`Error::Delivery`]): no undelivered code stays valid, and the user may ask again at
-    /// once.
+    /// once. (Should the store fail at that moment too, the undelivered code stays until it
+    /// expires; nobody has seen it.)
     pub async fn send_challenge(
         &self,
         user: &UserId,
