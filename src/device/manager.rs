@@ -11,7 +11,9 @@ use crate::store::{
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
 use super::matching::{CounterMatch, HotpPolicy, TotpPolicy, match_hotp, match_totp};
-use super::out_of_band::{ChallengeSent, OutOfBandPolicy, generate_code, normalise_destination};
+use super::out_of_band::{
+    ChallengeSent, OutOfBandPolicy, generate_code, mask_destination, normalise_destination,
+};
 use super::seal::SecretSealer;
 use super::sender::{Message, Sender};
 use super::throttle::ThrottlePolicy;
@@ -447,32 +449,20 @@ impl TwoFactor {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<ChallengeSent, Error> {
-        let store = &self.inner.store;
-        let found = store
-            .get_device(user, device)
-            .await?
-            .ok_or(Error::DeviceNotFound)?;
-        let DeviceConfig::OutOfBand {
-            channel,
-            destination,
-            digits,
-        } = found.config
-        else {
-            return Err(Error::DeviceNotFound);
-        };
+        let (channel, destination, digits) = self.out_of_band_config(user, device).await?;
         let sender = self
             .inner
             .senders
             .get(&channel)
             .ok_or(Error::UnknownChannel)?;
         let now = self.now();
-        if let (_, Some(until)) = store.user_failures(user).await?
+        if let (_, Some(until)) = self.inner.store.user_failures(user).await?
             && until > now
         {
             return Err(Error::Locked { until });
         }
-        let policy = &self.inner.out_of_band;
         let code = generate_code(digits);
+        let policy = &self.inner.out_of_band;
         let challenge = Challenge {
             hash: self
                 .inner
@@ -481,15 +471,18 @@ impl TwoFactor {
             expires_at: now.saturating_add(policy.validity()),
             resend_after: now.saturating_add(policy.cooldown()),
         };
-        if let ChallengePut::Cooldown { until } =
-            store.put_challenge(user, device, &challenge, now).await?
+        if let ChallengePut::Cooldown { until } = self
+            .inner
+            .store
+            .put_challenge(user, device, &challenge, now)
+            .await?
         {
             return Err(Error::Cooldown {
                 until,
                 retry_after: until.since(now),
             });
         }
-        let masked_destination = super::out_of_band::mask_destination(&channel, &destination);
+        let masked_destination = mask_destination(&channel, &destination);
         let message = Message::new(
             user.clone(),
             device.clone(),
@@ -499,12 +492,7 @@ impl TwoFactor {
             challenge.expires_at,
             policy.validity(),
         );
-        if let Err(error) = sender.send(&message).await {
-            let withdrawn = store.discard_challenge(user, device, &challenge.hash).await;
-            tracing::debug!(user = %user, device = %device, channel = %channel, reason = error.kind(), withdrawn = matches!(withdrawn, Ok(true)), "challenge not delivered");
-            return Err(Error::Delivery(error));
-        }
-        tracing::debug!(user = %user, device = %device, channel = %channel, "challenge sent");
+        self.deliver(&**sender, &message, &challenge).await?;
         Ok(ChallengeSent {
             device_id: device.clone(),
             channel,
@@ -512,6 +500,44 @@ impl TwoFactor {
             expires_at: challenge.expires_at,
             resend_after: challenge.resend_after,
         })
+    }
+
+    /// The channel, destination and code length of an out-of-band device of the user.
+    async fn out_of_band_config(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(String, String, Digits), Error> {
+        let found = self.inner.store.get_device(user, device).await?;
+        match found.map(|d| d.config) {
+            Some(DeviceConfig::OutOfBand {
+                channel,
+                destination,
+                digits,
+            }) => Ok((channel, destination, digits)),
+            _ => Err(Error::DeviceNotFound),
+        }
+    }
+
+    /// Sends `message`; if that fails, withdraws its stored `challenge`.
+    async fn deliver(
+        &self,
+        sender: &dyn Sender,
+        message: &Message,
+        challenge: &Challenge,
+    ) -> Result<(), Error> {
+        let (user, device, channel) = (message.user(), message.device(), message.channel());
+        if let Err(error) = sender.send(message).await {
+            let withdrawn = self
+                .inner
+                .store
+                .discard_challenge(user, device, &challenge.hash)
+                .await;
+            tracing::debug!(user = %user, device = %device, channel, reason = error.kind(), withdrawn = matches!(withdrawn, Ok(true)), "challenge not delivered");
+            return Err(Error::Delivery(error));
+        }
+        tracing::debug!(user = %user, device = %device, channel, "challenge sent");
+        Ok(())
     }
 
     // ----- backup codes --------------------------------------------------------------------
