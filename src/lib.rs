@@ -1,13 +1,17 @@
 //! # tower-otp
 //!
-//! A second factor (one-time passwords, backup codes) for services built on
+//! A second factor (one-time passwords, backup codes, codes by email or SMS) for services
+//! built on
 //! [Tower](https://docs.rs/tower): axum routers, plain hyper services, admin subtrees.
 //!
 //! * [`otp`]: HOTP and TOTP arithmetic (RFC 4226 / RFC 6238), token parsing, constant-time
 //!   comparison, `otpauth://` provisioning URIs and QR codes.
 //! * [`device`]: users' devices and the verification policy — replay protection, drift,
 //!   throttling with a cap, a per-user lockout, backup codes stored as keyed hashes, secrets
-//!   sealed at rest. [`TwoFactor`] is the entry point.
+//!   sealed at rest, out-of-band codes delivered through a [`Sender`](device::Sender).
+//!   [`TwoFactor`] is the entry point.
+//! * [`confirm`]: the confirmation API — confirm a new email address or phone number, or a
+//!   sensitive action, before it takes effect; each confirmation is used once.
 //! * [`store`]: the one persistence trait, with the embedded [`MemoryStore`] and (feature
 //!   `redis`) a Redis and Redis Cluster store; every race-sensitive check is atomic in the
 //!   store.
@@ -40,6 +44,8 @@
 //! | --- | --- | --- |
 //! | `redis` | yes | `RedisStore` for Redis and Redis Cluster |
 //! | `qr` | no | [`OtpauthUri::to_svg`](otp::OtpauthUri) |
+//! | `smtp` | no | `SmtpSender`: codes by email over SMTP (lettre, rustls) |
+//! | `webhook` | no | `WebhookSender`: codes through an HTTP gateway, for SMS (reqwest, rustls) |
 //!
 //! ## Security notes
 //!
@@ -51,6 +57,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
+pub mod confirm;
 pub mod device;
 pub mod events;
 pub mod guard;
@@ -60,6 +67,7 @@ pub mod remember;
 pub mod session;
 pub mod store;
 
+pub use confirm::{ConfirmError, Confirmer};
 pub use device::{Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId};
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]

@@ -7,6 +7,7 @@ use crate::otp::{ProvisioningError, TokenError};
 use crate::store::StoreError;
 
 use super::seal::SealError;
+use super::sender::SendError;
 
 /// Why a device operation or a verification failed.
 ///
@@ -61,6 +62,26 @@ pub enum Error {
     /// Device settings out of range (say, a TOTP step of 0).
     #[error("invalid device settings: {0}")]
     InvalidSettings(&'static str),
+    /// An out-of-band destination is not valid for its channel.
+    #[error("invalid destination: {0}")]
+    InvalidDestination(&'static str),
+    /// No sender is registered for the channel.
+    #[error("no sender is registered for this channel")]
+    UnknownChannel,
+    /// The user has a confirmed device with this channel and destination already.
+    #[error("a device with this destination exists already")]
+    DuplicateDevice,
+    /// A code was sent to the device too recently; try again later.
+    #[error("a code was sent recently; try again in {} s", retry_after.as_secs().max(1))]
+    Cooldown {
+        /// When another code may be sent.
+        until: Timestamp,
+        /// How long that is from now.
+        retry_after: Duration,
+    },
+    /// The code could not be delivered; no code is pending.
+    #[error("the code could not be delivered: {0}")]
+    Delivery(SendError),
     /// No provisioning URI can be made for these settings.
     #[error(transparent)]
     Provisioning(#[from] ProvisioningError),
@@ -88,6 +109,11 @@ impl Error {
             Error::TooManyDevices => "too_many_devices",
             Error::InvalidName => "invalid_name",
             Error::InvalidSettings(_) => "invalid_settings",
+            Error::InvalidDestination(_) => "invalid_destination",
+            Error::UnknownChannel => "unknown_channel",
+            Error::DuplicateDevice => "duplicate_device",
+            Error::Cooldown { .. } => "cooldown",
+            Error::Delivery(_) => "delivery_failed",
             Error::Provisioning(_) => "invalid_provisioning",
             Error::Sealing(_) => "server_misconfigured",
             Error::Store(error) => error.kind(),
@@ -103,10 +129,13 @@ impl Error {
         )
     }
 
-    /// How long to wait before trying again, for throttled and locked failures.
+    /// How long to wait before trying again, for throttled and locked failures and for a
+    /// send refused by the cooldown.
     pub fn retry_after(&self, now: Timestamp) -> Option<Duration> {
         match self {
-            Error::Throttled { until, .. } | Error::Locked { until } => Some(until.since(now)),
+            Error::Throttled { until, .. }
+            | Error::Locked { until }
+            | Error::Cooldown { until, .. } => Some(until.since(now)),
             _ => None,
         }
     }

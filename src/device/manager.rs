@@ -1,16 +1,23 @@
 //! [`TwoFactor`]: enrolment, device management and verification over a [`Store`].
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::events::{DeviceRef, EventKind, Events};
 use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, Token, TokenError, TotpParams};
 use crate::remember::{BrowserId, RememberedBrowser};
-use crate::store::{AttemptGrant, AttemptSlot, SharedStore, Store, SuccessProof};
+use crate::store::{
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, SharedStore, Store, SuccessProof,
+};
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
 use super::matching::{CounterMatch, HotpPolicy, TotpPolicy, match_hotp, match_totp};
+use super::out_of_band::{
+    ChallengeSent, OutOfBandPolicy, generate_code, mask_destination, normalise_destination,
+};
 use super::seal::SecretSealer;
+use super::sender::{Message, Sender};
 use super::throttle::ThrottlePolicy;
 use super::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId};
 
@@ -64,6 +71,8 @@ struct Inner {
     hotp: HotpPolicy,
     backup: BackupCodePolicy,
     throttle: ThrottlePolicy,
+    out_of_band: OutOfBandPolicy,
+    senders: BTreeMap<String, Arc<dyn Sender>>,
     max_devices: usize,
     events: Events,
 }
@@ -169,6 +178,8 @@ impl TwoFactor {
                 hotp: HotpPolicy::default(),
                 backup: BackupCodePolicy::default(),
                 throttle: ThrottlePolicy::default(),
+                out_of_band: OutOfBandPolicy::default(),
+                senders: BTreeMap::new(),
                 max_devices: 20,
                 events: Events::new(),
             }),
@@ -221,6 +232,21 @@ impl TwoFactor {
         self.configure(|c| c.throttle = policy)
     }
 
+    /// Code length, validity and resend cooldown of out-of-band codes.
+    pub fn with_out_of_band_policy(self, policy: OutOfBandPolicy) -> Self {
+        self.configure(|c| c.out_of_band = policy)
+    }
+
+    /// Delivers the codes of out-of-band devices on `channel` through `sender`, replacing
+    /// any sender registered for that channel before. Devices can only be added on channels
+    /// with a sender.
+    pub fn with_sender(self, channel: impl Into<String>, sender: impl Sender) -> Self {
+        let (channel, sender) = (channel.into(), Arc::new(sender));
+        self.configure(|c| {
+            c.senders.insert(channel, sender);
+        })
+    }
+
     /// The most devices a user may have (default 20).
     pub fn with_max_devices(self, max: usize) -> Self {
         self.configure(|c| c.max_devices = max.max(1))
@@ -260,6 +286,16 @@ impl TwoFactor {
     /// The throttling settings.
     pub fn throttle_policy(&self) -> &ThrottlePolicy {
         &self.inner.throttle
+    }
+
+    /// The out-of-band code settings.
+    pub fn out_of_band_policy(&self) -> &OutOfBandPolicy {
+        &self.inner.out_of_band
+    }
+
+    /// The channels that have a sender.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.inner.senders.keys().map(String::as_str)
     }
 
     // ----- enrolment -----------------------------------------------------------------------
@@ -334,6 +370,45 @@ impl TwoFactor {
         })
     }
 
+    /// Adds an unconfirmed out-of-band device for `user`: codes will go to `destination`
+    /// through the sender registered for `channel`. The destination is checked and normalised
+    /// for its channel (see [`out_of_band`](super::out_of_band)).
+    ///
+    /// Confirm it by sending a challenge ([`TwoFactor::send_challenge`]) and passing the code
+    /// the user received to [`TwoFactor::confirm_device`]. Adding a destination that the user
+    /// already has, unconfirmed, on that channel returns that device (renamed to `name`), so
+    /// its resend cooldown still applies; a confirmed one is [`Error::DuplicateDevice`].
+    pub async fn add_out_of_band_device(
+        &self,
+        user: &UserId,
+        name: &str,
+        channel: &str,
+        destination: &str,
+    ) -> Result<Device, Error> {
+        if !self.inner.senders.contains_key(channel) {
+            return Err(Error::UnknownChannel);
+        }
+        let destination = normalise_destination(channel, destination)?;
+        let existing = self.inner.store.list_devices(user).await?;
+        let same = existing.into_iter().find(|d| {
+            matches!(&d.config, DeviceConfig::OutOfBand { channel: c, destination: to, .. }
+                if c == channel && *to == destination)
+        });
+        match same {
+            Some(device) if device.confirmed => Err(Error::DuplicateDevice),
+            Some(device) => self.rename_device(user, &device.id, name).await,
+            None => {
+                let config = DeviceConfig::OutOfBand {
+                    channel: channel.to_owned(),
+                    destination,
+                    digits: self.inner.out_of_band.digits(),
+                };
+                self.add_device(user, DeviceId::generate(), name, false, config)
+                    .await
+            }
+        }
+    }
+
     pub(crate) async fn add_device(
         &self,
         user: &UserId,
@@ -384,6 +459,114 @@ impl TwoFactor {
             device: confirmed,
             ..verification
         })
+    }
+
+    // ----- out-of-band codes --------------------------------------------------------------
+
+    /// Sends a new code to the user's out-of-band device `device` (confirmed or not),
+    /// replacing any code sent before. The code works once, until the returned expiry.
+    ///
+    /// Refused with [`Error::Cooldown`] while the last code is younger than the policy's
+    /// cooldown, and with [`Error::Locked`] while the user is locked out. The store keeps only
+    /// the code's keyed hash, written *before* sending so that the cooldown holds against
+    /// concurrent requests; if the sender fails, that hash is withdrawn again
+    /// ([`Error::Delivery`]): no undelivered code stays valid, and the user may ask again at
+    /// once. (Should the store fail at that moment too, the undelivered code stays until it
+    /// expires; nobody has seen it.)
+    pub async fn send_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<ChallengeSent, Error> {
+        let (channel, destination, digits) = self.out_of_band_config(user, device).await?;
+        let sender = self
+            .inner
+            .senders
+            .get(&channel)
+            .ok_or(Error::UnknownChannel)?;
+        let now = self.now();
+        if let (_, Some(until)) = self.inner.store.user_failures(user).await?
+            && until > now
+        {
+            return Err(Error::Locked { until });
+        }
+        let code = generate_code(digits);
+        let policy = &self.inner.out_of_band;
+        let challenge = Challenge {
+            hash: self
+                .inner
+                .server_key
+                .hash_code(CHALLENGE_PURPOSE, user, device, &code),
+            expires_at: now.saturating_add(policy.validity()),
+            resend_after: now.saturating_add(policy.cooldown()),
+        };
+        if let ChallengePut::Cooldown { until } = self
+            .inner
+            .store
+            .put_challenge(user, device, &challenge, now)
+            .await?
+        {
+            return Err(Error::Cooldown {
+                until,
+                retry_after: until.since(now),
+            });
+        }
+        let masked_destination = mask_destination(&channel, &destination);
+        let message = Message::new(
+            user.clone(),
+            device.clone(),
+            channel.clone(),
+            destination,
+            code,
+            challenge.expires_at,
+            policy.validity(),
+        );
+        self.deliver(&**sender, &message, &challenge).await?;
+        Ok(ChallengeSent {
+            device_id: device.clone(),
+            channel,
+            masked_destination,
+            expires_at: challenge.expires_at,
+            resend_after: challenge.resend_after,
+        })
+    }
+
+    /// The channel, destination and code length of an out-of-band device of the user.
+    async fn out_of_band_config(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+    ) -> Result<(String, String, Digits), Error> {
+        let found = self.inner.store.get_device(user, device).await?;
+        match found.map(|d| d.config) {
+            Some(DeviceConfig::OutOfBand {
+                channel,
+                destination,
+                digits,
+            }) => Ok((channel, destination, digits)),
+            _ => Err(Error::DeviceNotFound),
+        }
+    }
+
+    /// Sends `message`; if that fails, withdraws its stored `challenge`.
+    async fn deliver(
+        &self,
+        sender: &dyn Sender,
+        message: &Message,
+        challenge: &Challenge,
+    ) -> Result<(), Error> {
+        let (user, device, channel) = (message.user(), message.device(), message.channel());
+        if let Err(error) = sender.send(message).await {
+            let withdrawn = self
+                .inner
+                .store
+                .discard_challenge(user, device, &challenge.hash)
+                .await;
+            tracing::debug!(user = %user, device = %device, channel, reason = error.kind(), withdrawn = matches!(withdrawn, Ok(true)), "challenge not delivered");
+            return Err(Error::Delivery(error));
+        }
+        tracing::debug!(user = %user, device = %device, channel, "challenge sent");
+        Ok(())
     }
 
     // ----- backup codes --------------------------------------------------------------------

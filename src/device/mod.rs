@@ -10,6 +10,8 @@
 //! * **HOTP**: a look-ahead window past the expected counter; an accepted code moves the
 //!   counter past it.
 //! * **Backup codes**: single-use codes stored as keyed hashes (see [`ServerKey`]).
+//! * **Out-of-band** (email, SMS, custom channels): a code sent on request through a
+//!   [`Sender`], stored as a keyed hash, valid once for a few minutes; see [`out_of_band`].
 //! * **Throttling** on every kind; see [`ThrottlePolicy`] for the rules and
 //!   the odds they leave an attacker.
 //!
@@ -21,7 +23,9 @@ mod error;
 mod manager;
 mod matching;
 mod model;
+pub mod out_of_band;
 mod seal;
+mod sender;
 mod throttle;
 
 pub use codes::{BackupCodePolicy, BackupCodes, CodeHash, InvalidPolicy, ServerKey};
@@ -29,5 +33,14 @@ pub use error::Error;
 pub use manager::{BackupCodeSet, Enrollment, HotpSettings, TotpSettings, TwoFactor, Verification};
 pub use matching::{HotpPolicy, TotpPolicy};
 pub use model::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, InvalidId, UserId};
+pub use out_of_band::{ChallengeSent, OutOfBandPolicy};
 pub use seal::{KeyError, SealError, SealedSecret, SealingKey, SecretSealer};
+pub use sender::{
+    ConsoleSender, InvalidTemplate, Message, OutboxSender, SendError, Sender, SenderFn, Template,
+    sender_fn,
+};
+#[cfg(feature = "smtp")]
+pub use sender::{SmtpConfigError, SmtpSender};
+#[cfg(feature = "webhook")]
+pub use sender::{WebhookConfigError, WebhookSender};
 pub use throttle::ThrottlePolicy;

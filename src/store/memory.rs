@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof};
+use super::{
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, Store, StoreError,
+    SuccessProof,
+};
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
@@ -44,6 +48,7 @@ struct State {
     users: HashMap<UserId, UserData>,
     sessions: HashMap<SessionKey, Expiring<SessionRecord>>,
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
+    confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
     writes: u64,
 }
 
@@ -142,6 +147,7 @@ impl State {
         for user in self.users.values_mut() {
             user.remembered.retain(|b| b.expires_at > now);
         }
+        self.confirmations.retain(|_, c| c.retain_until > now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty()
                 && u.failures == 0
@@ -160,6 +166,22 @@ impl State {
             self.remove_session(key);
         }
         self.sessions.get_mut(key)
+    }
+
+    /// The confirmation at `key`, forgotten first if its retention is over at `now`.
+    fn live_confirmation(
+        &mut self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Option<&mut ConfirmationRecord> {
+        if self
+            .confirmations
+            .get(key)
+            .is_some_and(|c| c.retain_until <= now)
+        {
+            self.confirmations.remove(key);
+        }
+        self.confirmations.get_mut(key)
     }
 
     fn insert_session(&mut self, key: &SessionKey, record: &SessionRecord, expires_at: Timestamp) {
@@ -335,6 +357,21 @@ impl Store for MemoryStore {
         Ok(ChallengePut::Stored)
     }
 
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock_for_write();
+        let challenges = &mut state.user_mut(user).challenges;
+        let matches = challenges.get(device).is_some_and(|c| &c.hash == hash);
+        if matches {
+            challenges.remove(device);
+        }
+        Ok(matches)
+    }
+
     async fn begin_attempt(
         &self,
         user: &UserId,
@@ -425,6 +462,99 @@ impl Store for MemoryStore {
             .users
             .get(user)
             .map_or((0, None), |u| (u.failures, u.locked_until)))
+    }
+
+    async fn insert_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        if state.live_confirmation(key, now).is_some() {
+            return Err(StoreError::Conflict);
+        }
+        state.confirmations.insert(key.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn get_confirmation(
+        &self,
+        key: &ConfirmationKey,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(state.live_confirmation(key, now).map(|c| c.clone()))
+    }
+
+    async fn begin_confirmation_attempt(
+        &self,
+        key: &ConfirmationKey,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<ConfirmationAttempt, StoreError> {
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        let Some(record) = state.live_confirmation(key, store_now) else {
+            return Ok(ConfirmationAttempt::Missing);
+        };
+        if record.status != ConfirmationStatus::InProcess || record.expires_at <= now {
+            return Ok(ConfirmationAttempt::Refused(record.clone()));
+        }
+        if record.attempts >= max_attempts {
+            record.status = ConfirmationStatus::Failed;
+            return Ok(ConfirmationAttempt::Refused(record.clone()));
+        }
+        record.attempts += 1;
+        Ok(ConfirmationAttempt::Granted(record.clone()))
+    }
+
+    async fn settle_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        status: ConfirmationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if !matches!(
+            status,
+            ConfirmationStatus::Confirmed | ConfirmationStatus::Failed
+        ) {
+            return Err(StoreError::Invalid(
+                "a confirmation settles as confirmed or failed",
+            ));
+        }
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(record)
+                if record.status == ConfirmationStatus::InProcess && record.expires_at > now =>
+            {
+                record.status = status;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn use_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(record)
+                if record.status == ConfirmationStatus::Confirmed && record.expires_at > now =>
+            {
+                record.status = ConfirmationStatus::Used;
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {

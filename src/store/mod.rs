@@ -30,6 +30,7 @@ pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
 
 use crate::clock::Timestamp;
+use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
@@ -105,6 +106,18 @@ pub struct Challenge {
     pub resend_after: Timestamp,
 }
 
+/// The outcome of [`Store::begin_confirmation_attempt`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfirmationAttempt {
+    /// The attempt was counted; here is the confirmation with its `attempts` already raised.
+    Granted(ConfirmationRecord),
+    /// Nothing was counted: the confirmation is not in process, has expired, or has no
+    /// attempts left (and is now failed). Here it is as it is now.
+    Refused(ConfirmationRecord),
+    /// There is no such confirmation (or the store has forgotten it).
+    Missing,
+}
+
 /// The persistence contract. See the [module docs](self).
 ///
 /// `now` parameters come from the caller's [`Clock`](crate::clock::Clock) so that time rules
@@ -157,6 +170,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError>;
 
+    /// Deletes the device's challenge, cooldown included, but only if its hash is `hash`: a
+    /// code that could not be delivered is withdrawn, and a newer challenge is never touched.
+    /// Returns whether it was deleted.
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError>;
+
     // ----- verification --------------------------------------------------------------------
 
     /// Atomically claims one verification attempt against each of `devices` (a user's own).
@@ -194,6 +217,62 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// A user's consecutive failure count and lock end, as stored.
     async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError>;
+
+    // ----- confirmations -------------------------------------------------------------------
+    //
+    // A confirmation's key carries its user's tag. "Unexpired" means `expires_at > now`; a
+    // backend whose own clock is ahead of the caller's may use its own. The record itself is
+    // kept until `retain_until` by the backend's own clock, then forgotten.
+
+    /// Stores a new confirmation. Fails with [`StoreError::Conflict`] if `key` exists.
+    async fn insert_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<(), StoreError>;
+
+    /// A confirmation as stored (its status not adjusted for expiry), or `None` once it is
+    /// gone.
+    async fn get_confirmation(
+        &self,
+        key: &ConfirmationKey,
+    ) -> Result<Option<ConfirmationRecord>, StoreError>;
+
+    /// Atomically claims one attempt to confirm:
+    ///
+    /// 1. Missing: [`ConfirmationAttempt::Missing`].
+    /// 2. Not [`InProcess`](ConfirmationStatus::InProcess), or expired at `now`:
+    ///    [`ConfirmationAttempt::Refused`], unchanged.
+    /// 3. `attempts >= max_attempts`: the status becomes
+    ///    [`Failed`](ConfirmationStatus::Failed); refused with the failed record.
+    /// 4. Otherwise `attempts += 1`: [`ConfirmationAttempt::Granted`] with the new record.
+    async fn begin_confirmation_attempt(
+        &self,
+        key: &ConfirmationKey,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<ConfirmationAttempt, StoreError>;
+
+    /// Atomically moves a confirmation that is in process and unexpired at `now` to `status`,
+    /// which must be [`Confirmed`](ConfirmationStatus::Confirmed) or
+    /// [`Failed`](ConfirmationStatus::Failed) (else [`StoreError::Invalid`]). Returns whether
+    /// it moved; a confirmation in any other state, or missing, is left alone.
+    async fn settle_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        status: ConfirmationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Atomically uses a confirmation: if it is [`Confirmed`](ConfirmationStatus::Confirmed)
+    /// and unexpired at `now`, it becomes [`Used`](ConfirmationStatus::Used) and is returned
+    /// as it is now. Of any number of concurrent calls, from any number of instances, exactly
+    /// one gets it; every other call, then and later, gets `None`.
+    async fn use_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRecord>, StoreError>;
 
     // ----- per-user stamp ------------------------------------------------------------------
 

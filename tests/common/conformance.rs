@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use tower_otp::DeviceKind;
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceConfig, DeviceId, DeviceState, ThrottlePolicy, UserId,
 };
 use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, SharedStore, SuccessProof,
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, SharedStore,
+    StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -33,6 +35,7 @@ macro_rules! store_conformance_tests {
             commit_success_resets_and_refunds,
             challenges_respect_cooldown_and_work_once,
             challenges_expire,
+            challenges_are_discarded_only_with_their_hash,
             user_stamps_start_at_zero_and_change,
             sessions_are_saved_loaded_rotated_and_deleted,
             sessions_expire_when_idle,
@@ -48,6 +51,14 @@ macro_rules! store_conformance_tests {
             commit_success_refunds_once_per_listed_device,
             codes_and_challenges_need_a_device_and_go_with_it,
             sessions_without_time_to_live_are_dead_at_once,
+            confirmations_are_stored_once_per_user,
+            confirmation_attempts_are_counted_then_fail,
+            confirmations_settle_only_from_in_process,
+            confirmations_are_used_once_and_only_when_confirmed,
+            expired_confirmations_cannot_be_confirmed_or_used,
+            confirmations_are_forgotten_after_retention,
+            race_two_hundred_uses_of_one_confirmation,
+            race_two_hundred_attempts_at_one_confirmation,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -621,6 +632,54 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
     );
 }
 
+pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    a.insert_device(&d).await.unwrap();
+    let now = SystemClock.now();
+    let challenge = |n| Challenge {
+        hash: hash(n),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(60)),
+    };
+    assert!(
+        !a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap(),
+        "nothing to discard"
+    );
+    a.put_challenge(&alice, &d.id, &challenge(1), now)
+        .await
+        .unwrap();
+    // Another hash (a newer code) is left alone, cooldown and all.
+    assert!(!b.discard_challenge(&alice, &d.id, &hash(2)).await.unwrap());
+    assert!(matches!(
+        b.put_challenge(&alice, &d.id, &challenge(2), now)
+            .await
+            .unwrap(),
+        ChallengePut::Cooldown { .. }
+    ));
+    // Per user: bob's discard does not reach alice's challenge.
+    assert!(
+        !b.discard_challenge(&user("bob"), &d.id, &hash(1))
+            .await
+            .unwrap()
+    );
+    assert!(b.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
+    assert!(!a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
+    assert!(
+        !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+            .await
+            .unwrap(),
+        "a discarded code does not work"
+    );
+    // The cooldown went with it.
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &challenge(3), now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+}
+
 pub async fn user_stamps_start_at_zero_and_change(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     assert_eq!(a.user_stamp(&alice).await.unwrap(), 0);
@@ -1178,5 +1237,296 @@ pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: S
     assert_eq!(
         b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
         0
+    );
+}
+
+/// A confirmation of `owner` in process, requested now, expiring in 10 minutes and kept an
+/// hour more; and its key.
+fn confirmation(owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
+    let now = SystemClock.now();
+    let expires_at = now.saturating_add(Duration::from_secs(600));
+    let record = ConfirmationRecord {
+        user: owner.clone(),
+        method: "device".into(),
+        status: ConfirmationStatus::InProcess,
+        state: serde_json::json!({"action": "delete_account", "n": [1, 2, 3]}),
+        attempts: 0,
+        created_at: now,
+        expires_at,
+        retain_until: expires_at.saturating_add(Duration::from_secs(3600)),
+    };
+    (
+        ConfirmationKey::new(owner, &ConfirmationId::generate()),
+        record,
+    )
+}
+
+fn granted(attempt: ConfirmationAttempt) -> ConfirmationRecord {
+    match attempt {
+        ConfirmationAttempt::Granted(record) => record,
+        other => panic!("not granted: {other:?}"),
+    }
+}
+
+fn refused(attempt: ConfirmationAttempt) -> ConfirmationRecord {
+    match attempt {
+        ConfirmationAttempt::Refused(record) => record,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let id = ConfirmationId::generate();
+    let key = ConfirmationKey::new(&alice, &id);
+    let (_, record) = confirmation(&alice);
+    assert_eq!(b.get_confirmation(&key).await.unwrap(), None);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    assert_eq!(
+        b.get_confirmation(&key).await.unwrap(),
+        Some(record.clone())
+    );
+    assert!(matches!(
+        b.insert_confirmation(&key, &record).await,
+        Err(StoreError::Conflict)
+    ));
+    // The same id under another user is another key: nothing there.
+    let bobs = ConfirmationKey::new(&user("bob"), &id);
+    assert_eq!(a.get_confirmation(&bobs).await.unwrap(), None);
+    assert_eq!(
+        a.begin_confirmation_attempt(&bobs, 5, SystemClock.now())
+            .await
+            .unwrap(),
+        ConfirmationAttempt::Missing
+    );
+    assert!(
+        !a.settle_confirmation(&bobs, ConfirmationStatus::Confirmed, SystemClock.now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.use_confirmation(&bobs, SystemClock.now()).await.unwrap(),
+        None
+    );
+    assert_eq!(b.get_confirmation(&key).await.unwrap(), Some(record));
+}
+
+pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let now = SystemClock.now();
+    for n in 1..=3 {
+        let client = if n % 2 == 0 { &a } else { &b };
+        let got = granted(
+            client
+                .begin_confirmation_attempt(&key, 3, now)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(got.attempts, n);
+        assert_eq!(got.status, ConfirmationStatus::InProcess);
+        assert_eq!(got.state, record.state);
+    }
+    // No attempts left: it fails, and stays failed.
+    let failed = refused(a.begin_confirmation_attempt(&key, 3, now).await.unwrap());
+    assert_eq!(
+        (failed.status, failed.attempts),
+        (ConfirmationStatus::Failed, 3)
+    );
+    assert_eq!(
+        b.get_confirmation(&key).await.unwrap(),
+        Some(failed.clone())
+    );
+    let again = refused(b.begin_confirmation_attempt(&key, 10, now).await.unwrap());
+    assert_eq!(again, failed);
+    assert!(
+        !a.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let now = SystemClock.now();
+    for wrong in [
+        ConfirmationStatus::InProcess,
+        ConfirmationStatus::Used,
+        ConfirmationStatus::Expired,
+    ] {
+        assert!(matches!(
+            a.settle_confirmation(&key, wrong, now).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    granted(a.begin_confirmation_attempt(&key, 5, now).await.unwrap());
+    assert!(
+        b.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.settle_confirmation(&key, ConfirmationStatus::Failed, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+    let stored = a.get_confirmation(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts),
+        (ConfirmationStatus::Confirmed, 1)
+    );
+    // A confirmed one takes no more answers.
+    assert_eq!(
+        refused(b.begin_confirmation_attempt(&key, 5, now).await.unwrap()),
+        stored
+    );
+
+    let (other, record) = confirmation(&alice);
+    a.insert_confirmation(&other, &record).await.unwrap();
+    assert!(
+        b.settle_confirmation(&other, ConfirmationStatus::Failed, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.get_confirmation(&other).await.unwrap().unwrap().status,
+        ConfirmationStatus::Failed
+    );
+    assert_eq!(a.use_confirmation(&other, now).await.unwrap(), None);
+}
+
+pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let now = SystemClock.now();
+    assert_eq!(
+        b.use_confirmation(&key, now).await.unwrap(),
+        None,
+        "in process"
+    );
+    assert!(
+        a.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+    let used = b.use_confirmation(&key, now).await.unwrap().unwrap();
+    assert_eq!(used.status, ConfirmationStatus::Used);
+    assert_eq!(used.state, record.state);
+    assert_eq!(used.user, alice);
+    assert_eq!(a.use_confirmation(&key, now).await.unwrap(), None, "used");
+    assert_eq!(b.get_confirmation(&key).await.unwrap(), Some(used));
+    assert!(matches!(
+        a.begin_confirmation_attempt(&key, 5, now).await.unwrap(),
+        ConfirmationAttempt::Refused(r) if r.status == ConfirmationStatus::Used
+    ));
+}
+
+pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let at_expiry = record.expires_at;
+    let before = at_expiry.saturating_sub(Duration::from_millis(1));
+    assert_eq!(
+        refused(
+            b.begin_confirmation_attempt(&key, 5, at_expiry)
+                .await
+                .unwrap()
+        ),
+        record
+    );
+    assert!(
+        !b.settle_confirmation(&key, ConfirmationStatus::Confirmed, at_expiry)
+            .await
+            .unwrap()
+    );
+    granted(a.begin_confirmation_attempt(&key, 5, before).await.unwrap());
+    assert!(
+        a.settle_confirmation(&key, ConfirmationStatus::Confirmed, before)
+            .await
+            .unwrap()
+    );
+    assert_eq!(b.use_confirmation(&key, at_expiry).await.unwrap(), None);
+    let stored = a.get_confirmation(&key).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConfirmationStatus::Confirmed);
+    assert_eq!(stored.status_at(at_expiry), ConfirmationStatus::Expired);
+    assert!(b.use_confirmation(&key, before).await.unwrap().is_some());
+}
+
+pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, mut record) = confirmation(&alice);
+    let now = SystemClock.now();
+    record.expires_at = now.saturating_add(Duration::from_millis(400));
+    record.retain_until = now.saturating_add(Duration::from_millis(800));
+    a.insert_confirmation(&key, &record).await.unwrap();
+    assert!(b.get_confirmation(&key).await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Forgotten by the store's own clock, whatever the caller's says.
+    assert_eq!(b.get_confirmation(&key).await.unwrap(), None);
+    assert_eq!(
+        a.begin_confirmation_attempt(&key, 5, now).await.unwrap(),
+        ConfirmationAttempt::Missing
+    );
+    assert_eq!(a.use_confirmation(&key, now).await.unwrap(), None);
+    a.insert_confirmation(&key, &confirmation(&alice).1)
+        .await
+        .unwrap();
+}
+
+pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let now = SystemClock.now();
+    assert!(
+        b.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+    let wins = race(&a, &b, |store| {
+        let key = key.clone();
+        async move { store.use_confirmation(&key, now).await.unwrap().is_some() }
+    })
+    .await;
+    assert_eq!(wins, 1);
+    assert_eq!(
+        a.get_confirmation(&key).await.unwrap().unwrap().status,
+        ConfirmationStatus::Used
+    );
+}
+
+pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record).await.unwrap();
+    let now = SystemClock.now();
+    let granted = race(&a, &b, |store| {
+        let key = key.clone();
+        async move {
+            matches!(
+                store
+                    .begin_confirmation_attempt(&key, 5, now)
+                    .await
+                    .unwrap(),
+                ConfirmationAttempt::Granted(_)
+            )
+        }
+    })
+    .await;
+    assert_eq!(granted, 5);
+    let stored = b.get_confirmation(&key).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts),
+        (ConfirmationStatus::Failed, 5)
     );
 }

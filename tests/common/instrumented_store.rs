@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tower_otp::clock::Timestamp;
+use tower_otp::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag};
 use tower_otp::store::{
-    AttemptGrant, Challenge, ChallengePut, SharedStore, Store, StoreError, SuccessProof,
+    AttemptGrant, Challenge, ChallengePut, ConfirmationAttempt, SharedStore, Store, StoreError,
+    SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls; while `down`, every call fails as
@@ -183,6 +185,52 @@ impl Store for InstrumentedStore {
     }
     async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
         self.gate()?.delete_all_remembered(user).await
+    }
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError> {
+        self.gate()?.discard_challenge(user, device, hash).await
+    }
+    async fn insert_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<(), StoreError> {
+        self.gate()?.insert_confirmation(key, record).await
+    }
+    async fn get_confirmation(
+        &self,
+        key: &ConfirmationKey,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        self.gate()?.get_confirmation(key).await
+    }
+    async fn begin_confirmation_attempt(
+        &self,
+        key: &ConfirmationKey,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<ConfirmationAttempt, StoreError> {
+        self.gate()?
+            .begin_confirmation_attempt(key, max_attempts, now)
+            .await
+    }
+    async fn settle_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        status: ConfirmationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.gate()?.settle_confirmation(key, status, now).await
+    }
+    async fn use_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        self.gate()?.use_confirmation(key, now).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.gate()?.ping().await

@@ -1,6 +1,7 @@
 //! Key names. Every key of a user starts with `PREFIX:{TAG}:`, the user's tag in braces, so
 //! that Redis Cluster puts all of them in one hash slot.
 
+use crate::confirm::ConfirmationKey;
 use crate::device::DeviceId;
 use crate::session::{SessionKey, UserTag};
 
@@ -70,6 +71,11 @@ impl Keys {
     /// One session (a string with a time to live).
     pub(super) fn session(&self, key: &SessionKey) -> String {
         self.session_prefix(key.tag()) + key.digest()
+    }
+
+    /// One confirmation (a hash with a time to live).
+    pub(super) fn confirmation(&self, key: &ConfirmationKey) -> String {
+        self.key(key.tag(), "confirmation:") + key.digest()
     }
 
     /// The user's remembered browsers (a hash with a time to live).

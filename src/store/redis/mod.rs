@@ -37,6 +37,7 @@
 //! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after) |
 //! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
 //! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
+//! | `P:{T}:confirmation:D` | hash | until its `retain_until` (`PEXPIREAT`) | `rec` the record as JSON, `status` and `attempts` the current ones, `exp` its expiry (ms); `D` is the [`ConfirmationKey`](crate::confirm::ConfirmationKey)'s digest |
 //! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP|LAST|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
@@ -57,6 +58,8 @@
 //! | `insert_device`, `update_device`, `get_device`, `list_devices`, `delete_device`, `delete_all_devices` | script |
 //! | `replace_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge check-and-delete, resets and refunds) | script |
 //! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index and sessions) | script |
+//! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
+//! | `get_confirmation` | `HMGET` |
 //! | `put_remembered` (returns the stamp), `check_remembered` (browser, device and stamp, marking the browser used), `list_remembered`, `delete_remembered`, `delete_all_remembered` | script |
 //! | `count_backup_codes` `SCARD`; `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |
 //!

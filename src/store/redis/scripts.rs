@@ -45,6 +45,11 @@ scripts! {
     LIST_REMEMBERED => "list_remembered.lua",
     DELETE_REMEMBERED => "delete_remembered.lua",
     DELETE_ALL_REMEMBERED => "delete_all_remembered.lua",
+    DISCARD_CHALLENGE => "discard_challenge.lua",
+    INSERT_CONFIRMATION => "insert_confirmation.lua",
+    BEGIN_CONFIRMATION_ATTEMPT => "begin_confirmation_attempt.lua",
+    SETTLE_CONFIRMATION => "settle_confirmation.lua",
+    USE_CONFIRMATION => "use_confirmation.lua",
 }
 
 /// Marks a threshold that every recorded failure is above.

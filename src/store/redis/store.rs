@@ -10,11 +10,13 @@ use super::connection::{Connection, Request};
 use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
 use super::{RedisConfig, reply, scripts};
 use crate::clock::{Timestamp, duration_millis};
+use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
 use crate::store::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, Store, StoreError,
+    SuccessProof,
 };
 
 /// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
@@ -147,6 +149,25 @@ fn parse_browser(value: &Value, user: &UserId) -> Result<RememberedBrowser, Stor
         return Err(reply::corrupt("browser owner"));
     }
     Ok(browser)
+}
+
+/// A confirmation from its stored JSON and its current status and attempt count.
+fn parse_confirmation(
+    rec: &Value,
+    status: &Value,
+    attempts: &Value,
+    key: &ConfirmationKey,
+) -> Result<ConfirmationRecord, StoreError> {
+    let mut record: ConfirmationRecord =
+        serde_json::from_str(reply::required_text(rec, "confirmation")?)?;
+    record.status = serde_json::from_value(serde_json::Value::String(
+        reply::required_text(status, "confirmation status")?.to_owned(),
+    ))?;
+    record.attempts = reply::number(attempts, "confirmation attempts")?;
+    if UserTag::of(&record.user) != *key.tag() {
+        return Err(reply::corrupt("confirmation owner"));
+    }
+    Ok(record)
 }
 
 /// A device read back for `user`; a record filed under another user is damaged.
@@ -565,6 +586,118 @@ impl Store for RedisStore {
         let mut call = scripts::DELETE_ALL_REMEMBERED.prepare_invoke();
         call.key(self.keys.browsers(&UserTag::of(user)));
         reply::number(&self.eval(call).await?, "browser count")
+    }
+
+    async fn discard_challenge(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        hash: &CodeHash,
+    ) -> Result<bool, StoreError> {
+        let mut call = scripts::DISCARD_CHALLENGE.prepare_invoke();
+        call.key(self.keys.challenge(&UserTag::of(user), device))
+            .arg(hash.as_str());
+        flag(&self.eval(call).await?)
+    }
+
+    async fn insert_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<(), StoreError> {
+        let mut call = scripts::INSERT_CONFIRMATION.prepare_invoke();
+        call.key(self.keys.confirmation(key))
+            .arg(serde_json::to_string(record)?)
+            .arg(record.status.as_str())
+            .arg(record.attempts)
+            .arg(record.expires_at.as_millis())
+            .arg(record.retain_until.as_millis());
+        if flag(&self.eval(call).await?)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    async fn get_confirmation(
+        &self,
+        key: &ConfirmationKey,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let command = redis::cmd("HMGET")
+            .arg(self.keys.confirmation(key))
+            .arg("rec")
+            .arg("status")
+            .arg("attempts")
+            .clone();
+        let [rec, status, attempts] = reply::tuple(self.command(command).await?, "confirmation")?;
+        if reply::text(&rec)?.is_none() {
+            return Ok(None);
+        }
+        parse_confirmation(&rec, &status, &attempts, key).map(Some)
+    }
+
+    async fn begin_confirmation_attempt(
+        &self,
+        key: &ConfirmationKey,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<ConfirmationAttempt, StoreError> {
+        let mut call = scripts::BEGIN_CONFIRMATION_ATTEMPT.prepare_invoke();
+        call.key(self.keys.confirmation(key))
+            .arg(max_attempts)
+            .arg(now.as_millis());
+        let answer = reply::required_array(self.eval(call).await?, "confirmation attempt")?;
+        match answer.as_slice() {
+            [outcome] if reply::text(outcome)? == Some("missing") => {
+                Ok(ConfirmationAttempt::Missing)
+            }
+            [outcome, rec, status, attempts] => {
+                let record = parse_confirmation(rec, status, attempts, key)?;
+                match reply::text(outcome)? {
+                    Some("granted") => Ok(ConfirmationAttempt::Granted(record)),
+                    Some("refused") => Ok(ConfirmationAttempt::Refused(record)),
+                    _ => Err(reply::corrupt("confirmation attempt")),
+                }
+            }
+            _ => Err(reply::corrupt("confirmation attempt")),
+        }
+    }
+
+    async fn settle_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        status: ConfirmationStatus,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        if !matches!(
+            status,
+            ConfirmationStatus::Confirmed | ConfirmationStatus::Failed
+        ) {
+            return Err(StoreError::Invalid(
+                "a confirmation settles as confirmed or failed",
+            ));
+        }
+        let mut call = scripts::SETTLE_CONFIRMATION.prepare_invoke();
+        call.key(self.keys.confirmation(key))
+            .arg(status.as_str())
+            .arg(now.as_millis());
+        flag(&self.eval(call).await?)
+    }
+
+    async fn use_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        now: Timestamp,
+    ) -> Result<Option<ConfirmationRecord>, StoreError> {
+        let mut call = scripts::USE_CONFIRMATION.prepare_invoke();
+        call.key(self.keys.confirmation(key)).arg(now.as_millis());
+        match reply::array(self.eval(call).await?)? {
+            Some(fields) => match fields.as_slice() {
+                [rec, status, attempts] => parse_confirmation(rec, status, attempts, key).map(Some),
+                _ => Err(reply::corrupt("confirmation")),
+            },
+            None => Ok(None),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

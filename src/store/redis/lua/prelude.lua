@@ -156,4 +156,32 @@ local function live_browsers(browsers, now)
   return live
 end
 
+-- ----- confirmations -----------------------------------------------------------------------
+-- One hash per confirmation: 'rec' the record as JSON (its status and attempts as when
+-- inserted), 'status' and 'attempts' the current ones, 'exp' when it expires (ms). The key
+-- expires when the record is to be forgotten.
+
+-- The confirmation's {rec, status, attempts, exp}, or nil; fails on a damaged one.
+local function read_confirmation(key)
+  local fields = redis.call('HMGET', key, 'rec', 'status', 'attempts', 'exp')
+  if not fields[1] then
+    return nil
+  end
+  if type(fields[2]) ~= 'string' or not fields[2]:match('^[a-z_]+$') then
+    corrupt('confirmation status')
+  end
+  uint(fields[3], 'confirmation attempts')
+  uint(fields[4], 'confirmation expiry')
+  return fields
+end
+
+-- The later of the server's clock and the caller's `now`.
+local function expiry_now(now)
+  local server = server_now()
+  if gt(now, server) then
+    return now
+  end
+  return server
+end
+
 -- ----- the script ----------------------------------------------------------------------------

@@ -1,0 +1,388 @@
+//! [`Confirmer`]: requests, confirms, checks and uses confirmations.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
+use crate::device::{TwoFactor, UserId};
+use crate::store::{ConfirmationAttempt, SharedStore};
+
+use super::{
+    ConfirmError, ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus, Context,
+    Method, Requested,
+};
+
+/// The largest state a confirmation may hold, as JSON.
+const MAX_STATE_BYTES: usize = 8 * 1024;
+
+/// How long confirmations live and how many answers they take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfirmPolicy {
+    ttl: Duration,
+    max_attempts: u32,
+    retention: Duration,
+}
+
+impl Default for ConfirmPolicy {
+    fn default() -> Self {
+        ConfirmPolicy {
+            ttl: Duration::from_secs(10 * 60),
+            max_attempts: 5,
+            retention: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl ConfirmPolicy {
+    /// The longest time to live and retention accepted.
+    pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+    /// The default policy: 10 minutes to confirm and use, 5 answers, status kept 1 hour more.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long after its request a confirmation can be confirmed and used (default 10
+    /// minutes; 1 s to 7 days).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.clamp(Duration::from_secs(1), Self::MAX_DURATION);
+        self
+    }
+
+    /// How many answers are tried before a confirmation fails (default 5; at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// How long after its expiry a confirmation's final status can still be read (default 1
+    /// hour; at most 7 days).
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention.min(Self::MAX_DURATION);
+        self
+    }
+
+    /// The time to live.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The answers allowed.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The retention after expiry.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+}
+
+/// A confirmation as its user may see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Confirmation {
+    /// Its id (a secret of the user's; redacted in `Debug` output).
+    pub id: ConfirmationId,
+    /// The key of its method.
+    pub method: String,
+    /// Its status now.
+    pub status: ConfirmationStatus,
+    /// The method's state (a masked destination, the device a code went to…).
+    pub state: Value,
+    /// When it can no longer be confirmed or used.
+    pub expires_at: Timestamp,
+    /// How many more answers will be tried.
+    pub attempts_left: u32,
+}
+
+/// The confirmation API: a registry of [`Method`]s and one-time confirmation states with
+/// `request`, `confirm`, `check` and `use` ([`Confirmer::consume`]). See the
+/// [module docs](super).
+///
+/// Cheap to clone; clones share configuration and store.
+#[derive(Clone, Debug)]
+pub struct Confirmer {
+    store: SharedStore,
+    clock: SharedClock,
+    methods: Arc<BTreeMap<String, Method>>,
+    policy: ConfirmPolicy,
+}
+
+impl Confirmer {
+    /// A confirmer over the store and clock of `two_factor`, with no methods yet.
+    pub fn new(two_factor: &TwoFactor) -> Self {
+        Confirmer {
+            store: two_factor.store().clone(),
+            clock: two_factor.clock().clone(),
+            methods: Arc::default(),
+            policy: ConfirmPolicy::default(),
+        }
+    }
+
+    /// A confirmer over `store` on the system clock, with no methods yet.
+    pub fn from_store(store: SharedStore) -> Self {
+        Confirmer {
+            store,
+            clock: system_clock(),
+            methods: Arc::default(),
+            policy: ConfirmPolicy::default(),
+        }
+    }
+
+    /// Reads time from `clock`.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Lifetime and attempt settings.
+    pub fn with_policy(mut self, policy: ConfirmPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Registers `method` under its key, replacing any method registered there before.
+    pub fn with_method(mut self, method: Method) -> Self {
+        Arc::make_mut(&mut self.methods).insert(method.key().to_owned(), method);
+        self
+    }
+
+    /// The registered methods, by key.
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.methods.values()
+    }
+
+    /// The method registered as `key`.
+    pub fn method(&self, key: &str) -> Option<&Method> {
+        self.methods.get(key)
+    }
+
+    /// The lifetime and attempt settings.
+    pub fn policy(&self) -> &ConfirmPolicy {
+        &self.policy
+    }
+
+    fn registered(&self, key: &str) -> Result<&Method, ConfirmError> {
+        self.method(key).ok_or(ConfirmError::UnknownMethod)
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Asks `method` whether changing the user's configuration from `old` to `new` must be
+    /// confirmed; if so, requests the confirmation and returns it. `None` means the change
+    /// needs no confirmation: apply it.
+    pub async fn change_user_config(
+        &self,
+        user: &UserId,
+        method: &str,
+        old: Option<&Value>,
+        new: &Value,
+    ) -> Result<Option<Confirmation>, ConfirmError> {
+        let registered = self.registered(method)?;
+        let cx = Context {
+            user,
+            method,
+            now: self.now(),
+        };
+        match registered
+            .backend()
+            .change_user_config(cx, old, new)
+            .await?
+        {
+            None => Ok(None),
+            Some(state) => self.request(user, method, state).await.map(Some),
+        }
+    }
+
+    /// Requests a confirmation by `method`, starting from `state` (at most 8 KiB of JSON).
+    /// The returned id is the only way to it: hand it to the user's client.
+    pub async fn request(
+        &self,
+        user: &UserId,
+        method: &str,
+        state: Value,
+    ) -> Result<Confirmation, ConfirmError> {
+        let registered = self.registered(method)?;
+        check_size(&state)?;
+        let now = self.now();
+        let cx = Context { user, method, now };
+        let (status, state) = match registered.backend().request_confirmation(cx, state).await? {
+            Requested::InProcess(state) => (ConfirmationStatus::InProcess, state),
+            Requested::Confirmed(state) => (ConfirmationStatus::Confirmed, state),
+        };
+        check_size(&state)?;
+        let expires_at = now.saturating_add(self.policy.ttl);
+        let record = ConfirmationRecord {
+            user: user.clone(),
+            method: method.to_owned(),
+            status,
+            state,
+            attempts: 0,
+            created_at: now,
+            expires_at,
+            retain_until: expires_at.saturating_add(self.policy.retention),
+        };
+        let id = ConfirmationId::generate();
+        self.store
+            .insert_confirmation(&ConfirmationKey::new(user, &id), &record)
+            .await?;
+        tracing::debug!(user = %user, method, status = %status, "confirmation requested");
+        Ok(self.view(id, &record, now))
+    }
+
+    /// Answers confirmation `id` of `user` with `data` (a code, say). Each answer counts
+    /// against the policy's attempts, whether or not the method could check it; the last
+    /// wrong one fails the confirmation.
+    pub async fn confirm(
+        &self,
+        user: &UserId,
+        id: &ConfirmationId,
+        data: &Value,
+    ) -> Result<Confirmation, ConfirmError> {
+        let key = ConfirmationKey::new(user, id);
+        let now = self.now();
+        let max = self.policy.max_attempts;
+        let mut record = match self
+            .store
+            .begin_confirmation_attempt(&key, max, now)
+            .await?
+        {
+            ConfirmationAttempt::Missing => return Err(ConfirmError::NotFound),
+            ConfirmationAttempt::Refused(record) => return Err(not_pending(&record, user, now)),
+            ConfirmationAttempt::Granted(record) if record.user == *user => record,
+            ConfirmationAttempt::Granted(_) => return Err(ConfirmError::NotFound),
+        };
+        let registered = self.registered(&record.method)?;
+        let cx = Context {
+            user,
+            method: &record.method,
+            now,
+        };
+        let accepted = registered
+            .backend()
+            .confirm(cx, &record.state, data)
+            .await?;
+        if !accepted {
+            let attempts_left = max.saturating_sub(record.attempts);
+            if attempts_left == 0 {
+                self.store
+                    .settle_confirmation(&key, ConfirmationStatus::Failed, now)
+                    .await?;
+            }
+            tracing::debug!(user = %user, method = %record.method, attempts_left, "confirmation rejected");
+            return Err(ConfirmError::Rejected { attempts_left });
+        }
+        // The method may have taken a while (a network call): expiry counts from now.
+        let now = self.now();
+        if !self
+            .store
+            .settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
+            .await?
+        {
+            return Err(self.current_error(&key, user, now).await);
+        }
+        record.status = ConfirmationStatus::Confirmed;
+        tracing::debug!(user = %user, method = %record.method, "confirmation confirmed");
+        Ok(self.view(id.clone(), &record, now))
+    }
+
+    /// Confirmation `id` of `user` as it stands.
+    pub async fn check(
+        &self,
+        user: &UserId,
+        id: &ConfirmationId,
+    ) -> Result<Confirmation, ConfirmError> {
+        let record = self.load(&ConfirmationKey::new(user, id), user).await?;
+        Ok(self.view(id.clone(), &record, self.now()))
+    }
+
+    /// Uses confirmation `id` of `user` for an action of `method`: succeeds once, and only
+    /// if it is confirmed and unexpired; atomically in the store, so of any number of
+    /// concurrent calls on any number of instances exactly one succeeds.
+    ///
+    /// A confirmation of another method is refused, and not used up. The caller checks that
+    /// the returned state matches the action (the same action name, the same object).
+    pub async fn consume(
+        &self,
+        user: &UserId,
+        id: &ConfirmationId,
+        method: &str,
+    ) -> Result<Confirmation, ConfirmError> {
+        let key = ConfirmationKey::new(user, id);
+        if self.load(&key, user).await?.method != method {
+            return Err(ConfirmError::WrongMethod);
+        }
+        let now = self.now();
+        match self.store.use_confirmation(&key, now).await? {
+            Some(record) => {
+                tracing::debug!(user = %user, method, "confirmation used");
+                Ok(self.view(id.clone(), &record, now))
+            }
+            None => Err(self.current_error(&key, user, now).await),
+        }
+    }
+
+    async fn load(
+        &self,
+        key: &ConfirmationKey,
+        user: &UserId,
+    ) -> Result<ConfirmationRecord, ConfirmError> {
+        self.store
+            .get_confirmation(key)
+            .await?
+            .filter(|record| record.user == *user)
+            .ok_or(ConfirmError::NotFound)
+    }
+
+    /// Why an operation that needed a pending or confirmed confirmation found none.
+    async fn current_error(
+        &self,
+        key: &ConfirmationKey,
+        user: &UserId,
+        now: Timestamp,
+    ) -> ConfirmError {
+        match self.load(key, user).await {
+            Ok(record) => not_pending(&record, user, now),
+            Err(error) => error,
+        }
+    }
+
+    fn view(
+        &self,
+        id: ConfirmationId,
+        record: &ConfirmationRecord,
+        now: Timestamp,
+    ) -> Confirmation {
+        Confirmation {
+            id,
+            method: record.method.clone(),
+            status: record.status_at(now),
+            state: record.state.clone(),
+            expires_at: record.expires_at,
+            attempts_left: self.policy.max_attempts.saturating_sub(record.attempts),
+        }
+    }
+}
+
+fn not_pending(record: &ConfirmationRecord, user: &UserId, now: Timestamp) -> ConfirmError {
+    if record.user != *user {
+        return ConfirmError::NotFound;
+    }
+    ConfirmError::NotPending {
+        status: record.status_at(now),
+    }
+}
+
+fn check_size(state: &Value) -> Result<(), ConfirmError> {
+    let size = serde_json::to_vec(state).map_or(usize::MAX, |json| json.len());
+    if size > MAX_STATE_BYTES {
+        return Err(ConfirmError::InvalidData("the state is larger than 8 KiB"));
+    }
+    Ok(())
+}
