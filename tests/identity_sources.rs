@@ -22,7 +22,9 @@ use tower_otp::clock::{ManualClock, Timestamp};
 use tower_otp::device::{Enrollment, TotpSettings};
 use tower_otp::guard::{RedirectTargets, RequireOtpLayer, Verified};
 use tower_otp::layer::OtpLayer;
-use tower_otp::session::{AxumLoginIdentity, Identity, OtpSession};
+#[cfg(feature = "axum-login")]
+use tower_otp::session::AxumLoginIdentity;
+use tower_otp::session::{Identity, OtpSession};
 use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
 
 // ----- routes shared by every source ---------------------------------------------------------
@@ -199,14 +201,17 @@ fn rand_suffix() -> String {
 }
 
 /// axum-login with tower-sessions' memory store.
+#[cfg(feature = "axum-login")]
 struct AxumLogin;
 
+#[cfg(feature = "axum-login")]
 #[derive(Clone, Debug)]
 struct AppUser {
     id: String,
     password_hash: Vec<u8>,
 }
 
+#[cfg(feature = "axum-login")]
 impl axum_login::AuthUser for AppUser {
     type Id = String;
     fn id(&self) -> String {
@@ -217,11 +222,13 @@ impl axum_login::AuthUser for AppUser {
     }
 }
 
+#[cfg(feature = "axum-login")]
 #[derive(Clone, Debug)]
 struct Backend {
     users: HashMap<String, AppUser>,
 }
 
+#[cfg(feature = "axum-login")]
 impl axum_login::AuthnBackend for Backend {
     type User = AppUser;
     type Credentials = String;
@@ -235,8 +242,10 @@ impl axum_login::AuthnBackend for Backend {
     }
 }
 
+#[cfg(feature = "axum-login")]
 type AuthSession = axum_login::AuthSession<Backend>;
 
+#[cfg(feature = "axum-login")]
 impl Source for AxumLogin {
     fn app(two_factor: TwoFactor) -> Router {
         let users = ["alice", "bob", "carol"]
@@ -582,4 +591,5 @@ macro_rules! suite {
 
 suite!(own_sessions, Own);
 suite!(gateway_headers, Gateway);
+#[cfg(feature = "axum-login")]
 suite!(axum_login_sessions, AxumLogin);

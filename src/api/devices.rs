@@ -1,0 +1,411 @@
+//! Methods, devices, backup codes and challenges.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{ApiJson, Caller};
+use super::views::DeviceView;
+use super::{ApiConfig, ApiError};
+use crate::device::{Device, DeviceId, Enrollment, HotpSettings, TotpSettings};
+use crate::otp::{Algorithm, Digits, TotpParams};
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Responses that carry a secret must never be cached.
+fn no_store(status: StatusCode, body: Value) -> Response {
+    (status, [(CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+pub(crate) async fn methods(
+    State(config): State<Arc<ApiConfig>>,
+    caller: super::extract::AnyCaller,
+) -> Json<Value> {
+    let two_factor = caller.session.two_factor();
+    let mut methods = vec![
+        json!({"key": "totp", "kind": "totp", "name": "Authenticator app",
+               "config_schema": totp_config_schema()}),
+        json!({"key": "hotp", "kind": "hotp", "name": "Hardware token (HOTP)"}),
+        json!({"key": "backup_codes", "kind": "backup_codes", "name": "Backup codes"}),
+    ];
+    let mut channels: Vec<&str> = two_factor.channels().collect();
+    channels.sort_unstable();
+    methods.extend(channels.into_iter().map(|channel| {
+        json!({"key": channel, "kind": "out_of_band", "name": format!("Code by {channel}"),
+               "config_schema": {"type": "object", "required": ["destination"],
+                                 "properties": {"destination": {"type": "string"}}}})
+    }));
+    let confirmations: Vec<Value> = config
+        .confirmer
+        .iter()
+        .flat_map(|confirmer| confirmer.methods())
+        .map(|method| {
+            json!({"key": method.key(), "name": method.name(),
+                   "global_config_schema": method.global_config_schema(),
+                   "user_config_schema": method.user_config_schema()})
+        })
+        .collect();
+    Json(json!({"methods": methods, "confirmation_methods": confirmations}))
+}
+
+fn totp_config_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "algorithm": {"enum": ["SHA1", "SHA256", "SHA512"]},
+        "digits": {"enum": [6, 8]},
+        "period": {"type": "integer", "minimum": 1, "maximum": 3600}}})
+}
+
+pub(crate) async fn list(caller: Caller) -> ApiResult {
+    let devices = caller
+        .session
+        .devices()
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
+    let views: Vec<DeviceView> = devices.iter().map(DeviceView::from).collect();
+    Ok(Json(json!({"devices": views})).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewDevice {
+    method: String,
+    name: String,
+    #[serde(default)]
+    config: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OtpConfig {
+    algorithm: Option<String>,
+    digits: Option<u8>,
+    period: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutOfBandConfig {
+    destination: String,
+}
+
+pub(crate) async fn create(
+    State(config): State<Arc<ApiConfig>>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewDevice>,
+) -> ApiResult {
+    caller
+        .require_recent_verification(config.reauthentication_window)
+        .await?;
+    let two_factor = caller.session.two_factor();
+    let now = caller.now();
+    let failed = |e| ApiError::device(&e, now);
+    let account = (config.account_label)(&caller.user);
+    match body.method.as_str() {
+        "totp" => {
+            let otp = otp_config(body.config)?;
+            let settings = TotpSettings {
+                algorithm: otp.0,
+                digits: otp.1,
+                params: TotpParams {
+                    step: otp.2.unwrap_or(30),
+                    t0: 0,
+                },
+            };
+            let enrolment = two_factor
+                .enroll_totp(&caller.user, &body.name, &account, settings)
+                .await
+                .map_err(failed)?;
+            provisioning(enrolment)
+        }
+        "hotp" => {
+            let otp = otp_config(body.config)?;
+            if otp.2.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_settings",
+                    "HOTP devices have no period.",
+                ));
+            }
+            let settings = HotpSettings {
+                algorithm: otp.0,
+                digits: otp.1,
+            };
+            let enrolment = two_factor
+                .enroll_hotp(&caller.user, &body.name, &account, settings)
+                .await
+                .map_err(failed)?;
+            provisioning(enrolment)
+        }
+        "backup_codes" => Err(ApiError::bad_request(
+            "unknown_method",
+            "Backup codes are created with POST backup-codes.",
+        )),
+        channel if two_factor.channels().any(|c| c == channel) => {
+            let destination = parse_config::<OutOfBandConfig>(body.config)?.destination;
+            let device = two_factor
+                .add_out_of_band_device(&caller.user, &body.name, channel, &destination)
+                .await
+                .map_err(failed)?;
+            let sent = two_factor
+                .send_challenge(&caller.user, &device.id)
+                .await
+                .map_err(failed)?;
+            let body = json!({
+                "device": DeviceView::from(&device),
+                "challenge": {"destination": sent.masked_destination,
+                              "expires_at": sent.expires_at.as_millis(),
+                              "resend_after": sent.resend_after.as_millis()},
+            });
+            Ok((StatusCode::CREATED, Json(body)).into_response())
+        }
+        _ => Err(ApiError::bad_request(
+            "unknown_method",
+            "No such method; see GET methods.",
+        )),
+    }
+}
+
+fn parse_config<T: serde::de::DeserializeOwned>(config: Option<Value>) -> Result<T, ApiError> {
+    serde_json::from_value(config.unwrap_or(Value::Null)).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_settings",
+            "The `config` object is not valid for this method.",
+        )
+    })
+}
+
+/// Algorithm, digits (6 or 8) and period of an OTP device's `config`.
+fn otp_config(config: Option<Value>) -> Result<(Algorithm, Digits, Option<u64>), ApiError> {
+    let config: OtpConfig = match config {
+        None | Some(Value::Null) => OtpConfig::default(),
+        some => parse_config(some)?,
+    };
+    let algorithm = match config.algorithm {
+        None => Algorithm::Sha1,
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::bad_request("invalid_settings", "algorithm is SHA1, SHA256 or SHA512")
+        })?,
+    };
+    let digits = match config.digits {
+        None | Some(6) => Digits::SIX,
+        Some(8) => Digits::EIGHT,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_settings",
+                "digits is 6 or 8",
+            ));
+        }
+    };
+    Ok((algorithm, digits, config.period))
+}
+
+/// The 201 answer of a new OTP device: the secret is shown once, never cached.
+fn provisioning(enrolment: Enrollment) -> ApiResult {
+    let qr_svg = enrolment.uri.to_svg().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_provisioning",
+            "The provisioning URI is too long for a QR code.",
+        )
+    })?;
+    let body = json!({
+        "device": DeviceView::from(&enrolment.device),
+        "provisioning": {
+            "secret": enrolment.secret.to_base32().as_str(),
+            "otpauth_uri": enrolment.uri.as_str(),
+            "qr_svg": qr_svg.as_str(),
+        },
+    });
+    Ok(no_store(StatusCode::CREATED, body))
+}
+
+/// A device id from the path; a malformed one is as unknown as a missing one.
+fn device_id(id: &str) -> Result<DeviceId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found("device_not_found"))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Code {
+    token: String,
+}
+
+pub(crate) async fn confirm(
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Code>,
+) -> ApiResult {
+    let id = device_id(&id)?;
+    let done = caller
+        .session
+        .confirm_device(&id, &body.token)
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
+    let mut answer =
+        json!({"device": DeviceView::from(&done.verification.device), "verified": true});
+    if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
+        answer["token"] = json!(token);
+    }
+    Ok(Json(answer).into_response())
+}
+
+/// The rotated session token, for clients that sent theirs in a bearer header.
+pub(crate) fn bearer_token(
+    caller: &Caller,
+    token: Option<&crate::session::SessionToken>,
+) -> Option<String> {
+    (caller.session.transport() == Some(crate::session::Transport::Bearer))
+        .then(|| token.map(|t| t.expose().to_owned()))
+        .flatten()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeviceChanges {
+    name: Option<String>,
+    default: Option<bool>,
+}
+
+pub(crate) async fn update(
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DeviceChanges>,
+) -> ApiResult {
+    caller.require_verified().await?;
+    let id = device_id(&id)?;
+    let two_factor = caller.session.two_factor();
+    let failed = |e| ApiError::device(&e, caller.now());
+    let mut device: Option<Device> = None;
+    if let Some(name) = &body.name {
+        device = Some(
+            two_factor
+                .rename_device(&caller.user, &id, name)
+                .await
+                .map_err(failed)?,
+        );
+    }
+    match body.default {
+        Some(true) => {
+            device = Some(
+                two_factor
+                    .set_default_device(&caller.user, &id)
+                    .await
+                    .map_err(failed)?,
+            )
+        }
+        Some(false) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "Make another device the default instead.",
+            ));
+        }
+        None => {}
+    }
+    let device = match device {
+        Some(device) => device,
+        None => two_factor
+            .device(&caller.user, &id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| ApiError::not_found("device_not_found"))?,
+    };
+    Ok(Json(json!({"device": DeviceView::from(&device)})).into_response())
+}
+
+pub(crate) async fn delete(
+    State(config): State<Arc<ApiConfig>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = device_id(&id)?;
+    caller
+        .require_recent_verification(config.reauthentication_window)
+        .await?;
+    let existed = caller
+        .session
+        .two_factor()
+        .delete_device(&caller.user, &id)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    if existed {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("device_not_found"))
+    }
+}
+
+pub(crate) async fn disable(State(config): State<Arc<ApiConfig>>, caller: Caller) -> ApiResult {
+    caller
+        .require_recent_verification(config.reauthentication_window)
+        .await?;
+    let two_factor = caller.session.two_factor();
+    let failed = |e| ApiError::device(&e, caller.now());
+    let removed = two_factor
+        .delete_all_devices(&caller.user)
+        .await
+        .map_err(failed)?;
+    // Remembered browsers stand for devices that are gone.
+    two_factor
+        .forget_all_browsers(&caller.user)
+        .await
+        .map_err(failed)?;
+    Ok(Json(json!({"removed": removed})).into_response())
+}
+
+pub(crate) async fn new_backup_codes(
+    State(config): State<Arc<ApiConfig>>,
+    caller: Caller,
+) -> ApiResult {
+    caller
+        .require_recent_verification(config.reauthentication_window)
+        .await?;
+    let set = caller
+        .session
+        .two_factor()
+        .generate_backup_codes(&caller.user)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    let codes: Vec<&str> = set.codes.iter().collect();
+    Ok(no_store(
+        StatusCode::CREATED,
+        json!({"device_id": set.device.id.as_str(), "codes": codes, "remaining": codes.len()}),
+    ))
+}
+
+pub(crate) async fn backup_codes_left(caller: Caller) -> ApiResult {
+    let remaining = caller
+        .session
+        .two_factor()
+        .backup_codes_remaining(&caller.user)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    Ok(Json(json!({"remaining": remaining})).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChallengeRequest {
+    device_id: String,
+}
+
+pub(crate) async fn send_challenge(
+    caller: Caller,
+    ApiJson(body): ApiJson<ChallengeRequest>,
+) -> ApiResult {
+    let id = device_id(&body.device_id)?;
+    let sent = caller
+        .session
+        .two_factor()
+        .send_challenge(&caller.user, &id)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    Ok(Json(json!({
+        "device_id": sent.device_id.as_str(),
+        "destination": sent.masked_destination,
+        "expires_at": sent.expires_at.as_millis(),
+        "resend_after": sent.resend_after.as_millis(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,101 @@
+//! A ready JSON API for axum (feature `api`): devices, provisioning, backup codes,
+//! challenges, confirmations, verification, remembered browsers and logout.
+//!
+//! Nest [`router`] where you like, inside an [`OtpLayer`](crate::layer::OtpLayer):
+//!
+//! ```
+//! use axum::Router;
+//! use tower_otp::api::{self, ApiConfig};
+//! use tower_otp::layer::OtpLayer;
+//! use tower_otp::{MemoryStore, ServerKey, TwoFactor};
+//!
+//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+//! let app: Router = Router::new()
+//!     .nest("/2fa", api::router(ApiConfig::new()))
+//!     .layer(OtpLayer::new(two_factor));
+//! ```
+//!
+//! JSON in, JSON out; times are milliseconds since the Unix epoch. Errors are
+//! `{"error": "<stable_code>", "message": "..."}`: 400 malformed request, 401 not
+//! authenticated or wrong code, 403 not allowed (for example `reauthentication_required`),
+//! 404 unknown, 409 conflict, 429 throttled (with `Retry-After`), 503 store down.
+//!
+//! | endpoint | does |
+//! | --- | --- |
+//! | `GET methods` | the available methods (and confirmation methods) |
+//! | `GET devices` | the user's devices |
+//! | `POST devices` `{method, name, config?}` | adds a device: `totp` (`config`: `algorithm`, `digits` 6/8, `period`) and `hotp` answer `{"device", "provisioning": {"secret", "otpauth_uri", "qr_svg"}}` once; an out-of-band channel (`config`: `destination`) sends the first code |
+//! | `POST devices/{id}/confirm` `{token}` | confirms a new device with a code (and verifies the session) |
+//! | `PATCH devices/{id}` `{name?, default?}` | renames it, or makes it the default |
+//! | `DELETE devices/{id}` | removes it |
+//! | `POST disable` | removes every device |
+//! | `POST backup-codes` / `GET backup-codes` | a new set (shown once) / how many remain |
+//! | `POST challenges` `{device_id}` | sends a code to an out-of-band device |
+//! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
+//! | `POST verify` `{device_id?, token, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated `token` |
+//! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
+//! | `GET status` | authenticated, verified, device, verified_at, remembered, configured |
+//! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
+//!
+//! Adding or removing devices, disabling the second factor and creating backup codes need a
+//! code verification younger than [`ApiConfig::with_reauthentication_window`] (default 20
+//! minutes) from users who already have a confirmed device; each of these changes emits an
+//! event, to turn into a notice to the user. Responses carrying a secret are sent with
+//! `Cache-Control: no-store`.
+
+mod account;
+mod config;
+mod devices;
+mod error;
+mod extract;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, patch, post};
+
+pub use config::ApiConfig;
+pub use error::ApiError;
+
+/// The API's routes, to nest under a prefix of your choice inside an `OtpLayer`.
+pub fn router(config: ApiConfig) -> Router {
+    Router::new()
+        .route("/methods", get(devices::methods))
+        .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices/{id}",
+            patch(devices::update).delete(devices::delete),
+        )
+        .route("/devices/{id}/confirm", post(devices::confirm))
+        .route("/disable", post(devices::disable))
+        .route(
+            "/backup-codes",
+            get(devices::backup_codes_left).post(devices::new_backup_codes),
+        )
+        .route("/challenges", post(devices::send_challenge))
+        .route("/confirmations", post(account::request_confirmation))
+        .route("/confirmations/{id}", get(account::check_confirmation))
+        .route(
+            "/confirmations/{id}/confirm",
+            post(account::answer_confirmation),
+        )
+        .route("/verify", post(account::verify))
+        .route(
+            "/remembered",
+            get(account::remembered).delete(account::forget_all),
+        )
+        .route("/remembered/{id}", axum::routing::delete(account::forget))
+        .route("/status", get(account::status))
+        .route("/logout", post(account::logout))
+        .route("/logout-all", post(account::logout_all))
+        .fallback(|| async { ApiError::not_found("not_found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not take that method.",
+            )
+        })
+        .with_state(Arc::new(config))
+}

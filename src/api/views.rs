@@ -1,0 +1,46 @@
+//! What the API shows: devices, provisioning, status. Times are milliseconds since the Unix
+//! epoch.
+
+use serde::Serialize;
+
+use crate::device::{Device, DeviceConfig};
+
+/// A device as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct DeviceView {
+    id: String,
+    /// `totp`, `hotp`, `backup_codes`, or an out-of-band channel (`email`, `sms`, …).
+    method: String,
+    kind: &'static str,
+    name: String,
+    confirmed: bool,
+    default: bool,
+    created_at: u64,
+    last_used_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+}
+
+impl From<&Device> for DeviceView {
+    fn from(device: &Device) -> Self {
+        DeviceView {
+            id: device.id.to_string(),
+            method: method_of(device),
+            kind: device.kind().as_str(),
+            name: device.name.clone(),
+            confirmed: device.confirmed,
+            default: device.is_default,
+            created_at: device.created_at.as_millis(),
+            last_used_at: device.state.last_used_at.map(|t| t.as_millis()),
+            destination: device.masked_destination(),
+        }
+    }
+}
+
+/// The method key of a device: its out-of-band channel, or its kind.
+pub(crate) fn method_of(device: &Device) -> String {
+    match &device.config {
+        DeviceConfig::OutOfBand { channel, .. } => channel.clone(),
+        _ => device.kind().as_str().to_owned(),
+    }
+}
