@@ -49,9 +49,17 @@ fn harness() -> Harness {
     };
     let app = Router::new()
         .route("/login", post(login))
-        .nest("/2fa", api::router(ApiConfig::new().with_confirmer(confirmer)))
+        .nest(
+            "/2fa",
+            api::router(ApiConfig::new().with_confirmer(confirmer)),
+        )
         .layer(OtpLayer::new(two_factor).with_remember(RememberConfig::new([[8u8; 32]]).unwrap()));
-    Harness { clock, store, outbox, app }
+    Harness {
+        clock,
+        store,
+        outbox,
+        app,
+    }
 }
 
 #[derive(Debug)]
@@ -67,11 +75,20 @@ impl Reply {
     }
 
     fn expect(&self, status: StatusCode, error: &str) {
-        assert_eq!((self.status, self.error()), (status, error), "{:?}", self.json);
+        assert_eq!(
+            (self.status, self.error()),
+            (status, error),
+            "{:?}",
+            self.json
+        );
     }
 
     fn retry_after(&self) -> u64 {
-        self.headers["retry-after"].to_str().unwrap().parse().unwrap()
+        self.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 }
 
@@ -82,7 +99,13 @@ struct Client {
 }
 
 impl Client {
-    async fn raw(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &str) -> Reply {
+    async fn raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
@@ -96,9 +119,15 @@ impl Client {
         self.jar.update(response.headers());
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, json }
+        Reply {
+            status,
+            headers,
+            json,
+        }
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -110,18 +139,24 @@ impl Client {
     }
 
     async fn post(&mut self, path: &str, body: Value) -> Reply {
-        self.raw("POST", path, Some("application/json"), &body.to_string()).await
+        self.raw("POST", path, Some("application/json"), &body.to_string())
+            .await
     }
 
     async fn patch(&mut self, path: &str, body: Value) -> Reply {
-        self.raw("PATCH", path, Some("application/json"), &body.to_string()).await
+        self.raw("PATCH", path, Some("application/json"), &body.to_string())
+            .await
     }
 
     async fn login(&mut self, user: &str) -> String {
-        let request = Request::post("/login").body(Body::from(user.to_owned())).unwrap();
+        let request = Request::post("/login")
+            .body(Body::from(user.to_owned()))
+            .unwrap();
         let response = self.app.clone().oneshot(request).await.unwrap();
         self.jar.update(response.headers());
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
 }
@@ -135,13 +170,20 @@ struct Totp {
 impl Totp {
     fn code(&self, clock: &ManualClock, offset: i64) -> String {
         let step = clock.now().as_secs() / 30;
-        self.key.hotp(step.checked_add_signed(offset).unwrap()).reveal().to_owned()
+        self.key
+            .hotp(step.checked_add_signed(offset).unwrap())
+            .reveal()
+            .to_owned()
     }
 }
 
 impl Harness {
     fn client(&self) -> Client {
-        Client { app: self.app.clone(), jar: CookieJar::default(), bearer: None }
+        Client {
+            app: self.app.clone(),
+            jar: CookieJar::default(),
+            bearer: None,
+        }
     }
 
     fn later(&self, secs: u64) {
@@ -150,15 +192,20 @@ impl Harness {
 
     /// Adds and confirms a TOTP device through the API (the session ends up verified).
     async fn totp(&self, client: &mut Client) -> Totp {
-        let reply = client.post("/2fa/devices", json!({"method": "totp", "name": "Phone"})).await;
+        let reply = client
+            .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json);
-        let secret = Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
+        let secret =
+            Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
         let totp = Totp {
             id: reply.json["device"]["id"].as_str().unwrap().to_owned(),
             key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX),
         };
         let path = format!("/2fa/devices/{}/confirm", totp.id);
-        let confirmed = client.post(&path, json!({"token": totp.code(&self.clock, 0)})).await;
+        let confirmed = client
+            .post(&path, json!({"token": totp.code(&self.clock, 0)}))
+            .await;
         assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
         self.later(30);
         totp
@@ -170,7 +217,12 @@ async fn methods_are_listed_for_anyone() {
     let h = harness();
     let reply = h.client().get("/2fa/methods").await;
     assert_eq!(reply.status, StatusCode::OK);
-    let keys: Vec<&str> = reply.json["methods"].as_array().unwrap().iter().map(|m| m["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> = reply.json["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["key"].as_str().unwrap())
+        .collect();
     assert_eq!(keys, ["totp", "hotp", "backup_codes", "email", "sms"]);
     let confirmations: Vec<&str> = reply.json["confirmation_methods"]
         .as_array()
@@ -202,11 +254,16 @@ async fn every_user_endpoint_needs_a_login() {
         ("DELETE", "/2fa/remembered".to_owned()),
         ("POST", "/2fa/logout-all".to_owned()),
     ] {
-        let reply = anonymous.raw(method, &path, Some("application/json"), "{}").await;
+        let reply = anonymous
+            .raw(method, &path, Some("application/json"), "{}")
+            .await;
         reply.expect(StatusCode::UNAUTHORIZED, "not_authenticated");
     }
     anonymous.bearer = Some("not-a-token".into());
-    anonymous.get("/2fa/devices").await.expect(StatusCode::UNAUTHORIZED, "invalid_session_token");
+    anonymous
+        .get("/2fa/devices")
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_session_token");
 }
 
 #[tokio::test]
@@ -215,15 +272,24 @@ async fn adding_a_totp_device_provisions_it_once() {
     let mut c = h.client();
     c.login("alice").await;
     let reply = c
-        .post("/2fa/devices", json!({"method": "totp", "name": "Work phone",
-                                     "config": {"algorithm": "SHA256", "digits": 8, "period": 60}}))
+        .post(
+            "/2fa/devices",
+            json!({"method": "totp", "name": "Work phone",
+                                     "config": {"algorithm": "SHA256", "digits": 8, "period": 60}}),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.headers["cache-control"], "no-store");
     let provisioning = &reply.json["provisioning"];
     let uri = provisioning["otpauth_uri"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/API%20test:alice?secret="), "{uri}");
-    assert!(uri.ends_with("&algorithm=SHA256&digits=8&period=60"), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/API%20test:alice?secret="),
+        "{uri}"
+    );
+    assert!(
+        uri.ends_with("&algorithm=SHA256&digits=8&period=60"),
+        "{uri}"
+    );
     assert!(uri.contains(provisioning["secret"].as_str().unwrap()));
     assert!(provisioning["qr_svg"].as_str().unwrap().contains("<svg"));
     assert_eq!(reply.json["device"]["confirmed"], false);
@@ -231,11 +297,23 @@ async fn adding_a_totp_device_provisions_it_once() {
     // Listing never shows the secret again.
     let list = c.get("/2fa/devices").await;
     assert_eq!(list.json["devices"].as_array().unwrap().len(), 1);
-    assert!(!list.json.to_string().contains(provisioning["secret"].as_str().unwrap()));
+    assert!(
+        !list
+            .json
+            .to_string()
+            .contains(provisioning["secret"].as_str().unwrap())
+    );
 
-    let hotp = c.post("/2fa/devices", json!({"method": "hotp", "name": "Token"})).await;
+    let hotp = c
+        .post("/2fa/devices", json!({"method": "hotp", "name": "Token"}))
+        .await;
     assert_eq!(hotp.status, StatusCode::CREATED);
-    assert!(hotp.json["provisioning"]["otpauth_uri"].as_str().unwrap().contains("&counter=0"));
+    assert!(
+        hotp.json["provisioning"]["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .contains("&counter=0")
+    );
 }
 
 #[tokio::test]
@@ -244,24 +322,64 @@ async fn bad_device_requests_get_400s() {
     let mut c = h.client();
     c.login("alice").await;
     let cases = [
-        (json!({"method": "totp", "name": "x", "config": {"digits": 7}}), "invalid_settings"),
-        (json!({"method": "totp", "name": "x", "config": {"algorithm": "MD5"}}), "invalid_settings"),
-        (json!({"method": "totp", "name": "x", "config": {"period": 0}}), "invalid_settings"),
-        (json!({"method": "totp", "name": "x", "config": {"colour": "red"}}), "invalid_settings"),
-        (json!({"method": "hotp", "name": "x", "config": {"period": 30}}), "invalid_settings"),
-        (json!({"method": "carrier-pigeon", "name": "x"}), "unknown_method"),
-        (json!({"method": "backup_codes", "name": "x"}), "unknown_method"),
+        (
+            json!({"method": "totp", "name": "x", "config": {"digits": 7}}),
+            "invalid_settings",
+        ),
+        (
+            json!({"method": "totp", "name": "x", "config": {"algorithm": "MD5"}}),
+            "invalid_settings",
+        ),
+        (
+            json!({"method": "totp", "name": "x", "config": {"period": 0}}),
+            "invalid_settings",
+        ),
+        (
+            json!({"method": "totp", "name": "x", "config": {"colour": "red"}}),
+            "invalid_settings",
+        ),
+        (
+            json!({"method": "hotp", "name": "x", "config": {"period": 30}}),
+            "invalid_settings",
+        ),
+        (
+            json!({"method": "carrier-pigeon", "name": "x"}),
+            "unknown_method",
+        ),
+        (
+            json!({"method": "backup_codes", "name": "x"}),
+            "unknown_method",
+        ),
         (json!({"method": "totp", "name": ""}), "invalid_name"),
-        (json!({"method": "email", "name": "x", "config": {"destination": "not an address"}}), "invalid_destination"),
+        (
+            json!({"method": "email", "name": "x", "config": {"destination": "not an address"}}),
+            "invalid_destination",
+        ),
         (json!({"method": "email", "name": "x"}), "invalid_settings"),
         (json!({"name": "x"}), "invalid_request"),
     ];
     for (body, code) in cases {
-        c.post("/2fa/devices", body.clone()).await.expect(StatusCode::BAD_REQUEST, code);
+        c.post("/2fa/devices", body.clone())
+            .await
+            .expect(StatusCode::BAD_REQUEST, code);
     }
-    c.raw("POST", "/2fa/devices", Some("application/json"), "{not json").await.expect(StatusCode::BAD_REQUEST, "malformed_json");
-    c.raw("POST", "/2fa/devices", None, "{}").await.expect(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
-    assert!(c.get("/2fa/devices").await.json["devices"].as_array().unwrap().is_empty());
+    c.raw(
+        "POST",
+        "/2fa/devices",
+        Some("application/json"),
+        "{not json",
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, "malformed_json");
+    c.raw("POST", "/2fa/devices", None, "{}")
+        .await
+        .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    assert!(
+        c.get("/2fa/devices").await.json["devices"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -269,28 +387,52 @@ async fn confirming_a_device_checks_the_code() {
     let h = harness();
     let mut c = h.client();
     c.login("alice").await;
-    let reply = c.post("/2fa/devices", json!({"method": "totp", "name": "Phone"})).await;
+    let reply = c
+        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+        .await;
     let id = reply.json["device"]["id"].as_str().unwrap().to_owned();
-    let secret = Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
-    let totp = Totp { id: id.clone(), key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX) };
+    let secret =
+        Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
+    let totp = Totp {
+        id: id.clone(),
+        key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX),
+    };
     let path = format!("/2fa/devices/{id}/confirm");
 
-    c.post(&path, json!({"token": "000000"})).await.expect(StatusCode::UNAUTHORIZED, "invalid_code");
-    let throttled = c.post(&path, json!({"token": totp.code(&h.clock, 0)})).await;
+    c.post(&path, json!({"token": "000000"}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+    let throttled = c
+        .post(&path, json!({"token": totp.code(&h.clock, 0)}))
+        .await;
     throttled.expect(StatusCode::TOO_MANY_REQUESTS, "throttled");
     assert_eq!(throttled.retry_after(), 1);
     h.later(2);
-    c.post(&path, json!({"token": "12a456"})).await.expect(StatusCode::BAD_REQUEST, "malformed_code");
+    c.post(&path, json!({"token": "12a456"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "malformed_code");
     h.later(5);
-    c.post(&format!("/2fa/devices/{}/confirm", "f".repeat(32)), json!({"token": "123456"}))
+    c.post(
+        &format!("/2fa/devices/{}/confirm", "f".repeat(32)),
+        json!({"token": "123456"}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "device_not_found");
+    c.post("/2fa/devices/..%2F/confirm", json!({"token": "123456"}))
         .await
         .expect(StatusCode::NOT_FOUND, "device_not_found");
-    c.post("/2fa/devices/..%2F/confirm", json!({"token": "123456"})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
-    let ok = c.post(&path, json!({"token": totp.code(&h.clock, 0)})).await;
-    assert_eq!((ok.status, &ok.json["verified"]), (StatusCode::OK, &json!(true)));
+    let ok = c
+        .post(&path, json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(
+        (ok.status, &ok.json["verified"]),
+        (StatusCode::OK, &json!(true))
+    );
     assert_eq!(ok.json["device"]["confirmed"], true);
     h.later(30);
-    c.post(&path, json!({"token": totp.code(&h.clock, 0)})).await.expect(StatusCode::CONFLICT, "device_already_confirmed");
+    c.post(&path, json!({"token": totp.code(&h.clock, 0)}))
+        .await
+        .expect(StatusCode::CONFLICT, "device_already_confirmed");
 }
 
 #[tokio::test]
@@ -303,19 +445,55 @@ async fn sensitive_changes_need_a_recent_code_verification() {
     let mut later = h.client();
     later.login("alice").await;
     let id = &totp.id;
-    later.post("/2fa/devices", json!({"method": "totp", "name": "x"})).await.expect(StatusCode::FORBIDDEN, "reauthentication_required");
-    later.delete(&format!("/2fa/devices/{id}")).await.expect(StatusCode::FORBIDDEN, "reauthentication_required");
-    later.post("/2fa/disable", json!({})).await.expect(StatusCode::FORBIDDEN, "reauthentication_required");
-    later.post("/2fa/backup-codes", json!({})).await.expect(StatusCode::FORBIDDEN, "reauthentication_required");
-    later.patch(&format!("/2fa/devices/{id}"), json!({"name": "y"})).await.expect(StatusCode::FORBIDDEN, "otp_required");
-    later.get("/2fa/remembered").await.expect(StatusCode::FORBIDDEN, "otp_required");
+    later
+        .post("/2fa/devices", json!({"method": "totp", "name": "x"}))
+        .await
+        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+    later
+        .delete(&format!("/2fa/devices/{id}"))
+        .await
+        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+    later
+        .post("/2fa/disable", json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+    later
+        .post("/2fa/backup-codes", json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+    later
+        .patch(&format!("/2fa/devices/{id}"), json!({"name": "y"}))
+        .await
+        .expect(StatusCode::FORBIDDEN, "otp_required");
+    later
+        .get("/2fa/remembered")
+        .await
+        .expect(StatusCode::FORBIDDEN, "otp_required");
 
-    assert_eq!(later.post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)})).await.status, StatusCode::OK);
-    assert_eq!(later.post("/2fa/backup-codes", json!({})).await.status, StatusCode::CREATED);
+    assert_eq!(
+        later
+            .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        later.post("/2fa/backup-codes", json!({})).await.status,
+        StatusCode::CREATED
+    );
     // Twenty minutes later the verification is too old for changes, fine for the rest.
     h.later(20 * 60 + 1);
-    later.post("/2fa/backup-codes", json!({})).await.expect(StatusCode::FORBIDDEN, "reauthentication_required");
-    assert_eq!(later.patch(&format!("/2fa/devices/{id}"), json!({"name": "Old phone"})).await.status, StatusCode::OK);
+    later
+        .post("/2fa/backup-codes", json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+    assert_eq!(
+        later
+            .patch(&format!("/2fa/devices/{id}"), json!({"name": "Old phone"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -329,14 +507,27 @@ async fn devices_are_renamed_defaulted_and_removed() {
     assert_eq!(renamed.json["device"]["name"], "Old phone");
     let defaulted = c.patch(&path, json!({"default": true})).await;
     assert_eq!(defaulted.json["device"]["default"], true);
-    c.patch(&path, json!({"default": false})).await.expect(StatusCode::BAD_REQUEST, "invalid_request");
-    c.patch(&path, json!({"name": ""})).await.expect(StatusCode::BAD_REQUEST, "invalid_name");
-    c.patch(&path, json!({"colour": "red"})).await.expect(StatusCode::BAD_REQUEST, "invalid_request");
-    c.patch(&format!("/2fa/devices/{}", "e".repeat(32)), json!({"name": "x"})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
+    c.patch(&path, json!({"default": false}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
+    c.patch(&path, json!({"name": ""}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_name");
+    c.patch(&path, json!({"colour": "red"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
+    c.patch(
+        &format!("/2fa/devices/{}", "e".repeat(32)),
+        json!({"name": "x"}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "device_not_found");
 
     let deleted = c.delete(&path).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    c.delete(&path).await.expect(StatusCode::NOT_FOUND, "device_not_found");
+    c.delete(&path)
+        .await
+        .expect(StatusCode::NOT_FOUND, "device_not_found");
 }
 
 #[tokio::test]
@@ -346,13 +537,26 @@ async fn disabling_removes_every_device_and_remembered_browser() {
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
     c.post("/2fa/backup-codes", json!({})).await;
-    let verified = c.post("/2fa/verify", json!({"token": totp.code(&h.clock, 0), "remember": true})).await;
+    let verified = c
+        .post(
+            "/2fa/verify",
+            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+        )
+        .await;
     assert_eq!(verified.json["remembered"], true);
     let reply = c.post("/2fa/disable", json!({})).await;
-    assert_eq!((reply.status, &reply.json["removed"]), (StatusCode::OK, &json!(2)));
+    assert_eq!(
+        (reply.status, &reply.json["removed"]),
+        (StatusCode::OK, &json!(2))
+    );
     let status = c.get("/2fa/status").await;
     assert_eq!(status.json["configured"], false);
-    assert!(c.get("/2fa/remembered").await.json["remembered"].as_array().unwrap().is_empty());
+    assert!(
+        c.get("/2fa/remembered").await.json["remembered"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -364,18 +568,29 @@ async fn backup_codes_are_shown_once_and_counted() {
     let created = c.post("/2fa/backup-codes", json!({})).await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(created.headers["cache-control"], "no-store");
-    let codes: Vec<String> = created.json["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    let codes: Vec<String> = created.json["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
     assert_eq!((codes.len(), &created.json["remaining"]), (10, &json!(10)));
 
     let mut other = h.client();
     other.login("alice").await;
     let used = other.post("/2fa/verify", json!({"token": codes[0]})).await;
-    assert_eq!((used.status, &used.json["backup_codes_remaining"]), (StatusCode::OK, &json!(9)));
+    assert_eq!(
+        (used.status, &used.json["backup_codes_remaining"]),
+        (StatusCode::OK, &json!(9))
+    );
     assert_eq!(other.get("/2fa/backup-codes").await.json["remaining"], 9);
     h.later(5);
     let mut third = h.client();
     third.login("alice").await;
-    third.post("/2fa/verify", json!({"token": codes[0]})).await.expect(StatusCode::UNAUTHORIZED, "invalid_code");
+    third
+        .post("/2fa/verify", json!({"token": codes[0]}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_code");
 }
 
 #[tokio::test]
@@ -394,18 +609,32 @@ async fn out_of_band_devices_get_codes_with_a_cooldown() {
     let again = c.post("/2fa/challenges", json!({"device_id": id})).await;
     again.expect(StatusCode::TOO_MANY_REQUESTS, "cooldown");
     assert_eq!(again.retry_after(), 30);
-    c.post("/2fa/challenges", json!({"device_id": "nope"})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
-    c.post("/2fa/challenges", json!({})).await.expect(StatusCode::BAD_REQUEST, "invalid_request");
+    c.post("/2fa/challenges", json!({"device_id": "nope"}))
+        .await
+        .expect(StatusCode::NOT_FOUND, "device_not_found");
+    c.post("/2fa/challenges", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
     h.later(31);
     let resent = c.post("/2fa/challenges", json!({"device_id": id})).await;
-    assert_eq!((resent.status, &resent.json["destination"]), (StatusCode::OK, &json!("a***@example.com")));
+    assert_eq!(
+        (resent.status, &resent.json["destination"]),
+        (StatusCode::OK, &json!("a***@example.com"))
+    );
 
     let code = h.outbox.last_code_for("alice@example.com").unwrap();
-    let confirmed = c.post(&format!("/2fa/devices/{id}/confirm"), json!({"token": code})).await;
+    let confirmed = c
+        .post(
+            &format!("/2fa/devices/{id}/confirm"),
+            json!({"token": code}),
+        )
+        .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
     // An authenticator device cannot be sent a code.
     let totp = h.totp(&mut c).await;
-    c.post("/2fa/challenges", json!({"device_id": totp.id})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
+    c.post("/2fa/challenges", json!({"device_id": totp.id}))
+        .await
+        .expect(StatusCode::NOT_FOUND, "device_not_found");
 }
 
 #[tokio::test]
@@ -413,20 +642,43 @@ async fn verify_answers_every_failure_distinctly_but_never_says_replay() {
     let h = harness();
     let mut c = h.client();
     c.login("bob").await;
-    c.post("/2fa/verify", json!({"token": "123456"})).await.expect(StatusCode::CONFLICT, "not_configured");
+    c.post("/2fa/verify", json!({"token": "123456"}))
+        .await
+        .expect(StatusCode::CONFLICT, "not_configured");
     let totp = h.totp(&mut c).await;
     let mut s = h.client();
     s.login("bob").await;
     let code = totp.code(&h.clock, 0);
-    let ok = s.post("/2fa/verify", json!({"device_id": totp.id, "token": code})).await;
-    assert_eq!((ok.status, &ok.json["device_id"]), (StatusCode::OK, &json!(totp.id)));
+    let ok = s
+        .post("/2fa/verify", json!({"device_id": totp.id, "token": code}))
+        .await;
+    assert_eq!(
+        (ok.status, &ok.json["device_id"]),
+        (StatusCode::OK, &json!(totp.id))
+    );
     assert_eq!(ok.json["remembered"], false);
     h.later(5);
-    s.post("/2fa/verify", json!({"token": code})).await.expect(StatusCode::UNAUTHORIZED, "invalid_code");
-    s.post("/2fa/verify", json!({"token": "000000"})).await.expect(StatusCode::TOO_MANY_REQUESTS, "throttled");
-    s.post("/2fa/verify", json!({"device_id": "0".repeat(32), "token": "000000"})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
-    s.post("/2fa/verify", json!({"device_id": "bad", "token": "000000"})).await.expect(StatusCode::NOT_FOUND, "device_not_found");
-    s.post("/2fa/verify", json!({"token": 123456})).await.expect(StatusCode::BAD_REQUEST, "invalid_request");
+    s.post("/2fa/verify", json!({"token": code}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+    s.post("/2fa/verify", json!({"token": "000000"}))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS, "throttled");
+    s.post(
+        "/2fa/verify",
+        json!({"device_id": "0".repeat(32), "token": "000000"}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "device_not_found");
+    s.post(
+        "/2fa/verify",
+        json!({"device_id": "bad", "token": "000000"}),
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND, "device_not_found");
+    s.post("/2fa/verify", json!({"token": 123456}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
 }
 
 #[tokio::test]
@@ -439,7 +691,11 @@ async fn a_locked_user_gets_429_with_the_wait() {
         // The waits outlast sessions: log in again each time, as a patient attacker would.
         c.login("carol").await;
         let reply = c.post("/2fa/verify", json!({"token": "000000"})).await;
-        assert!(matches!(reply.error(), "invalid_code" | "throttled"), "{:?}", reply.json);
+        assert!(
+            matches!(reply.error(), "invalid_code" | "throttled"),
+            "{:?}",
+            reply.json
+        );
         h.later(16 * 60);
     }
     c.login("carol").await;
@@ -459,17 +715,32 @@ async fn bearer_clients_get_the_upgraded_token() {
     let token = api.login("alice").await;
     api.jar = CookieJar::default();
     api.bearer = Some(token.clone());
-    let verified = api.post("/2fa/verify", json!({"token": totp.code(&h.clock, 0), "remember": true})).await;
+    let verified = api
+        .post(
+            "/2fa/verify",
+            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+        )
+        .await;
     assert_eq!(verified.status, StatusCode::OK);
-    assert_eq!(verified.json["remembered"], false, "no cookies for bearer clients");
+    assert_eq!(
+        verified.json["remembered"], false,
+        "no cookies for bearer clients"
+    );
     assert!(verified.headers.get("set-cookie").is_none());
     let upgraded = verified.json["token"].as_str().unwrap().to_owned();
     assert_ne!(upgraded, token);
     api.get("/2fa/status").await.expect(StatusCode::OK, "");
-    assert_eq!(api.get("/2fa/status").await.json["authenticated"], false, "the old token is gone");
+    assert_eq!(
+        api.get("/2fa/status").await.json["authenticated"],
+        false,
+        "the old token is gone"
+    );
     api.bearer = Some(upgraded);
     let status = api.get("/2fa/status").await;
-    assert_eq!((&status.json["verified"], &status.json["user"]), (&json!(true), &json!("alice")));
+    assert_eq!(
+        (&status.json["verified"], &status.json["user"]),
+        (&json!(true), &json!("alice"))
+    );
 }
 
 #[tokio::test]
@@ -478,7 +749,12 @@ async fn remembered_browsers_are_listed_and_revoked() {
     let mut c = h.client();
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
-    let reply = c.post("/2fa/verify", json!({"token": totp.code(&h.clock, 0), "remember": true})).await;
+    let reply = c
+        .post(
+            "/2fa/verify",
+            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+        )
+        .await;
     assert_eq!(reply.json["remembered"], true);
     assert!(c.jar.get("__Host-otp-remember").is_some());
     let list = c.get("/2fa/remembered").await;
@@ -490,13 +766,26 @@ async fn remembered_browsers_are_listed_and_revoked() {
     // A new login in this browser is verified by the cookie.
     c.login("alice").await;
     let status = c.get("/2fa/status").await;
-    assert_eq!((&status.json["verified"], &status.json["remembered"]), (&json!(true), &json!(true)));
+    assert_eq!(
+        (&status.json["verified"], &status.json["remembered"]),
+        (&json!(true), &json!(true))
+    );
 
-    assert_eq!(c.delete(&format!("/2fa/remembered/{id}")).await.status, StatusCode::NO_CONTENT);
-    c.delete(&format!("/2fa/remembered/{id}")).await.expect(StatusCode::NOT_FOUND, "remembered_not_found");
-    c.delete("/2fa/remembered/xyz").await.expect(StatusCode::NOT_FOUND, "remembered_not_found");
+    assert_eq!(
+        c.delete(&format!("/2fa/remembered/{id}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+    c.delete(&format!("/2fa/remembered/{id}"))
+        .await
+        .expect(StatusCode::NOT_FOUND, "remembered_not_found");
+    c.delete("/2fa/remembered/xyz")
+        .await
+        .expect(StatusCode::NOT_FOUND, "remembered_not_found");
     let all = c.delete("/2fa/remembered").await;
-    assert_eq!((all.status, &all.json["forgotten"]), (StatusCode::OK, &json!(0)));
+    assert_eq!(
+        (all.status, &all.json["forgotten"]),
+        (StatusCode::OK, &json!(0))
+    );
 }
 
 #[tokio::test]
@@ -504,8 +793,11 @@ async fn status_reports_the_session() {
     let h = harness();
     let mut c = h.client();
     let anonymous = c.get("/2fa/status").await;
-    assert_eq!(anonymous.json, json!({"authenticated": false, "user": null, "verified": false, "device": null,
-                                      "verified_at": null, "remembered": false, "configured": false}));
+    assert_eq!(
+        anonymous.json,
+        json!({"authenticated": false, "user": null, "verified": false, "device": null,
+                                      "verified_at": null, "remembered": false, "configured": false})
+    );
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
     let status = c.get("/2fa/status").await.json;
@@ -523,7 +815,10 @@ async fn logout_and_logout_all() {
     phone.login("alice").await;
     let out = phone.post("/2fa/logout", json!({})).await;
     assert_eq!(out.json["logged_out"], true);
-    assert_eq!(phone.post("/2fa/logout", json!({})).await.json["logged_out"], false);
+    assert_eq!(
+        phone.post("/2fa/logout", json!({})).await.json["logged_out"],
+        false
+    );
     phone.login("alice").await;
     let all = laptop.post("/2fa/logout-all", json!({})).await;
     assert_eq!(all.json["sessions"], 2);
@@ -536,27 +831,57 @@ async fn confirmations_are_requested_checked_and_confirmed() {
     let mut c = h.client();
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
-    let requested = c.post("/2fa/confirmations", json!({"method": "device", "state": {"action": "delete_account"}})).await;
-    assert_eq!(requested.status, StatusCode::CREATED, "{:?}", requested.json);
+    let requested = c
+        .post(
+            "/2fa/confirmations",
+            json!({"method": "device", "state": {"action": "delete_account"}}),
+        )
+        .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::CREATED,
+        "{:?}",
+        requested.json
+    );
     assert_eq!(requested.json["status"], "in_process");
     let id = requested.json["id"].as_str().unwrap().to_owned();
-    assert_eq!(c.get(&format!("/2fa/confirmations/{id}")).await.json["status"], "in_process");
+    assert_eq!(
+        c.get(&format!("/2fa/confirmations/{id}")).await.json["status"],
+        "in_process"
+    );
 
     let path = format!("/2fa/confirmations/{id}/confirm");
     let rejected = c.post(&path, json!({"data": {"code": "000000"}})).await;
     rejected.expect(StatusCode::UNAUTHORIZED, "confirmation_rejected");
     h.later(3);
-    let confirmed = c.post(&path, json!({"data": {"code": totp.code(&h.clock, 0)}})).await;
-    assert_eq!((confirmed.status, &confirmed.json["status"]), (StatusCode::OK, &json!("confirmed")), "{:?}", confirmed.json);
-    c.post(&path, json!({"data": {"code": "000000"}})).await.expect(StatusCode::CONFLICT, "confirmation_already_confirmed");
+    let confirmed = c
+        .post(&path, json!({"data": {"code": totp.code(&h.clock, 0)}}))
+        .await;
+    assert_eq!(
+        (confirmed.status, &confirmed.json["status"]),
+        (StatusCode::OK, &json!("confirmed")),
+        "{:?}",
+        confirmed.json
+    );
+    c.post(&path, json!({"data": {"code": "000000"}}))
+        .await
+        .expect(StatusCode::CONFLICT, "confirmation_already_confirmed");
 
-    c.post("/2fa/confirmations", json!({"method": "telepathy"})).await.expect(StatusCode::NOT_FOUND, "unknown_method");
-    c.get(&format!("/2fa/confirmations/{}", "A".repeat(43))).await.expect(StatusCode::NOT_FOUND, "confirmation_not_found");
-    c.get("/2fa/confirmations/short").await.expect(StatusCode::NOT_FOUND, "confirmation_not_found");
+    c.post("/2fa/confirmations", json!({"method": "telepathy"}))
+        .await
+        .expect(StatusCode::NOT_FOUND, "unknown_method");
+    c.get(&format!("/2fa/confirmations/{}", "A".repeat(43)))
+        .await
+        .expect(StatusCode::NOT_FOUND, "confirmation_not_found");
+    c.get("/2fa/confirmations/short")
+        .await
+        .expect(StatusCode::NOT_FOUND, "confirmation_not_found");
     // Another user cannot see it.
     let mut bob = h.client();
     bob.login("bob").await;
-    bob.get(&format!("/2fa/confirmations/{id}")).await.expect(StatusCode::NOT_FOUND, "confirmation_not_found");
+    bob.get(&format!("/2fa/confirmations/{id}"))
+        .await
+        .expect(StatusCode::NOT_FOUND, "confirmation_not_found");
 }
 
 #[tokio::test]
@@ -564,15 +889,39 @@ async fn new_destinations_are_confirmed_by_email() {
     let h = harness();
     let mut c = h.client();
     c.login("alice").await;
-    let requested = c.post("/2fa/confirmations", json!({"method": "email", "state": {"destination": "new@example.com"}})).await;
-    assert_eq!(requested.status, StatusCode::CREATED, "{:?}", requested.json);
+    let requested = c
+        .post(
+            "/2fa/confirmations",
+            json!({"method": "email", "state": {"destination": "new@example.com"}}),
+        )
+        .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::CREATED,
+        "{:?}",
+        requested.json
+    );
     let id = requested.json["id"].as_str().unwrap().to_owned();
     let code = h.outbox.last_code_for("new@example.com").unwrap();
-    let confirmed = c.post(&format!("/2fa/confirmations/{id}/confirm"), json!({"data": {"code": code}})).await;
-    assert_eq!(confirmed.json["status"], "confirmed", "{:?}", confirmed.json);
+    let confirmed = c
+        .post(
+            &format!("/2fa/confirmations/{id}/confirm"),
+            json!({"data": {"code": code}}),
+        )
+        .await;
+    assert_eq!(
+        confirmed.json["status"], "confirmed",
+        "{:?}",
+        confirmed.json
+    );
     let devices = c.get("/2fa/devices").await.json;
     assert_eq!(devices["devices"][0]["confirmed"], true);
-    c.post("/2fa/confirmations", json!({"method": "email", "state": {}})).await.expect(StatusCode::BAD_REQUEST, "invalid_data");
+    c.post(
+        "/2fa/confirmations",
+        json!({"method": "email", "state": {}}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, "invalid_data");
 }
 
 #[tokio::test]
@@ -581,8 +930,20 @@ async fn the_store_down_is_503_everywhere() {
     let mut c = h.client();
     c.login("alice").await;
     h.store.set_down(true);
-    for (method, path) in [("GET", "/2fa/devices"), ("GET", "/2fa/status"), ("POST", "/2fa/verify"), ("GET", "/2fa/backup-codes")] {
-        let reply = c.raw(method, path, Some("application/json"), r#"{"token": "123456"}"#).await;
+    for (method, path) in [
+        ("GET", "/2fa/devices"),
+        ("GET", "/2fa/status"),
+        ("POST", "/2fa/verify"),
+        ("GET", "/2fa/backup-codes"),
+    ] {
+        let reply = c
+            .raw(
+                method,
+                path,
+                Some("application/json"),
+                r#"{"token": "123456"}"#,
+            )
+            .await;
         reply.expect(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
     }
     h.store.set_down(false);
@@ -593,6 +954,10 @@ async fn the_store_down_is_503_everywhere() {
 async fn unknown_routes_and_methods_answer_in_json() {
     let h = harness();
     let mut c = h.client();
-    c.get("/2fa/nothing-here").await.expect(StatusCode::NOT_FOUND, "not_found");
-    c.delete("/2fa/status").await.expect(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    c.get("/2fa/nothing-here")
+        .await
+        .expect(StatusCode::NOT_FOUND, "not_found");
+    c.delete("/2fa/status")
+        .await
+        .expect(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }

@@ -1,0 +1,375 @@
+//! Black-box runs of the demo server (`examples/demo.rs`): the binary is started on a free
+//! loopback port and driven over HTTP — on the in-memory store, on a private Redis (two
+//! instances sharing it), and on a private Redis Cluster.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tower_otp::otp::{Algorithm, Digits, OtpKey, Secret, TotpParams};
+
+use common::http::{CookieJar, RawResponse, send};
+use common::redis_server::{RedisCluster, RedisServer, free_port};
+
+/// The demo binary that `cargo test` built next to this test's.
+fn demo_binary() -> PathBuf {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // deps/
+    dir.pop(); // debug/ (or release/)
+    let binary = dir
+        .join("examples")
+        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} not found: build the examples first (`cargo test` builds them)",
+        binary.display()
+    );
+    binary
+}
+
+/// A running demo server; killed when dropped. Its standard output (the events) is kept.
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Demo {
+    fn start(args: &[&str]) -> Demo {
+        for _ in 0..5 {
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let mut child = Command::new(demo_binary())
+                .arg("--addr")
+                .arg(addr.to_string())
+                .args(args)
+                .env_remove("REDIS_URL")
+                .env_remove("REDIS_CLUSTER")
+                .env_remove("TOWER_OTP_SECRET")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start the demo");
+            let events = Arc::new(Mutex::new(Vec::new()));
+            let lines = events.clone();
+            let stdout = child.stdout.take().unwrap();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+            if wait_for(addr, &mut child) {
+                return Demo {
+                    child,
+                    addr,
+                    events,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("the demo server did not start");
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let lines = self.events.lock().unwrap().clone();
+        lines
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(addr: SocketAddr, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A browser: cookies kept between requests.
+struct Browser {
+    addr: SocketAddr,
+    jar: CookieJar,
+}
+
+impl Browser {
+    fn new(demo: &Demo) -> Self {
+        Browser {
+            addr: demo.addr,
+            jar: CookieJar::default(),
+        }
+    }
+
+    async fn call(&mut self, method: &str, path: &str, body: Option<Value>) -> RawResponse {
+        let cookie = self.jar.header().unwrap_or_default();
+        let mut headers = vec![("content-type", "application/json")];
+        if !cookie.is_empty() {
+            headers.push(("cookie", cookie.as_str()));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let response = send(self.addr, method, path, &headers, &body).await;
+        for set_cookie in response.headers_named("set-cookie") {
+            self.jar.apply(set_cookie);
+        }
+        response
+    }
+}
+
+fn totp_code(secret: &str) -> String {
+    let key = OtpKey::new(
+        Secret::from_base32(secret).unwrap(),
+        Algorithm::Sha1,
+        Digits::SIX,
+    );
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    key.hotp(TotpParams::default().time_step(now).unwrap())
+        .reveal()
+        .to_owned()
+}
+
+/// Waits into a fresh TOTP step, so that a code used next is not used up already.
+async fn next_step() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let left = 30_000 - (now.as_millis() % 30_000) as u64;
+    tokio::time::sleep(Duration::from_millis(left + 50)).await;
+}
+
+/// The whole journey of the issue: login, enrol TOTP, confirm, verify, admin, backup codes,
+/// logout-all.
+async fn journey(demo: &Demo) {
+    let mut alice = Browser::new(demo);
+    let home = alice.call("GET", "/", None).await;
+    assert_eq!(home.status, 200);
+    assert_eq!(alice.call("GET", "/account", None).await.status, 401);
+    let wrong = alice
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "alice", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.json()["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+    let login = alice
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "alice", "password": "password"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(alice.call("GET", "/account", None).await.status, 200);
+    let blocked = alice.call("GET", "/admin", None).await;
+    assert_eq!(
+        (blocked.status, blocked.json()["error"].as_str()),
+        (403, Some("otp_setup_required"))
+    );
+
+    let enrolled = alice
+        .call(
+            "POST",
+            "/2fa/devices",
+            Some(json!({"method": "totp", "name": "Phone"})),
+        )
+        .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    assert_eq!(enrolled.header("cache-control"), Some("no-store"));
+    let enrolled = enrolled.json();
+    let id = enrolled["device"]["id"].as_str().unwrap().to_owned();
+    let secret = enrolled["provisioning"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        enrolled["provisioning"]["qr_svg"]
+            .as_str()
+            .unwrap()
+            .contains("<svg")
+    );
+    let confirm = alice
+        .call(
+            "POST",
+            &format!("/2fa/devices/{id}/confirm"),
+            Some(json!({"token": totp_code(&secret)})),
+        )
+        .await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let admin = alice.call("GET", "/admin", None).await;
+    assert_eq!(
+        (admin.status, admin.json()["user"].as_str()),
+        (200, Some("alice"))
+    );
+
+    let codes = alice.call("POST", "/2fa/backup-codes", None).await;
+    assert_eq!(codes.status, 201, "{}", codes.body);
+    let codes: Vec<String> = codes.json()["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().into())
+        .collect();
+
+    // A second browser: login, verify with a fresh code, then with a backup code elsewhere.
+    next_step().await;
+    let mut laptop = Browser::new(demo);
+    laptop
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "alice", "password": "password"})),
+        )
+        .await;
+    let blocked = laptop.call("GET", "/admin", None).await;
+    assert_eq!(
+        (blocked.status, blocked.json()["error"].as_str()),
+        (403, Some("otp_required"))
+    );
+    let verified = laptop
+        .call(
+            "POST",
+            "/2fa/verify",
+            Some(json!({"token": totp_code(&secret)})),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    assert_eq!(laptop.call("GET", "/admin", None).await.status, 200);
+    let mut tablet = Browser::new(demo);
+    tablet
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "alice", "password": "password"})),
+        )
+        .await;
+    let by_code = tablet
+        .call("POST", "/2fa/verify", Some(json!({"token": codes[0]})))
+        .await;
+    assert_eq!(by_code.json()["backup_codes_remaining"], 9);
+
+    // bob is no staff member, verified or not.
+    let mut bob = Browser::new(demo);
+    bob.call(
+        "POST",
+        "/login",
+        Some(json!({"username": "bob", "password": "password"})),
+    )
+    .await;
+    assert_eq!(bob.call("GET", "/admin", None).await.status, 403);
+
+    let all = alice.call("POST", "/2fa/logout-all", None).await;
+    assert_eq!(
+        (all.status, all.json()["sessions"].as_u64()),
+        (200, Some(3))
+    );
+    for browser in [&mut alice, &mut laptop, &mut tablet] {
+        assert_eq!(browser.call("GET", "/admin", None).await.status, 401);
+    }
+    assert_eq!(bob.call("GET", "/account", None).await.status, 200);
+}
+
+fn event_names(demo: &Demo) -> Vec<String> {
+    demo.events()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_the_memory_store() {
+    let demo = Demo::start(&[]);
+    journey(&demo).await;
+    // Events reach standard output as JSON lines, with the request they came from.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let names = event_names(&demo);
+    for expected in [
+        "device_added",
+        "device_confirmed",
+        "backup_codes_regenerated",
+        "user_verified",
+        "backup_code_used",
+        "logged_out_everywhere",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let added = demo
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "device_added")
+        .unwrap();
+    assert_eq!(added["request"]["path"], "/2fa/devices");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_redis_two_instances_share_state() {
+    let redis = RedisServer::start();
+    let secret = "a shared demo secret";
+    let first = Demo::start(&["--redis-url", &redis.url(), "--secret", secret]);
+    let second = Demo::start(&["--redis-url", &redis.url(), "--secret", secret]);
+    journey(&first).await;
+    // A session made on one instance works on the other.
+    let mut browser = Browser::new(&first);
+    browser
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "bob", "password": "password"})),
+        )
+        .await;
+    browser.addr = second.addr;
+    let account = browser.call("GET", "/account", None).await;
+    assert_eq!(
+        (account.status, account.json()["user"].as_str()),
+        (200, Some("bob"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let urls = cluster.urls().join(",");
+    let demo = Demo::start(&["--redis-cluster", &urls, "--secret", "cluster secret"]);
+    journey(&demo).await;
+}
+
+#[test]
+fn bad_options_are_refused_with_usage() {
+    let output = Command::new(demo_binary()).arg("--bogus").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown option --bogus"));
+    let output = Command::new(demo_binary())
+        .args(["--addr", "not-an-address"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
