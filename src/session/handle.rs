@@ -236,19 +236,15 @@ impl OtpSession {
         device: &DeviceId,
         input: &str,
     ) -> Result<SessionVerification, SessionError> {
-        let mut current = self.current().await?;
-        let user = authenticated_user(&current)?;
-        let verification = self.two_factor().verify(&user, device, input).await?;
-        self.mark_verified(&mut current, verification).await
+        self.verify_with(|tf, user| async move { tf.verify(&user, device, input).await })
+            .await
     }
 
     /// Verifies `input` with any of the user's confirmed devices (backup codes included) and
     /// marks the session verified.
     pub async fn verify_any(&self, input: &str) -> Result<SessionVerification, SessionError> {
-        let mut current = self.current().await?;
-        let user = authenticated_user(&current)?;
-        let verification = self.two_factor().verify_any(&user, input).await?;
-        self.mark_verified(&mut current, verification).await
+        self.verify_with(|tf, user| async move { tf.verify_any(&user, input).await })
+            .await
     }
 
     /// Confirms a newly enrolled device with a code from it, and marks the session verified
@@ -258,12 +254,19 @@ impl OtpSession {
         device: &DeviceId,
         input: &str,
     ) -> Result<SessionVerification, SessionError> {
+        self.verify_with(|tf, user| async move { tf.confirm_device(&user, device, input).await })
+            .await
+    }
+
+    /// Runs `check` for the session's user and marks the session verified by its result.
+    async fn verify_with<F, Fut>(&self, check: F) -> Result<SessionVerification, SessionError>
+    where
+        F: FnOnce(TwoFactor, UserId) -> Fut,
+        Fut: Future<Output = Result<Verification, crate::Error>>,
+    {
         let mut current = self.current().await?;
         let user = authenticated_user(&current)?;
-        let verification = self
-            .two_factor()
-            .confirm_device(&user, device, input)
-            .await?;
+        let verification = check(self.two_factor().clone(), user).await?;
         self.mark_verified(&mut current, verification).await
     }
 

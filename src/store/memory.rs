@@ -516,14 +516,7 @@ impl Store for MemoryStore {
         status: ConfirmationStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        if !matches!(
-            status,
-            ConfirmationStatus::Confirmed | ConfirmationStatus::Failed
-        ) {
-            return Err(StoreError::Invalid(
-                "a confirmation settles as confirmed or failed",
-            ));
-        }
+        super::check_settling_status(status)?;
         let store_now = self.clock.now();
         let now = now.max(store_now);
         let mut state = self.lock_for_write();

@@ -382,6 +382,16 @@ impl StoreError {
     }
 }
 
+/// Checks the target of [`Store::settle_confirmation`]: confirmed or failed, nothing else.
+pub(crate) fn check_settling_status(status: ConfirmationStatus) -> Result<(), StoreError> {
+    match status {
+        ConfirmationStatus::Confirmed | ConfirmationStatus::Failed => Ok(()),
+        _ => Err(StoreError::Invalid(
+            "a confirmation settles as confirmed or failed",
+        )),
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(error: serde_json::Error) -> Self {
         // Only the category and position: serde_json's message can quote stored values.

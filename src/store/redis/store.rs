@@ -669,14 +669,7 @@ impl Store for RedisStore {
         status: ConfirmationStatus,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        if !matches!(
-            status,
-            ConfirmationStatus::Confirmed | ConfirmationStatus::Failed
-        ) {
-            return Err(StoreError::Invalid(
-                "a confirmation settles as confirmed or failed",
-            ));
-        }
+        crate::store::check_settling_status(status)?;
         let mut call = scripts::SETTLE_CONFIRMATION.prepare_invoke();
         call.key(self.keys.confirmation(key))
             .arg(status.as_str())
