@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use tokio::sync::MutexGuard;
 use zeroize::Zeroizing;
 
 use super::identity::IdentitySource;
-use super::presented::{Presented, Transport, cookie_values};
+use super::presented::{Credentials, Presented, Transport, cookie_values};
 use super::{
     SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
 };
@@ -61,13 +61,13 @@ pub struct OtpSession {
 
 struct Shared {
     context: Arc<SessionContext>,
-    presented: Presented,
+    /// What the request presented, worked out on first use.
+    presented: OnceLock<Presented>,
+    credentials: Credentials,
     /// The URI as the layer saw it, before any router stripped a nesting prefix.
     uri: Uri,
     current: tokio::sync::Mutex<Option<Current>>,
     cookies: Mutex<PendingCookies>,
-    /// The remember-device cookie the request carried, when remembering is configured.
-    remember_cookie: Option<String>,
     /// The request's `User-Agent`, recorded with remembered browsers.
     user_agent: Option<http::HeaderValue>,
 }
@@ -136,24 +136,35 @@ pub struct SessionVerification {
 
 impl OtpSession {
     pub(crate) fn from_request(context: Arc<SessionContext>, parts: &Parts) -> Self {
-        let presented = Presented::find(&context, parts);
-        let remember_cookie = context.remember.as_ref().and_then(|remember| {
-            let name = remember.cookie_name(context.config.cookie_name());
-            cookie_values(&parts.headers, &name)
-                .next()
-                .map(str::to_owned)
-        });
+        let presented = OnceLock::new();
+        if let Some(external) = Presented::from_identity(&context, parts) {
+            let _ = presented.set(external);
+        }
         OtpSession {
             shared: Arc::new(Shared {
+                credentials: Credentials::capture(&parts.headers),
                 context,
                 presented,
                 uri: parts.uri.clone(),
                 current: tokio::sync::Mutex::new(None),
                 cookies: Mutex::default(),
-                remember_cookie,
                 user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
             }),
         }
+    }
+
+    /// What the request presented (parsed on first use).
+    fn presented(&self) -> &Presented {
+        self.shared.presented.get_or_init(|| {
+            Presented::from_credentials(&self.shared.context.config, &self.shared.credentials)
+        })
+    }
+
+    /// The remember-device cookie the request carried, when remembering is configured.
+    fn remember_cookie(&self) -> Option<&str> {
+        let remember = self.shared.context.remember.as_ref()?;
+        let name = remember.cookie_name(self.shared.context.config.cookie_name());
+        cookie_values(&self.shared.credentials, &name).next()
     }
 
     /// The verification engine, for device management (enrolment, backup codes…).
@@ -168,7 +179,7 @@ impl OtpSession {
 
     /// How the request's session id travelled, if it carried a well-formed one.
     pub fn transport(&self) -> Option<Transport> {
-        match &self.shared.presented {
+        match self.presented() {
             Presented::Token { transport, .. } => Some(*transport),
             _ => None,
         }
@@ -182,7 +193,7 @@ impl OtpSession {
             user: record.map(|r| r.user.clone()),
             verified: record.and_then(|r| r.verified.clone()),
             created_at: record.map(|r| r.created_at),
-            malformed_token: matches!(self.shared.presented, Presented::Malformed),
+            malformed_token: matches!(self.presented(), Presented::Malformed),
         })
     }
 
@@ -443,10 +454,6 @@ impl OtpSession {
 
     /// The `Set-Cookie` values to write to the response, taken once.
     pub(crate) fn take_set_cookies(&self) -> Vec<String> {
-        // A bearer client manages its own token; it gets no cookies.
-        if self.transport() == Some(Transport::Bearer) {
-            return Vec::new();
-        }
         let pending = std::mem::take(
             &mut *self
                 .shared
@@ -454,6 +461,12 @@ impl OtpSession {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
+        // A bearer client manages its own token; it gets no cookies.
+        if (pending.session.is_none() && pending.remember.is_none())
+            || self.transport() == Some(Transport::Bearer)
+        {
+            return Vec::new();
+        }
         let config = &self.shared.context.config;
         let remember_name = self
             .shared
@@ -513,7 +526,7 @@ impl OtpSession {
     }
 
     async fn load(&self) -> Result<Current, SessionError> {
-        let current = match &self.shared.presented {
+        let current = match self.presented() {
             Presented::Nothing | Presented::Malformed => return Ok(Current::default()),
             Presented::Token { key, .. } => self.load_own(key).await?,
             Presented::External { key, user } => self.load_external(key, user).await?,
@@ -522,7 +535,7 @@ impl OtpSession {
             .record
             .as_ref()
             .is_some_and(|r| r.verified.is_none());
-        match (&self.shared.remember_cookie, &self.shared.context.remember) {
+        match (self.remember_cookie(), &self.shared.context.remember) {
             (Some(cookie), Some(config)) if unverified => {
                 let mut current = Some(current);
                 self.apply_remembered(&mut current, config, cookie).await?;

@@ -1,9 +1,9 @@
 //! What a request presents: a session id of ours (cookie or bearer header), or an identity
 //! from the application's own login.
 
-use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
+use http::{HeaderMap, HeaderValue};
 
 use super::identity::Identified;
 use super::{SessionConfig, SessionContext, SessionKey, SessionToken, UserTag};
@@ -34,57 +34,74 @@ pub enum Transport {
     Bearer,
 }
 
+/// The headers a session id can come in, kept as they are (cloning a header value shares
+/// its bytes) so that nothing is parsed for requests that never look at their session.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Credentials {
+    authorization: Option<HeaderValue>,
+    cookies: Vec<HeaderValue>,
+}
+
+impl Credentials {
+    pub(crate) fn capture(headers: &HeaderMap) -> Self {
+        Credentials {
+            authorization: headers.get(AUTHORIZATION).cloned(),
+            cookies: headers.get_all(COOKIE).iter().cloned().collect(),
+        }
+    }
+}
+
 impl Presented {
-    /// Reads the request: through the identity source when one is configured, else our own
-    /// session id.
-    pub(crate) fn find(context: &SessionContext, parts: &Parts) -> Presented {
-        let Some(source) = &context.identity else {
-            return own_session(&context.config, &parts.headers);
-        };
-        match source.identify(parts) {
+    /// What the identity source says, if one is configured (it needs the request's head,
+    /// so it runs at once); `None` when the crate's own session id is to be read from the
+    /// credentials later.
+    pub(crate) fn from_identity(context: &SessionContext, parts: &Parts) -> Option<Presented> {
+        let source = context.identity.as_ref()?;
+        Some(match source.identify(parts) {
             Identified::Anonymous => Presented::Nothing,
             Identified::Invalid => Presented::Malformed,
             Identified::User(identity) => Presented::External {
                 key: SessionKey::new(UserTag::of(identity.user()), identity.login()),
                 user: identity.user().clone(),
             },
-        }
+        })
     }
-}
 
-/// Finds our session id: a bearer header first (it is explicit), then the cookie. A
-/// malformed cookie is treated as absent; a malformed bearer id is reported.
-fn own_session(config: &SessionConfig, headers: &HeaderMap) -> Presented {
-    let bearer = if config.accepts_bearer() {
-        bearer_token(headers)
-    } else {
-        None
-    };
-    if let Some(Some((_, key))) = bearer.map(|text| text.and_then(SessionToken::parse)) {
-        return Presented::Token {
-            key,
-            transport: Transport::Bearer,
+    /// Reads the crate's own session id from the credentials: a bearer header first (it is
+    /// explicit), then the cookie. A malformed cookie is treated as absent; a malformed bearer
+    /// id is reported.
+    pub(crate) fn from_credentials(config: &SessionConfig, credentials: &Credentials) -> Presented {
+        let bearer = if config.accepts_bearer() {
+            bearer_token(credentials)
+        } else {
+            None
         };
-    }
-    if let Some(key) = cookie_values(headers, config.cookie_name())
-        .find_map(|value| SessionToken::parse(value).map(|(_, key)| key))
-    {
-        return Presented::Token {
-            key,
-            transport: Transport::Cookie,
-        };
-    }
-    if bearer.is_some() {
-        Presented::Malformed
-    } else {
-        Presented::Nothing
+        if let Some(Some((_, key))) = bearer.map(|text| text.and_then(SessionToken::parse)) {
+            return Presented::Token {
+                key,
+                transport: Transport::Bearer,
+            };
+        }
+        if let Some(key) = cookie_values(credentials, config.cookie_name())
+            .find_map(|value| SessionToken::parse(value).map(|(_, key)| key))
+        {
+            return Presented::Token {
+                key,
+                transport: Transport::Cookie,
+            };
+        }
+        if bearer.is_some() {
+            Presented::Malformed
+        } else {
+            Presented::Nothing
+        }
     }
 }
 
 /// The credentials of an `Authorization: Bearer` header: `None` without one, `Some(None)`
 /// when they are not even text.
-fn bearer_token(headers: &HeaderMap) -> Option<Option<&str>> {
-    let value = headers.get(AUTHORIZATION)?.as_bytes();
+fn bearer_token(credentials: &Credentials) -> Option<Option<&str>> {
+    let value = credentials.authorization.as_ref()?.as_bytes();
     let scheme = value.get(..7)?;
     if !scheme.eq_ignore_ascii_case(b"bearer ") {
         return None;
@@ -94,11 +111,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<Option<&str>> {
 
 /// Every value of the cookie `name` in the request's `Cookie` headers.
 pub(crate) fn cookie_values<'a>(
-    headers: &'a HeaderMap,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    headers
-        .get_all(COOKIE)
+    credentials: &'a Credentials,
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
+    credentials
+        .cookies
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|header| header.split(';'))
