@@ -134,11 +134,13 @@ impl Events {
 
     /// Delivers an event from another instance to this process's subscribers (not hooks:
     /// hooks act once, on the instance where the event happened).
+    #[cfg(feature = "redis")]
     pub(crate) fn deliver_remote(&self, event: Event) {
         let _ = self.inner.sender.send(Arc::new(event));
     }
 
     /// Sends every local event to `forward` too (the Redis bridge's publisher).
+    #[cfg(feature = "redis")]
     pub(crate) fn set_forward(&self, forward: Option<mpsc::Sender<Arc<Event>>>) {
         *self
             .inner
