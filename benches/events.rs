@@ -1,6 +1,7 @@
 //! What emitting events costs a request, by who listens: nobody (the baseline), a
-//! subscriber that keeps up, a stalled subscriber that never reads, and the Redis bridge
-//! publishing to a redis-server on loopback (started by the bench, stopped at its end).
+//! subscriber that keeps up, a stalled subscriber that never reads (with the default buffer
+//! of 1,024 events, and with one of 16), and the Redis bridge publishing to a redis-server on
+//! loopback (started by the bench, stopped at its end).
 //!
 //! Two operations are measured: a verification refused because the user is locked out
 //! (one store lookup and one event, so the event is a large part of it), and a verification
@@ -32,9 +33,11 @@ enum Listen {
     Nobody,
     /// A task on the runtime's worker thread that reads every event as it comes.
     Reading,
-    /// A subscription nobody reads: once its buffer is full, each new event pushes the
-    /// oldest out.
+    /// A subscription nobody reads: once its buffer (the default 1,024 events) is full,
+    /// each new event pushes the oldest out.
     Stalled,
+    /// The same with a buffer of 16 events: what holding on to the last events costs.
+    StalledSmall,
     /// The Redis bridge, publishing every event.
     Bridge,
 }
@@ -42,8 +45,13 @@ enum Listen {
 /// What keeps a listener alive while the bench runs.
 type Guard = (Option<EventStream>, Option<RedisEventBridge>);
 
-fn listen(runtime: &Runtime, events: &Events, how: Listen, redis_url: &str) -> Guard {
-    match how {
+/// A bus and its listener.
+fn listen(runtime: &Runtime, how: Listen, redis_url: &str) -> (Events, Guard) {
+    let events = match how {
+        Listen::StalledSmall => Events::with_capacity(16),
+        _ => Events::new(),
+    };
+    let guard = match how {
         Listen::Nobody => (None, None),
         Listen::Reading => {
             let mut stream = events.subscribe();
@@ -53,15 +61,16 @@ fn listen(runtime: &Runtime, events: &Events, how: Listen, redis_url: &str) -> G
             });
             (None, None)
         }
-        Listen::Stalled => (Some(events.subscribe()), None),
+        Listen::Stalled | Listen::StalledSmall => (Some(events.subscribe()), None),
         Listen::Bridge => {
-            let bridge = runtime.block_on(RedisEventBridge::start(events, redis_url));
+            let bridge = runtime.block_on(RedisEventBridge::start(&events, redis_url));
             (
                 None,
                 Some(bridge.expect("bridge to the private redis-server")),
             )
         }
-    }
+    };
+    (events, guard)
 }
 
 /// A user locked out for a day: each verification is refused at once, with one event.
@@ -110,8 +119,7 @@ fn bench(
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(5));
     for &(name, how) in listeners {
-        let events = Events::new();
-        let guard = listen(runtime, &events, how, redis_url);
+        let (events, guard) = listen(runtime, how, redis_url);
         let (two_factor, user, device) = make(runtime, events);
         group.bench_function(name, |b| {
             b.to_async(runtime).iter(|| async {
@@ -143,6 +151,7 @@ fn events(c: &mut Criterion) {
             ("no subscriber (baseline)", Listen::Nobody),
             ("subscriber reading", Listen::Reading),
             ("stalled subscriber", Listen::Stalled),
+            ("stalled subscriber, buffer of 16", Listen::StalledSmall),
             ("Redis bridge", Listen::Bridge),
         ],
         &url,
@@ -154,7 +163,9 @@ fn events(c: &mut Criterion) {
         "events: verify, TOTP, wrong code (one event)",
         &[
             ("no subscriber (baseline)", Listen::Nobody),
+            ("subscriber reading", Listen::Reading),
             ("stalled subscriber", Listen::Stalled),
+            ("stalled subscriber, buffer of 16", Listen::StalledSmall),
             ("Redis bridge", Listen::Bridge),
         ],
         &url,
