@@ -16,18 +16,20 @@ use crate::store::StoreError;
 /// logs) rather than slow requests down.
 const PUBLISH_QUEUE: usize = 4096;
 
-/// The shortest time between two warnings about dropped events, so that a flood of events
-/// does not become a flood of log lines.
+/// How often dropped events are reported while the queue stays full, so that a flood of
+/// events does not become a flood of log lines.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Publishes this process's events on a Redis channel and delivers other instances' events
 /// from it to this process's subscribers ([`Events::subscribe`]); hooks stay local.
 ///
 /// Publishing happens on a background task fed by a bounded queue (4,096 events): a slow or
-/// unreachable Redis never delays a request. Events that find the queue full are dropped,
-/// and a warning says how many (at most one warning every 10 s while it lasts). Each instance ignores its own events coming back. Works
-/// against one Redis and against a Redis Cluster node (cluster `PUBLISH` reaches every node).
-/// Stops when dropped.
+/// unreachable Redis never delays a request. Events that find the queue full are dropped, and
+/// a warning says how many once the queue has drained (every 10 s while it stays full). The
+/// task publishes one event per round trip to Redis, which bounds how many events a second
+/// it can carry. Each instance ignores its own events coming back. Works against one Redis
+/// and against a Redis Cluster node (cluster `PUBLISH` reaches every node). Stops when
+/// dropped.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tower_otp::store::StoreError> {
