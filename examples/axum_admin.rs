@@ -1,8 +1,9 @@
-//! Run with `cargo run --example axum_admin`
+//! Run with `cargo run --example axum_admin` (on Redis: add `-- --redis-url redis://127.0.0.1:6379/`)
 //!
 //! An axum application with public routes, a logged-in area, and an `/admin` subtree that
-//! needs a staff user who passed the second factor. Serves on 127.0.0.1:3001 on the
-//! embedded in-memory store. Try:
+//! needs a staff user who passed the second factor. Serves on 127.0.0.1:3001, on the
+//! embedded in-memory store, or on a Redis server given with `--redis-url URL` or
+//! `REDIS_URL`. Try:
 //!
 //! ```text
 //! curl -c jar -b jar -X POST 127.0.0.1:3001/login -H 'content-type: application/json' \
@@ -25,7 +26,10 @@ use tower_otp::device::TotpSettings;
 use tower_otp::guard::{RequireOtpLayer, Verified};
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::{OtpSession, SessionConfig, SessionError};
-use tower_otp::{DeviceId, MemoryStore, ServerKey, TwoFactor, UserId};
+use tower_otp::{DeviceId, ServerKey, TwoFactor, UserId};
+
+#[path = "support/store.rs"]
+mod store;
 
 /// The application's own first factor: two users, one password, alice is staff.
 fn check_password(username: &str, password: &str) -> bool {
@@ -177,13 +181,16 @@ fn app(two_factor: TwoFactor, config: SessionConfig) -> Router {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (store, described) = store::from_args().await?;
+    // Every instance sharing a Redis needs the same server key; a real application loads it
+    // from its configuration.
     let two_factor =
-        TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("axum admin example");
+        TwoFactor::from_shared(store, ServerKey::generate()).with_issuer("axum admin example");
     // Plain HTTP on loopback: no `Secure` cookie (and so no `__Host-` prefix).
     let config = SessionConfig::new().with_secure(false)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!(
-        "listening on http://127.0.0.1:3001 (in-memory store); users alice (staff) and bob, password `password`"
+        "listening on http://127.0.0.1:3001 ({described}); users alice (staff) and bob, password `password`"
     );
     axum::serve(listener, app(two_factor, config)).await?;
     Ok(())

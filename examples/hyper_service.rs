@@ -1,7 +1,8 @@
-//! Run with `cargo run --example hyper_service`
+//! Run with `cargo run --example hyper_service` (on Redis: add `-- --redis-url redis://127.0.0.1:6379/`)
 //!
 //! The same layer and guard on a plain hyper 1.x service, without axum: the session is a
-//! request extension, the guard a Tower layer. Serves on 127.0.0.1:3002.
+//! request extension, the guard a Tower layer. Serves on 127.0.0.1:3002, on the embedded
+//! in-memory store, or on a Redis server given with `--redis-url URL` or `REDIS_URL`.
 //!
 //! ```text
 //! curl -i -X POST 127.0.0.1:3002/login?user=alice     # prints a session token
@@ -19,7 +20,10 @@ use tower::ServiceBuilder;
 use tower_otp::guard::RequireOtpLayer;
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::{OtpSession, SessionConfig};
-use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+use tower_otp::{ServerKey, TwoFactor, UserId};
+
+#[path = "support/store.rs"]
+mod store;
 
 type Body = Full<Bytes>;
 
@@ -58,13 +62,14 @@ async fn secret(_request: Request<Incoming>) -> Result<Response<Body>, Infallibl
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+    let (store, described) = store::from_args().await?;
+    let two_factor = TwoFactor::from_shared(store, ServerKey::generate());
     // Plain HTTP on loopback: the cookie cannot be `Secure` here.
     let config = SessionConfig::new().with_secure(false)?;
     let otp = OtpLayer::new(two_factor).with_config(config);
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3002").await?;
-    println!("listening on http://127.0.0.1:3002 (in-memory store)");
+    println!("listening on http://127.0.0.1:3002 ({described})");
     loop {
         let (stream, _) = listener.accept().await?;
         let otp = otp.clone();

@@ -400,3 +400,91 @@ async fn two_processes_see_each_others_events_over_redis() {
     assert!(left_stream.try_recv().is_none());
     assert!(right_stream.try_recv().is_none());
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_bridge_that_cannot_keep_up_drops_events_and_says_how_many() {
+    use common::redis_server::RedisServer;
+    use tower_otp::events::RedisEventBridge;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    // The runtime of this test has one thread, which runs the bridge's tasks too.
+    let _logs = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+
+    let server = RedisServer::start();
+    let events = Events::new();
+    let _bridge = RedisEventBridge::start(&events, &server.url())
+        .await
+        .unwrap();
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[4; 32]).unwrap())
+        .with_events(events)
+        .with_throttle_policy(
+            ThrottlePolicy::new()
+                .with_factor(Duration::ZERO)
+                .with_user_failure_limit(1),
+        );
+    let user = UserId::new("alice").unwrap();
+    let enrolment = two_factor
+        .enroll_totp(&user, "Phone", "alice", TotpSettings::default())
+        .await
+        .unwrap();
+    let wrong = if enrolment.current_code(two_factor.now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    two_factor
+        .confirm_device(&user, &enrolment.device.id, wrong)
+        .await
+        .unwrap_err();
+
+    // The events so far go out; then, with Redis frozen, the publisher waits on the first
+    // new event; the queue (4,096) fills and the rest are dropped, without holding up a
+    // single verification.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.pause();
+    let started = std::time::Instant::now();
+    for _ in 0..5_000 {
+        let refused = two_factor.verify(&user, &enrolment.device.id, wrong).await;
+        assert_eq!(refused.unwrap_err().kind(), "locked");
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    server.resume();
+
+    let logs = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !logs().contains("publish queue was full") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no report: {}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dropped: u64 = logs()
+        .split("dropped=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {}", logs()));
+    // 5,000 events, 4,096 queued, and at most one taken by the publisher before it waited.
+    assert!((903..=904).contains(&dropped), "{dropped}: {}", logs());
+}

@@ -1,10 +1,19 @@
 //! Nothing secret reaches `tracing` output or `Debug` output: not device secrets, not codes,
-//! not backup codes, not provisioning URIs.
+//! not backup codes, not out-of-band codes, not provisioning URIs.
+//!
+//! One test, the only one in this binary: `tracing` caches per call site whether anyone
+//! listens, and a test running alongside, with no subscriber, can have that cached as "no one"
+//! just as this test's thread-local subscriber arrives, losing the lines this test looks for.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tower_otp::device::{HotpSettings, SealingKey, SecretSealer, TotpSettings};
+use tower_otp::clock::{ManualClock, Timestamp};
+use tower_otp::device::{
+    HotpSettings, Message, OutboxSender, SealingKey, SecretSealer, SendError, TotpSettings,
+    out_of_band, sender_fn,
+};
 use tower_otp::otp::OtpKey;
 use tower_otp::store::{MemoryStore, Store};
 use tower_otp::{ServerKey, TwoFactor, UserId};
@@ -117,6 +126,58 @@ async fn enrol_verify_and_fail(flow: &mut Flow) {
     }
 }
 
+/// An email device confirmed with the code it was sent, a code sent again, a wrong code, the
+/// right code while throttled and then in time, and a code the sender could not deliver.
+async fn out_of_band_codes(flow: &mut Flow) {
+    let clock = ManualClock::new(Timestamp::from_millis(1_700_000_000_000));
+    let store = MemoryStore::new().with_clock(clock.clone());
+    let outbox = OutboxSender::new();
+    let failing =
+        sender_fn(|_: Message| async { Err(SendError::Rejected("no such number".into())) });
+    let two_factor = TwoFactor::new(store.clone(), ServerKey::new(&[9; 32]).unwrap())
+        .with_clock(clock.clone())
+        .with_sender(out_of_band::EMAIL, outbox.clone())
+        .with_sender("voice", failing);
+    let user = UserId::new("alice").unwrap();
+    let mut debug = |value: &dyn std::fmt::Debug| flow.debug.push_str(&format!("{value:?}\n"));
+    let last_code = || outbox.last_code_for("alice@example.com").unwrap();
+
+    let device = two_factor
+        .add_out_of_band_device(&user, "Mail", out_of_band::EMAIL, "alice@example.com")
+        .await
+        .unwrap();
+    debug(&two_factor.send_challenge(&user, &device.id).await);
+    let first = last_code();
+    two_factor
+        .confirm_device(&user, &device.id, &first)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(60));
+    debug(&two_factor.send_challenge(&user, &device.id).await);
+    let second = last_code();
+    let wrong: String = second
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    debug(&two_factor.verify(&user, &device.id, &wrong).await);
+    debug(&two_factor.verify(&user, &device.id, &second).await);
+    clock.advance(Duration::from_secs(2));
+    let verified = two_factor.verify(&user, &device.id, &second).await;
+    assert!(verified.is_ok());
+    debug(&verified);
+    let phone = two_factor
+        .add_out_of_band_device(&user, "Phone", "voice", "+31612345658")
+        .await
+        .unwrap();
+    debug(&two_factor.send_challenge(&user, &phone.id).await);
+    for message in outbox.messages() {
+        debug(&message);
+    }
+    debug(&two_factor);
+    debug(&store);
+    flow.secrets.extend([first, second]);
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -137,13 +198,18 @@ fn no_secret_code_or_uri_appears_in_trace_output_or_debug() {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(enrol_verify_and_fail(&mut flow));
+            .block_on(async {
+                enrol_verify_and_fail(&mut flow).await;
+                out_of_band_codes(&mut flow).await;
+            });
     });
     let logs = captured.text();
     // The flow did log: verifications, failures, devices added.
     assert!(logs.contains("second factor verified"), "{logs}");
     assert!(logs.contains("verification failed"), "{logs}");
     assert!(logs.contains("device added"), "{logs}");
+    assert!(logs.contains("challenge sent"), "{logs}");
+    assert!(logs.contains("challenge not delivered"), "{logs}");
     assert!(flow.secrets.len() > 20);
     for secret in &flow.secrets {
         assert!(

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::device::{TwoFactor, UserId};
+use crate::events::{EventKind, Events};
 use crate::store::{ConfirmationAttempt, SharedStore};
 
 use super::{
@@ -103,31 +104,41 @@ pub struct Confirmation {
 /// `request`, `confirm`, `check` and `use` ([`Confirmer::consume`]). See the
 /// [module docs](super).
 ///
+/// Each step emits an event carrying the method's key, never the id, the state or an answer:
+/// [`ConfirmationRequested`](EventKind::ConfirmationRequested),
+/// [`ConfirmationConfirmed`](EventKind::ConfirmationConfirmed),
+/// [`ConfirmationFailed`](EventKind::ConfirmationFailed) and
+/// [`ConfirmationUsed`](EventKind::ConfirmationUsed).
+///
 /// Cheap to clone; clones share configuration and store.
 #[derive(Clone, Debug)]
 pub struct Confirmer {
     store: SharedStore,
     clock: SharedClock,
+    events: Events,
     methods: Arc<BTreeMap<String, Method>>,
     policy: ConfirmPolicy,
 }
 
 impl Confirmer {
-    /// A confirmer over the store and clock of `two_factor`, with no methods yet.
+    /// A confirmer over the store, clock and event bus of `two_factor`, with no methods yet.
     pub fn new(two_factor: &TwoFactor) -> Self {
         Confirmer {
             store: two_factor.store().clone(),
             clock: two_factor.clock().clone(),
+            events: two_factor.events().clone(),
             methods: Arc::default(),
             policy: ConfirmPolicy::default(),
         }
     }
 
-    /// A confirmer over `store` on the system clock, with no methods yet.
+    /// A confirmer over `store` on the system clock, with an event bus of its own and no
+    /// methods yet.
     pub fn from_store(store: SharedStore) -> Self {
         Confirmer {
             store,
             clock: system_clock(),
+            events: Events::new(),
             methods: Arc::default(),
             policy: ConfirmPolicy::default(),
         }
@@ -137,6 +148,17 @@ impl Confirmer {
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// Emits events on `events`.
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The event bus: register hooks and subscribe here.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// Lifetime and attempt settings.
@@ -172,6 +194,10 @@ impl Confirmer {
 
     fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    fn emit(&self, kind: EventKind, user: &UserId) {
+        self.events.emit(kind, user, None, self.now());
     }
 
     /// Asks `method` whether changing the user's configuration from `old` to `new` must be
@@ -233,6 +259,19 @@ impl Confirmer {
             .insert_confirmation(&ConfirmationKey::new(user, &id), &record)
             .await?;
         tracing::debug!(user = %user, method, status = %status, "confirmation requested");
+        let method_key = method.to_owned();
+        self.emit(
+            EventKind::ConfirmationRequested {
+                method: method_key.clone(),
+            },
+            user,
+        );
+        if status == ConfirmationStatus::Confirmed {
+            self.emit(
+                EventKind::ConfirmationConfirmed { method: method_key },
+                user,
+            );
+        }
         Ok(self.view(id, &record, now))
     }
 
@@ -270,10 +309,18 @@ impl Confirmer {
             .await?;
         if !accepted {
             let attempts_left = max.saturating_sub(record.attempts);
-            if attempts_left == 0 {
-                self.store
+            if attempts_left == 0
+                && self
+                    .store
                     .settle_confirmation(&key, ConfirmationStatus::Failed, now)
-                    .await?;
+                    .await?
+            {
+                self.emit(
+                    EventKind::ConfirmationFailed {
+                        method: record.method.clone(),
+                    },
+                    user,
+                );
             }
             tracing::debug!(user = %user, method = %record.method, attempts_left, "confirmation rejected");
             return Err(ConfirmError::Rejected { attempts_left });
@@ -289,6 +336,12 @@ impl Confirmer {
         }
         record.status = ConfirmationStatus::Confirmed;
         tracing::debug!(user = %user, method = %record.method, "confirmation confirmed");
+        self.emit(
+            EventKind::ConfirmationConfirmed {
+                method: record.method.clone(),
+            },
+            user,
+        );
         Ok(self.view(id.clone(), &record, now))
     }
 
@@ -322,6 +375,12 @@ impl Confirmer {
         match self.store.use_confirmation(&key, now).await? {
             Some(record) => {
                 tracing::debug!(user = %user, method, "confirmation used");
+                self.emit(
+                    EventKind::ConfirmationUsed {
+                        method: method.to_owned(),
+                    },
+                    user,
+                );
                 Ok(self.view(id.clone(), &record, now))
             }
             None => Err(self.current_error(&key, user, now).await),

@@ -22,6 +22,10 @@
 //! * [`Confirmer::consume`] ("use") succeeds exactly once, only when confirmed and unexpired,
 //!   atomically in the store (across every instance sharing a Redis).
 //!
+//! Each step emits an [event](crate::events) on the bus of the [`TwoFactor`](crate::TwoFactor)
+//! the confirmer was made from: `confirmation_requested`, `confirmation_confirmed`,
+//! `confirmation_failed` and `confirmation_used`, with the method's key.
+//!
 //! The built-in methods wrap the device kinds: [`OutOfBandMethod`] confirms a new email
 //! address or phone number before it is enabled, and [`DeviceMethod`] confirms a sensitive
 //! action with any of the user's devices.

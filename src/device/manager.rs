@@ -478,7 +478,7 @@ impl TwoFactor {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<ChallengeSent, Error> {
-        let (channel, destination, digits) = self.out_of_band_config(user, device).await?;
+        let (found, channel, destination, digits) = self.out_of_band_device(user, device).await?;
         let sender = self
             .inner
             .senders
@@ -522,6 +522,13 @@ impl TwoFactor {
             policy.validity(),
         );
         self.deliver(&**sender, &message, &challenge).await?;
+        self.emit(
+            EventKind::ChallengeSent {
+                channel: channel.clone(),
+            },
+            user,
+            Some(&found),
+        );
         Ok(ChallengeSent {
             device_id: device.clone(),
             channel,
@@ -531,21 +538,28 @@ impl TwoFactor {
         })
     }
 
-    /// The channel, destination and code length of an out-of-band device of the user.
-    async fn out_of_band_config(
+    /// An out-of-band device of the user, with its channel, destination and code length.
+    async fn out_of_band_device(
         &self,
         user: &UserId,
         device: &DeviceId,
-    ) -> Result<(String, String, Digits), Error> {
-        let found = self.inner.store.get_device(user, device).await?;
-        match found.map(|d| d.config) {
-            Some(DeviceConfig::OutOfBand {
-                channel,
-                destination,
-                digits,
-            }) => Ok((channel, destination, digits)),
-            _ => Err(Error::DeviceNotFound),
-        }
+    ) -> Result<(Device, String, String, Digits), Error> {
+        let found = self
+            .inner
+            .store
+            .get_device(user, device)
+            .await?
+            .ok_or(Error::DeviceNotFound)?;
+        let DeviceConfig::OutOfBand {
+            channel,
+            destination,
+            digits,
+        } = &found.config
+        else {
+            return Err(Error::DeviceNotFound);
+        };
+        let (channel, destination, digits) = (channel.clone(), destination.clone(), *digits);
+        Ok((found, channel, destination, digits))
     }
 
     /// Sends `message`; if that fails, withdraws its stored `challenge`.

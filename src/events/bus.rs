@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, mpsc};
@@ -36,6 +37,8 @@ struct Inner {
     hooks: RwLock<Arc<[Hook]>>,
     sender: broadcast::Sender<Arc<Event>>,
     forward: RwLock<Option<mpsc::Sender<Arc<Event>>>>,
+    /// Events the bridge's full queue refused since the bridge last reported them.
+    forward_dropped: AtomicU64,
 }
 
 impl Default for Events {
@@ -62,6 +65,7 @@ impl Events {
                 hooks: RwLock::new(Arc::from(Vec::new())),
                 sender,
                 forward: RwLock::new(None),
+                forward_dropped: AtomicU64::new(0),
             }),
         }
     }
@@ -112,8 +116,11 @@ impl Events {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            // A full or closed bridge drops the event rather than slow the request down.
-            let _ = forward.try_send(event.clone());
+            // A full or closed bridge drops the event rather than slow the request down; the
+            // bridge reports how many.
+            if forward.try_send(event.clone()).is_err() {
+                self.inner.forward_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let _ = self.inner.sender.send(event);
     }
@@ -134,11 +141,19 @@ impl Events {
 
     /// Delivers an event from another instance to this process's subscribers (not hooks:
     /// hooks act once, on the instance where the event happened).
+    #[cfg(feature = "redis")]
     pub(crate) fn deliver_remote(&self, event: Event) {
         let _ = self.inner.sender.send(Arc::new(event));
     }
 
+    /// How many events the bridge's queue refused since the last call.
+    #[cfg(feature = "redis")]
+    pub(crate) fn take_forward_dropped(&self) -> u64 {
+        self.inner.forward_dropped.swap(0, Ordering::Relaxed)
+    }
+
     /// Sends every local event to `forward` too (the Redis bridge's publisher).
+    #[cfg(feature = "redis")]
     pub(crate) fn set_forward(&self, forward: Option<mpsc::Sender<Arc<Event>>>) {
         *self
             .inner

@@ -89,8 +89,34 @@ pub enum EventKind {
         /// How many.
         count: u64,
     },
-    /// An out-of-band code was sent.
-    ChallengeSent,
+    /// An out-of-band code was delivered to the device's destination (not emitted when the
+    /// sender failed or the cooldown refused a new code).
+    ChallengeSent {
+        /// The channel it went through (`email`, `sms`…); never the destination or the code.
+        channel: String,
+    },
+    /// A confirmation was requested (see [`Confirmer`](crate::Confirmer)). One that its
+    /// method confirms at once is followed by [`EventKind::ConfirmationConfirmed`].
+    ConfirmationRequested {
+        /// The key of its method.
+        method: String,
+    },
+    /// A confirmation was confirmed: the user's answer was accepted.
+    ConfirmationConfirmed {
+        /// The key of its method.
+        method: String,
+    },
+    /// A confirmation failed: the last answer it allowed was wrong. (Each wrong answer of a
+    /// built-in method is also a [`EventKind::VerificationFailed`] of the device.)
+    ConfirmationFailed {
+        /// The key of its method.
+        method: String,
+    },
+    /// A confirmed confirmation was used, which happens once.
+    ConfirmationUsed {
+        /// The key of its method.
+        method: String,
+    },
     /// A session ended by logout.
     LoggedOut,
     /// Every session of the user ended.
@@ -119,7 +145,11 @@ impl EventKind {
             EventKind::DeviceConfirmed => "device_confirmed",
             EventKind::DeviceRemoved => "device_removed",
             EventKind::AllDevicesRemoved { .. } => "all_devices_removed",
-            EventKind::ChallengeSent => "challenge_sent",
+            EventKind::ChallengeSent { .. } => "challenge_sent",
+            EventKind::ConfirmationRequested { .. } => "confirmation_requested",
+            EventKind::ConfirmationConfirmed { .. } => "confirmation_confirmed",
+            EventKind::ConfirmationFailed { .. } => "confirmation_failed",
+            EventKind::ConfirmationUsed { .. } => "confirmation_used",
             EventKind::LoggedOut => "logged_out",
             EventKind::LoggedOutEverywhere { .. } => "logged_out_everywhere",
         }

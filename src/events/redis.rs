@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::{Event, Events};
 use crate::store::StoreError;
@@ -15,13 +16,20 @@ use crate::store::StoreError;
 /// logs) rather than slow requests down.
 const PUBLISH_QUEUE: usize = 4096;
 
+/// How often dropped events are reported while the queue stays full, so that a flood of
+/// events does not become a flood of log lines.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Publishes this process's events on a Redis channel and delivers other instances' events
 /// from it to this process's subscribers ([`Events::subscribe`]); hooks stay local.
 ///
-/// Publishing happens on a background task fed by a bounded queue: a slow or unreachable
-/// Redis never delays a request. Each instance ignores its own events coming back. Works
-/// against one Redis and against a Redis Cluster node (cluster `PUBLISH` reaches every node).
-/// Stops when dropped.
+/// Publishing happens on a background task fed by a bounded queue (4,096 events): a slow or
+/// unreachable Redis never delays a request. Events that find the queue full are dropped, and
+/// a warning says how many once the queue has drained (every 10 s while it stays full). The
+/// task publishes one event per round trip to Redis, which bounds how many events a second
+/// it can carry. Each instance ignores its own events coming back. Works against one Redis
+/// and against a Redis Cluster node (cluster `PUBLISH` reaches every node). Stops when
+/// dropped.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tower_otp::store::StoreError> {
@@ -68,7 +76,12 @@ impl RedisEventBridge {
             Err(_) => return Err(StoreError::Unavailable("event subscriber stopped".into())),
         }
         let (queue, receiver) = mpsc::channel(PUBLISH_QUEUE);
-        let publisher = tokio::spawn(publish_loop(publisher, channel.to_owned(), receiver));
+        let publisher = tokio::spawn(publish_loop(
+            publisher,
+            channel.to_owned(),
+            receiver,
+            events.clone(),
+        ));
         events.set_forward(Some(queue));
         Ok(RedisEventBridge {
             events: events.clone(),
@@ -95,14 +108,27 @@ async fn publish_loop(
     mut connection: redis::aio::ConnectionManager,
     channel: String,
     mut queue: mpsc::Receiver<Arc<Event>>,
+    events: Events,
 ) {
+    let mut reported = Instant::now();
     while let Some(event) = queue.recv().await {
-        let Ok(payload) = serde_json::to_string(&*event) else {
-            continue;
-        };
-        let published: Result<i64, _> = connection.publish(&channel, payload).await;
-        if let Err(error) = published {
-            tracing::warn!(kind = ?error.kind(), event = event.kind.name(), "could not publish an event");
+        if let Ok(payload) = serde_json::to_string(&*event) {
+            let published: Result<i64, _> = connection.publish(&channel, payload).await;
+            if let Err(error) = published {
+                tracing::warn!(kind = ?error.kind(), event = event.kind.name(), "could not publish an event");
+            }
+        }
+        // Events are dropped only while the queue is full, so the queue running empty is the
+        // last chance to report them before going idle.
+        if queue.is_empty() || reported.elapsed() >= DROP_REPORT_INTERVAL {
+            let dropped = events.take_forward_dropped();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "the event publish queue was full; events were not published"
+                );
+                reported = Instant::now();
+            }
         }
     }
 }
