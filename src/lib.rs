@@ -96,6 +96,6 @@ pub use store::{MemoryStore, Store};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{RedisConfig, RedisStore};
 
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "api"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -367,6 +366,8 @@ async fn two_processes_see_each_others_events_over_redis() {
         .unwrap();
     let mut left_stream = left.subscribe();
     let mut right_stream = right.subscribe();
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let right_hook_calls = Arc::new(AtomicUsize::new(0));
     let calls = right_hook_calls.clone();
     right.on(move |_| {

@@ -17,6 +17,7 @@ mod memory {
 }
 
 /// Two separate Redis clients (two application instances) in a key namespace of their own.
+#[cfg(feature = "redis")]
 async fn redis_clients(
     config: tower_otp::store::RedisConfig,
 ) -> (tower_otp::store::SharedStore, tower_otp::store::SharedStore) {
@@ -26,6 +27,7 @@ async fn redis_clients(
     (std::sync::Arc::new(first), std::sync::Arc::new(second))
 }
 
+#[cfg(feature = "redis")]
 mod redis_single {
     use std::sync::OnceLock;
 
@@ -46,6 +48,7 @@ mod redis_single {
     crate::store_conformance_tests!(clients);
 }
 
+#[cfg(feature = "redis")]
 mod redis_cluster {
     use std::sync::OnceLock;
 
