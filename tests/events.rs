@@ -217,6 +217,7 @@ async fn a_lockout_is_announced() {
 #[tokio::test]
 async fn events_in_a_request_carry_the_request_and_sessions_announce_logouts() {
     let mut f = fixture();
+    let layer_hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = Router::new()
         .route(
             "/login-then-logout",
@@ -239,7 +240,12 @@ async fn events_in_a_request_carry_the_request_and_sessions_announce_logouts() {
                 "ok"
             }),
         )
-        .layer(OtpLayer::new(f.two_factor.clone()));
+        .layer(OtpLayer::new(f.two_factor.clone()).on_event({
+            let seen = layer_hook_calls.clone();
+            move |_| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }));
     let request = Request::post("/login-then-logout?secret=not-logged")
         .header("user-agent", "TestAgent/1.0")
         .extension(std::net::SocketAddr::from(([127, 0, 0, 1], 4321)))
@@ -355,50 +361,97 @@ async fn a_stalled_subscriber_neither_blocks_requests_nor_fails_silently() {
 #[cfg(feature = "redis")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_see_each_others_events_over_redis() {
-    use common::redis_server::RedisServer;
-    use tower_otp::events::RedisEventBridge;
-
-    let server = RedisServer::start();
-    let (left, right) = (Events::new(), Events::new());
-    let _left_bridge = RedisEventBridge::start(&left, &server.url()).await.unwrap();
-    let _right_bridge = RedisEventBridge::start(&right, &server.url())
-        .await
-        .unwrap();
-    let mut left_stream = left.subscribe();
-    let mut right_stream = right.subscribe();
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use common::redis_server::RedisServer;
+    use tower_otp::events::RedisEventBridge;
+    use tower_otp::store::RedisStore;
+
+    /// One application instance: its own Redis client, event bus, bridge and router.
+    async fn instance(url: &str) -> (Router, Events, RedisEventBridge) {
+        let store = RedisStore::connect(url).await.unwrap();
+        let events = Events::new();
+        let bridge = RedisEventBridge::start(&events, url).await.unwrap();
+        let two_factor =
+            TwoFactor::new(store, ServerKey::new(&[4; 32]).unwrap()).with_events(events.clone());
+        let app = Router::new()
+            .route(
+                "/enrol",
+                post(|session: OtpSession| async move {
+                    let user = UserId::new("alice").unwrap();
+                    session.login(user.clone()).await.unwrap();
+                    let two_factor = session.two_factor();
+                    two_factor
+                        .enroll_totp(&user, "Phone", "alice", TotpSettings::default())
+                        .await
+                        .unwrap();
+                    "ok"
+                }),
+            )
+            .route(
+                "/logout-all",
+                post(|session: OtpSession| async move {
+                    session.login(UserId::new("alice").unwrap()).await.unwrap();
+                    session.logout_all().await.unwrap();
+                    "ok"
+                }),
+            )
+            .layer(OtpLayer::new(two_factor));
+        (app, events, bridge)
+    }
+
+    let server = RedisServer::start();
+    let (left_app, left, _left_bridge) = instance(&server.url()).await;
+    let (right_app, right, _right_bridge) = instance(&server.url()).await;
+    let mut left_stream = left.subscribe();
+    let mut right_stream = right.subscribe();
     let right_hook_calls = Arc::new(AtomicUsize::new(0));
     let calls = right_hook_calls.clone();
     right.on(move |_| {
         calls.fetch_add(1, Ordering::SeqCst);
     });
 
-    let left_app = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[4; 32]).unwrap())
-        .with_events(left.clone());
-    let user = UserId::new("alice").unwrap();
-    left_app
-        .enroll_totp(&user, "Phone", "alice", TotpSettings::default())
-        .await
+    let request = Request::post("/enrol")
+        .header("user-agent", "Left/1")
+        .body(Body::empty())
         .unwrap();
-
+    left_app.oneshot(request).await.unwrap();
     let local = left_stream.recv().await.unwrap();
     let remote = tokio::time::timeout(Duration::from_secs(5), right_stream.recv())
         .await
-        .expect("the other process received the event")
+        .expect("the other instance received the event")
         .unwrap();
     assert_eq!(*remote, *local);
     assert_eq!(remote.instance, left.instance());
     assert_eq!(remote.kind, EventKind::DeviceAdded);
+    assert_eq!(remote.request.as_ref().unwrap().path, "/enrol");
     assert_eq!(
         right_hook_calls.load(Ordering::SeqCst),
         0,
         "hooks act only where it happened"
     );
 
-    // No echo: the emitting process sees its own event once.
+    // And the other way round.
+    right_app
+        .oneshot(Request::post("/logout-all").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), left_stream.recv())
+        .await
+        .expect("the first instance received the event")
+        .unwrap();
+    assert!(
+        matches!(seen.kind, EventKind::LoggedOutEverywhere { sessions: 2 }),
+        "{seen:?}"
+    );
+    assert_eq!(seen.instance, right.instance());
+    assert_eq!(right_hook_calls.load(Ordering::SeqCst), 1);
+
+    // No echo: each instance saw its own events once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(left_stream.try_recv().is_none());
+    let own = right_stream.recv().await.unwrap();
+    assert_eq!(own.instance, right.instance());
     assert!(right_stream.try_recv().is_none());
 }
 

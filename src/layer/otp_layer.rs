@@ -5,6 +5,7 @@ use tower::Layer;
 
 use super::Otp;
 use crate::device::TwoFactor;
+use crate::events::{Event, Events};
 use crate::remember::RememberConfig;
 use crate::session::{ClientAddrFn, IdentitySource, SessionConfig, SessionContext};
 
@@ -41,6 +42,18 @@ impl OtpLayer {
         OtpLayer {
             context: Arc::new(context),
         }
+    }
+
+    /// Calls `hook` for every event of this process (on the layer's [`TwoFactor`] event bus;
+    /// see [`events`](crate::events)).
+    pub fn on_event(self, hook: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.context.two_factor.events().on(hook);
+        self
+    }
+
+    /// The event bus, to subscribe to events.
+    pub fn events(&self) -> &Events {
+        self.context.two_factor.events()
     }
 
     /// Uses these session settings.
