@@ -222,7 +222,7 @@ pub(crate) struct Latency(pub(crate) Duration);
 impl fmt::Display for Latency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let micros = self.0.as_secs_f64() * 1e6;
-        if micros < 1000.0 {
+        if micros.round() < 1000.0 {
             write!(f, "{micros:.0} µs")
         } else {
             write!(f, "{:.2} ms", micros / 1000.0)
