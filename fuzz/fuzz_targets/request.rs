@@ -3,8 +3,9 @@
 //! panic, never a 5xx.
 //!
 //! Each input is a short sequence of requests against a fresh application whose user `alice`
-//! has a confirmed TOTP device, a verified session and a remembered browser. Requests present
-//! that session's cookie or bearer id, that remember cookie, the same cookies with fuzzed or
+//! has a confirmed TOTP device, a verified session, a session not yet verified, and a
+//! remembered browser. Requests present those sessions' cookies or bearer ids, that remember
+//! cookie (which marks the unverified session verified), the same cookies with fuzzed or
 //! edited values, or raw header bytes; so the cookie, bearer and remember-cookie parsers, the
 //! path extractors and the JSON bodies all see fuzzed input.
 
@@ -135,34 +136,50 @@ async fn setup(session: OtpSession) -> String {
 /// What the fuzzed requests can refer to.
 struct Known {
     session: String,
+    unverified: String,
     remember: String,
     device: String,
 }
 
-async fn set_up(setup: Router) -> Known {
-    let response = setup
-        .oneshot(Request::post("/setup").body(Body::empty()).unwrap())
+/// Runs `POST path` on `app` and returns the cookies it sets, by name, and its body.
+async fn post_for_cookies(app: Router, path: &str) -> (Vec<(String, String)>, String) {
+    let response = app
+        .oneshot(Request::post(path).body(Body::empty()).unwrap())
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
-    let mut session = None;
-    let mut remember = None;
-    for value in response.headers().get_all("set-cookie") {
-        let pair = value.to_str().unwrap().split(';').next().unwrap();
-        let (name, value) = pair.split_once('=').unwrap();
-        match name {
-            SESSION_COOKIE => session = Some(value.to_owned()),
-            REMEMBER_COOKIE => remember = Some(value.to_owned()),
-            _ => {}
-        }
-    }
+    let cookies = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            let pair = value.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            (name.to_owned(), value.to_owned())
+        })
+        .collect();
     let body = axum::body::to_bytes(response.into_body(), 1024)
         .await
         .unwrap();
+    (cookies, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn set_up(app: &Router, setup: Router) -> Known {
+    let (cookies, device) = post_for_cookies(setup, "/setup").await;
+    let named = |cookies: &[(String, String)], wanted: &str| {
+        cookies
+            .iter()
+            .rev()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| panic!("no {wanted} cookie"))
+    };
+    let (later, _) = post_for_cookies(app.clone(), "/login").await;
     Known {
-        session: session.expect("a session cookie"),
-        remember: remember.expect("a remember cookie"),
-        device: String::from_utf8(body.to_vec()).unwrap(),
+        session: named(&cookies, SESSION_COOKIE),
+        unverified: named(&later, SESSION_COOKIE),
+        remember: named(&cookies, REMEMBER_COOKIE),
+        device,
     }
 }
 
@@ -191,6 +208,7 @@ enum Segment {
 #[derive(Arbitrary, Debug)]
 enum Cookie {
     Session,
+    Unverified,
     Remember,
     SessionValue(Vec<u8>),
     RememberValue(Vec<u8>),
@@ -204,6 +222,7 @@ enum Cookie {
 #[derive(Arbitrary, Debug)]
 enum Authorization {
     Session,
+    Unverified,
     Bearer(Vec<u8>),
     Raw(Vec<u8>),
 }
@@ -281,6 +300,7 @@ impl Cookie {
         let remember = known.remember.as_bytes();
         match self {
             Cookie::Session => pair(SESSION_COOKIE, known.session.as_bytes()),
+            Cookie::Unverified => pair(SESSION_COOKIE, known.unverified.as_bytes()),
             Cookie::Remember => pair(REMEMBER_COOKIE, remember),
             Cookie::SessionValue(value) => pair(SESSION_COOKIE, value),
             Cookie::RememberValue(value) => pair(REMEMBER_COOKIE, value),
@@ -334,6 +354,7 @@ impl FuzzRequest {
         if let Some(authorization) = &self.authorization {
             let value = match authorization {
                 Authorization::Session => format!("Bearer {}", known.session).into_bytes(),
+                Authorization::Unverified => format!("Bearer {}", known.unverified).into_bytes(),
                 Authorization::Bearer(bytes) => [b"Bearer ".as_slice(), bytes].concat(),
                 Authorization::Raw(bytes) => bytes.clone(),
             };
@@ -351,7 +372,7 @@ impl FuzzRequest {
 fuzz_target!(|requests: Vec<FuzzRequest>| {
     runtime().block_on(async {
         let (app, setup) = apps();
-        let known = set_up(setup).await;
+        let known = set_up(&app, setup).await;
         for fuzzed in requests.iter().take(MAX_REQUESTS) {
             let Some(request) = fuzzed.build(&known) else {
                 continue;
