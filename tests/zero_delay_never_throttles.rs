@@ -8,10 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::redis_server::{RedisServer, unique_prefix};
 use tower_otp::clock::{ManualClock, Timestamp};
 use tower_otp::device::{ThrottlePolicy, TotpSettings};
-use tower_otp::store::{MemoryStore, RedisConfig, Store};
+use tower_otp::store::{MemoryStore, Store};
 use tower_otp::{Error, ServerKey, TwoFactor, UserId};
 
 /// Half-way through a TOTP step.
@@ -58,8 +57,12 @@ async fn memory_store() {
     a_later_failure_does_not_throttle(MemoryStore::new()).await;
 }
 
+#[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_store() {
+    use common::redis_server::{RedisServer, unique_prefix};
+    use tower_otp::store::RedisConfig;
+
     let server = RedisServer::start();
     let store = RedisConfig::server(server.url())
         .with_key_prefix(unique_prefix())
