@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::Response;
 use axum::routing::{get, post};
 use http::{Request, StatusCode};
 use tower::ServiceExt;
-use tower_otp::device::{ThrottlePolicy, TotpSettings};
+use tower_otp::device::{Enrollment, ThrottlePolicy, TotpSettings};
 use tower_otp::guard::RequireOtpLayer;
 use tower_otp::session::OtpSession;
 use tower_otp::{DeviceId, TwoFactor, UserId};
@@ -74,21 +75,27 @@ pub(crate) async fn verified_session(app: &Router) -> String {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    let cookie = session_cookie(&response);
+    assert_eq!(call(app, "/admin", Some(&cookie)).await, StatusCode::OK);
+    cookie
+}
+
+/// The `name=value` of the last cookie that `response` sets: the session cookie, after any
+/// rotation.
+pub(crate) fn session_cookie(response: &Response) -> String {
     let set_cookie = response
         .headers()
         .get_all("set-cookie")
         .iter()
         .next_back()
-        .unwrap();
-    let cookie = set_cookie
+        .expect("a set-cookie header");
+    set_cookie
         .to_str()
         .unwrap()
         .split(';')
         .next()
         .unwrap()
-        .to_owned();
-    assert_eq!(call(app, "/admin", Some(&cookie)).await, StatusCode::OK);
-    cookie
+        .to_owned()
 }
 
 /// `two_factor` with per-device delays and the user lockout off, so that wrong codes can be
@@ -103,6 +110,11 @@ pub(crate) fn without_throttling(two_factor: TwoFactor) -> TwoFactor {
 
 /// Enrols and confirms a TOTP device for `user`.
 pub(crate) async fn confirmed_totp(two_factor: &TwoFactor, user: &UserId) -> DeviceId {
+    confirmed_totp_enrollment(two_factor, user).await.device.id
+}
+
+/// Enrols and confirms a TOTP device for `user`, keeping its secret to compute its codes.
+pub(crate) async fn confirmed_totp_enrollment(two_factor: &TwoFactor, user: &UserId) -> Enrollment {
     let enrolment = two_factor
         .enroll_totp(user, "Phone", user.as_str(), TotpSettings::default())
         .await
@@ -112,5 +124,5 @@ pub(crate) async fn confirmed_totp(two_factor: &TwoFactor, user: &UserId) -> Dev
         .confirm_device(user, &enrolment.device.id, &code)
         .await
         .unwrap();
-    enrolment.device.id
+    enrolment
 }

@@ -113,7 +113,7 @@ impl ThrottlePolicy {
     }
 
     /// When a device with `failures` counted attempts, the last at `last_failure_at`, may be
-    /// tried again; `None` if it may be tried now.
+    /// tried again; `None` if it may be tried now, as it always may when the delay is zero.
     pub fn retry_at(
         &self,
         failures: u32,
@@ -122,6 +122,11 @@ impl ThrottlePolicy {
     ) -> Option<Timestamp> {
         let last = last_failure_at?;
         let delay = self.delay_after(failures);
+        // No delay, no wait: a failure stamped after `now` (a concurrent attempt that read
+        // the clock later, another instance's clock running ahead) must not throttle.
+        if delay.is_zero() {
+            return None;
+        }
         let until = last.saturating_add(delay);
         (until > now).then_some(until)
     }
@@ -168,6 +173,25 @@ mod tests {
         assert_eq!(
             policy.retry_at(3, Some(t), Timestamp::from_secs(1004)),
             None
+        );
+    }
+
+    #[test]
+    fn no_delay_never_throttles_even_after_a_later_failure() {
+        let later = Timestamp::from_millis(1_005);
+        let now = Timestamp::from_millis(1_000);
+        let off = ThrottlePolicy::default().with_factor(Duration::ZERO);
+        assert_eq!(off.retry_at(1, Some(later), now), None);
+        assert_eq!(off.retry_at(u32::MAX, Some(later), now), None);
+        let on = ThrottlePolicy::default();
+        assert_eq!(
+            on.retry_at(0, Some(later), now),
+            None,
+            "no failures counted"
+        );
+        assert_eq!(
+            on.retry_at(1, Some(later), now),
+            Some(Timestamp::from_millis(2_005))
         );
     }
 }

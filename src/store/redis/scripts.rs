@@ -59,15 +59,16 @@ const ALWAYS: &str = "*";
 /// `F` is the latest failure time that no longer throttles a device with `F` failures, and the
 /// last entry holds for every larger count.
 ///
-/// [`ThrottlePolicy::retry_at`] is `last.saturating_add(delay_after(F)) > now`, which is
-/// `last > now - delay_after(F)` (always true when the delay exceeds `now`, never when `now`
-/// is the end of time). Redis compares these as strings, exactly, with no arithmetic that
+/// [`ThrottlePolicy::retry_at`] is `last.saturating_add(delay_after(F)) > now` for a delay
+/// above zero, which is `last > now - delay_after(F)` (always true when the delay exceeds
+/// `now`, never when `now` is the end of time), and never true for a zero delay. Redis compares these as strings, exactly, with no arithmetic that
 /// Lua's doubles could round. The delays stop growing at the policy's cap (or at the end of
 /// `u64`), so the table has at most 66 entries and usually about a dozen.
 pub(super) fn throttle_thresholds(policy: &ThrottlePolicy, now: Timestamp) -> Vec<String> {
     let now = now.as_millis();
     let threshold = |delay: u64| {
-        if now == u64::MAX {
+        if now == u64::MAX || delay == 0 {
+            // No failure time is above the largest: never throttled.
             u64::MAX.to_string()
         } else {
             now.checked_sub(delay)
@@ -159,7 +160,7 @@ mod tests {
         let thresholds = throttle_thresholds(&ThrottlePolicy::default(), Timestamp::from_secs(1));
         // 0 failures, then 1 s, 2 s, ... 512 s, and the 900 s cap from 11 failures on.
         assert_eq!(thresholds.len(), 12);
-        assert_eq!(thresholds[0], "1000");
+        assert_eq!(thresholds[0], u64::MAX.to_string());
         assert_eq!(thresholds[1], "0");
         assert_eq!(thresholds[2], ALWAYS);
     }
