@@ -266,6 +266,21 @@ impl Harness {
         }
     }
 
+    /// A new login of the user, verified with a code from their app.
+    pub async fn fresh_session(&self, account: &Account) -> Client {
+        let mut client = self.client();
+        client.login(USER).await;
+        self.next_step();
+        let verified = client
+            .post(
+                "/2fa/verify",
+                json!({"token": account.phone.code(&self.clock)}),
+            )
+            .await;
+        assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
+        client
+    }
+
     /// A caller in state `who`, built from scratch: the user's account (unless `who` is a
     /// new user) and a client in that state. The clock ends in a TOTP step of its own, past
     /// any resend cooldown, and the client's state is checked.
@@ -283,13 +298,7 @@ impl Harness {
                 client.login(USER).await;
             }
             Who::Stale | Who::Fresh => {
-                client.login(USER).await;
-                self.next_step();
-                let phone = &account.as_ref().unwrap().phone;
-                let verified = client
-                    .post("/2fa/verify", json!({"token": phone.code(&self.clock)}))
-                    .await;
-                assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
+                client = self.fresh_session(account.as_ref().unwrap()).await;
                 if who == Who::Stale {
                     self.later(PAST_THE_WINDOW);
                 }
@@ -391,15 +400,29 @@ impl Client {
     /// Sends a request. Every request but a GET carries a JSON body, `{}` when there is
     /// nothing to say, as the API asks of state-changing requests.
     pub async fn send(&mut self, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        let body = match (method, body) {
-            ("GET", None) => String::new(),
+        match (method, body) {
+            ("GET", None) => self.send_raw(method, path, &[], "").await,
             (_, body) => {
-                request = request.header("content-type", "application/json");
-                body.unwrap_or_else(|| json!({})).to_string()
+                let body = body.unwrap_or_else(|| json!({})).to_string();
+                let json = [("content-type", "application/json")];
+                self.send_raw(method, path, &json, &body).await
             }
-        };
-        let mut request = request.body(Body::from(body)).unwrap();
+        }
+    }
+
+    /// Sends a request with exactly these headers (and the browser's cookies) and body.
+    pub async fn send_raw(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::from(body.to_owned())).unwrap();
         self.jar.add_to(request.headers_mut());
         let response = self.app.clone().oneshot(request).await.unwrap();
         self.jar.update(response.headers());
