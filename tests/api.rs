@@ -961,3 +961,68 @@ async fn unknown_routes_and_methods_answer_in_json() {
         .await
         .expect(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn a_session_that_passed_only_the_password_tries_ten_codes_then_ends() {
+    let h = harness();
+    let mut owner = h.client();
+    owner.login("alice").await;
+    let totp = h.totp(&mut owner).await;
+    let mut guesser = h.client();
+    guesser.login("alice").await;
+    for _ in 0..10 {
+        guesser
+            .post("/2fa/verify", json!({"token": "000000"}))
+            .await
+            .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+        // Past the device's throttle (at most 256 s after 9 failures), within the session's
+        // idle time: only the session's own limit can refuse.
+        h.later(9 * 60);
+    }
+    // Even the right code is not checked any more: the session is over.
+    guesser
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "too_many_attempts");
+    let status = guesser.get("/2fa/status").await;
+    assert_eq!(status.json["authenticated"], json!(false));
+    // A new login starts a new count.
+    guesser.login("alice").await;
+    let verified = guesser
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
+}
+
+#[tokio::test]
+async fn a_session_that_passed_only_the_password_lives_ten_minutes_idle() {
+    let h = harness();
+    let mut owner = h.client();
+    owner.login("alice").await;
+    let totp = h.totp(&mut owner).await;
+    let mut pending = h.client();
+    pending.login("alice").await;
+    let mut verified = h.client();
+    verified.login("alice").await;
+    let reply = verified
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    // Nine minutes of quiet: both live on, and using them restarts their idle time.
+    h.later(9 * 60);
+    for client in [&mut pending, &mut verified] {
+        assert_eq!(
+            client.get("/2fa/status").await.json["authenticated"],
+            json!(true)
+        );
+    }
+    h.later(10 * 60 + 1);
+    assert_eq!(
+        pending.get("/2fa/status").await.json["authenticated"],
+        json!(false)
+    );
+    assert_eq!(
+        verified.get("/2fa/status").await.json["authenticated"],
+        json!(true)
+    );
+}
