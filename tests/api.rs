@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -43,10 +44,6 @@ fn harness() -> Harness {
         .with_clock(clock.clone())
         .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
         .with_method(DeviceMethod::new(two_factor.clone()).into_method());
-    let login = |session: OtpSession, body: String| async move {
-        let token = session.login(UserId::new(body).unwrap()).await.unwrap();
-        token.expose().to_owned()
-    };
     let app = Router::new()
         .route("/login", post(login))
         .nest(
@@ -59,6 +56,16 @@ fn harness() -> Harness {
         store,
         outbox,
         app,
+    }
+}
+
+/// The application's first factor, reduced to naming the user: the session token, or a 503
+/// with the error's kind.
+async fn login(session: OtpSession, body: String) -> (StatusCode, String) {
+    let user = UserId::new(body).unwrap();
+    match session.login(user).await {
+        Ok(token) => (StatusCode::OK, token.expose().to_owned()),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.kind().to_owned()),
     }
 }
 
@@ -106,17 +113,21 @@ impl Client {
         content_type: Option<&str>,
         body: &str,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        if let Some(bearer) = &self.bearer {
-            request = request.header("authorization", format!("Bearer {bearer}"));
-        }
-        let mut request = request.body(Body::from(body.to_owned())).unwrap();
-        self.jar.add_to(request.headers_mut());
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        self.jar.update(response.headers());
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|content_type| ("content-type", content_type))
+            .into_iter()
+            .collect();
+        self.send(method, path, &headers, body).await
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let response = self.request(method, path, headers, body).await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -128,6 +139,29 @@ impl Client {
             headers,
             json,
         }
+    }
+
+    /// Sends a request with the client's cookies (or bearer token) and keeps the cookies it
+    /// sets.
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(bearer) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {bearer}"));
+        }
+        let mut request = request.body(Body::from(body.to_owned())).unwrap();
+        self.jar.add_to(request.headers_mut());
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        self.jar.update(response.headers());
+        response
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -148,12 +182,10 @@ impl Client {
             .await
     }
 
+    /// Logs `user` in, presenting the session the client holds: the new session token, or
+    /// the error's kind.
     async fn login(&mut self, user: &str) -> String {
-        let request = Request::post("/login")
-            .body(Body::from(user.to_owned()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        self.jar.update(response.headers());
+        let response = self.request("POST", "/login", &[], user).await;
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -804,6 +836,79 @@ async fn status_reports_the_session() {
     assert_eq!(status["device"], json!({"id": totp.id, "kind": "totp"}));
     assert_eq!(status["configured"], true);
     assert!(status["verified_at"].as_u64().unwrap() >= 1_800_000_000_000);
+}
+
+#[tokio::test]
+async fn a_login_replaces_a_malformed_session_token() {
+    let h = harness();
+    let mut c = h.client();
+    c.jar
+        .apply("__Host-otp-session=not-a-session-token; Path=/");
+    let token = c.login("alice").await;
+    assert_eq!(c.jar.get("__Host-otp-session"), Some(token.as_str()));
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
+
+    let mut api = h.client();
+    api.bearer = Some("not-a-session-token".into());
+    let token = api.login("alice").await;
+    api.bearer = Some(token);
+    assert_eq!(api.get("/2fa/status").await.json["user"], "alice");
+}
+
+#[tokio::test]
+async fn a_login_fails_closed_while_the_store_is_down() {
+    let h = harness();
+    let mut c = h.client();
+    let first = c.login("alice").await;
+    h.store.set_down(true);
+    assert_eq!(c.login("alice").await, "store_unavailable");
+    h.store.set_down(false);
+    assert_eq!(
+        c.jar.get("__Host-otp-session"),
+        Some(first.as_str()),
+        "the old session is kept"
+    );
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_login_replaces_a_damaged_session_record() {
+    use common::redis_server::RedisServer;
+    use tower_otp::session::SessionToken;
+    use tower_otp::store::RedisStore;
+
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let two_factor = TwoFactor::new(store, ServerKey::new(&[5; 32]).unwrap());
+    let app = Router::new()
+        .route("/login", post(login))
+        .nest("/2fa", api::router(ApiConfig::new()))
+        .layer(OtpLayer::new(two_factor));
+    let mut c = Client {
+        app,
+        jar: CookieJar::default(),
+        bearer: None,
+    };
+    let old = c.login("alice").await;
+    let (_, key) = SessionToken::parse(&old).unwrap();
+    let pattern = format!("*:session:{}", key.digest());
+    let stored = server.query(&["KEYS", &pattern]).strings();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    server.query(&["SET", &stored[0], "{damaged"]);
+    c.get("/2fa/status")
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+
+    let new = c.login("alice").await;
+    assert!(SessionToken::parse(&new).is_some(), "{new}");
+    assert_ne!(new, old);
+    assert_eq!(
+        server.query(&["EXISTS", &stored[0]]).int(),
+        0,
+        "the damaged record is gone"
+    );
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
 }
 
 #[tokio::test]
