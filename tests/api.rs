@@ -32,6 +32,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(|config| config)
+}
+
+fn harness_with(api_config: impl FnOnce(ApiConfig) -> ApiConfig) -> Harness {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
     let store = InstrumentedStore::new(MemoryStore::new().with_clock(clock.clone()));
     let outbox = OutboxSender::new();
@@ -48,7 +52,7 @@ fn harness() -> Harness {
         .route("/login", post(login))
         .nest(
             "/2fa",
-            api::router(ApiConfig::new().with_confirmer(confirmer)),
+            api::router(api_config(ApiConfig::new().with_confirmer(confirmer))),
         )
         .layer(OtpLayer::new(two_factor).with_remember(RememberConfig::new([[8u8; 32]]).unwrap()));
     Harness {
@@ -169,7 +173,7 @@ impl Client {
     }
 
     async fn delete(&mut self, path: &str) -> Reply {
-        self.raw("DELETE", path, None, "").await
+        self.raw("DELETE", path, Some("application/json"), "").await
     }
 
     async fn post(&mut self, path: &str, body: Value) -> Reply {
@@ -836,6 +840,216 @@ async fn status_reports_the_session() {
     assert_eq!(status["device"], json!({"id": totp.id, "kind": "totp"}));
     assert_eq!(status["configured"], true);
     assert!(status["verified_at"].as_u64().unwrap() >= 1_800_000_000_000);
+}
+
+/// Every state-changing request the API serves (and two it does not), with a body each
+/// would accept.
+fn state_changing_requests(device: &str) -> Vec<(&'static str, String, Value)> {
+    let id = "0".repeat(32);
+    vec![
+        (
+            "POST",
+            "/2fa/devices".into(),
+            json!({"method": "totp", "name": "Evil"}),
+        ),
+        (
+            "PATCH",
+            format!("/2fa/devices/{device}"),
+            json!({"name": "Evil"}),
+        ),
+        ("DELETE", format!("/2fa/devices/{device}"), json!({})),
+        (
+            "POST",
+            format!("/2fa/devices/{device}/confirm"),
+            json!({"token": "123456"}),
+        ),
+        ("POST", "/2fa/disable".into(), json!({"code": "123456"})),
+        ("POST", "/2fa/backup-codes".into(), json!({})),
+        (
+            "POST",
+            "/2fa/challenges".into(),
+            json!({"device_id": device}),
+        ),
+        (
+            "POST",
+            "/2fa/confirmations".into(),
+            json!({"method": "device"}),
+        ),
+        (
+            "POST",
+            format!("/2fa/confirmations/{id}/confirm"),
+            json!({}),
+        ),
+        (
+            "POST",
+            "/2fa/verify".into(),
+            json!({"token": "123456", "remember": true}),
+        ),
+        ("DELETE", "/2fa/remembered".into(), json!({})),
+        ("DELETE", format!("/2fa/remembered/{id}"), json!({})),
+        ("POST", "/2fa/logout".into(), json!({})),
+        ("POST", "/2fa/logout-all".into(), json!({})),
+        ("POST", "/2fa/no-such-endpoint".into(), json!({})),
+        ("PUT", "/2fa/status".into(), json!({})),
+    ]
+}
+
+/// A verified session with a TOTP device and backup codes, its device ids.
+async fn verified_user(h: &Harness, c: &mut Client) -> Totp {
+    c.login("alice").await;
+    let totp = h.totp(c).await;
+    let codes = c.post("/2fa/backup-codes", json!({})).await;
+    assert_eq!(codes.status, StatusCode::CREATED);
+    totp
+}
+
+/// The session still stands, verified, with both devices and all ten backup codes.
+async fn nothing_changed(c: &mut Client) {
+    let status = c.get("/2fa/status").await.json;
+    assert_eq!(
+        (&status["authenticated"], &status["verified"]),
+        (&json!(true), &json!(true)),
+        "{status}"
+    );
+    assert_eq!(
+        c.get("/2fa/devices").await.json["devices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(c.get("/2fa/backup-codes").await.json["remaining"], 10);
+    assert_eq!(c.get("/2fa/remembered").await.json["remembered"], json!([]));
+}
+
+#[tokio::test]
+async fn other_sites_cannot_change_anything() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    let host = ("host", "app.example.com");
+    let forgeries: [&[(&str, &str)]; 5] = [
+        &[host, ("sec-fetch-site", "cross-site")],
+        &[host, ("origin", "https://evil.example")],
+        &[host, ("origin", "null")],
+        // A sibling subdomain is `same-site` to the browser, but not the same origin.
+        &[
+            host,
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://blog.example.com"),
+        ],
+        &[host, ("origin", "https://app.example.com:8443")],
+    ];
+    for (method, path, body) in state_changing_requests(&totp.id) {
+        for forgery in forgeries {
+            let mut headers = forgery.to_vec();
+            headers.push(("content-type", "application/json"));
+            let reply = c.send(method, &path, &headers, &body.to_string()).await;
+            reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+            assert!(reply.json["message"].is_string(), "{:?}", reply.json);
+        }
+    }
+    nothing_changed(&mut c).await;
+}
+
+#[tokio::test]
+async fn only_json_requests_change_anything() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    // What a form, or a `fetch` that needs no preflight, can send.
+    let simple = [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ];
+    for (method, path, body) in state_changing_requests(&totp.id) {
+        for content_type in simple {
+            c.raw(method, &path, content_type, &body.to_string())
+                .await
+                .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+        }
+    }
+    nothing_changed(&mut c).await;
+}
+
+#[tokio::test]
+async fn the_own_origin_and_same_site_fetches_pass() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    let path = format!("/2fa/devices/{}", totp.id);
+    let host = ("host", "app.example.com:8443");
+    let allowed: [&[(&str, &str)]; 6] = [
+        &[],
+        &[host, ("origin", "https://app.example.com:8443")],
+        &[
+            host,
+            ("origin", "https://APP.example.com:8443"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        &[host, ("sec-fetch-site", "same-site")],
+        &[host, ("sec-fetch-site", "none")],
+        &[
+            ("host", "app.example.com"),
+            ("origin", "https://app.example.com"),
+        ],
+    ];
+    for (i, headers) in allowed.into_iter().enumerate() {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json; charset=utf-8"));
+        let name = format!("Phone {i}");
+        let reply = c
+            .send("PATCH", &path, &headers, &json!({"name": name}).to_string())
+            .await;
+        assert_eq!(
+            (reply.status, &reply.json["device"]["name"]),
+            (StatusCode::OK, &json!(name)),
+            "{headers:?}"
+        );
+    }
+    // Reading is not checked: the answer is not the other site's to read.
+    let read = c
+        .send(
+            "GET",
+            "/2fa/status",
+            &[("sec-fetch-site", "cross-site")],
+            "",
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forwarded_headers_name_the_origin_only_when_trusted() {
+    let behind_proxy = [
+        ("host", "10.0.0.7:8080"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+        ("origin", "https://app.example.com"),
+        ("content-type", "application/json"),
+    ];
+    let downgraded = [
+        ("host", "10.0.0.7:8080"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+        ("origin", "http://app.example.com"),
+        ("content-type", "application/json"),
+    ];
+    for trusted in [false, true] {
+        let h = harness_with(|config| config.with_trusted_forwarded_headers(trusted));
+        let mut c = h.client();
+        c.login("alice").await;
+        let reply = c.send("POST", "/2fa/logout", &downgraded, "{}").await;
+        reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+        let reply = c.send("POST", "/2fa/logout", &behind_proxy, "{}").await;
+        if trusted {
+            assert_eq!(reply.json["logged_out"], true, "{:?}", reply.json);
+        } else {
+            reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+        }
+    }
 }
 
 #[tokio::test]

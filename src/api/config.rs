@@ -15,6 +15,7 @@ pub struct ApiConfig {
     pub(crate) reauthentication_window: Duration,
     pub(crate) confirmer: Option<Confirmer>,
     pub(crate) account_label: AccountLabel,
+    pub(crate) trust_forwarded_headers: bool,
 }
 
 impl Default for ApiConfig {
@@ -23,13 +24,14 @@ impl Default for ApiConfig {
             reauthentication_window: Duration::from_secs(20 * 60),
             confirmer: None,
             account_label: Arc::new(|user: &UserId| user.to_string()),
+            trust_forwarded_headers: false,
         }
     }
 }
 
 impl ApiConfig {
     /// The defaults: a 20-minute window for sensitive changes, no confirmation methods, the
-    /// user id as the account label in authenticator apps.
+    /// user id as the account label in authenticator apps, forwarded headers not trusted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -56,6 +58,20 @@ impl ApiConfig {
         self.account_label = Arc::new(label);
         self
     }
+
+    /// Whether the request's own origin, which a state-changing request's `Origin` must
+    /// match, is taken from `X-Forwarded-Proto` and `X-Forwarded-Host` (their first values)
+    /// when they are present (default: no, only the request target and `Host`).
+    ///
+    /// Turn it on only behind a reverse proxy that every request passes through and that
+    /// sets these headers itself, replacing any a client sent: for example one that forwards
+    /// to the service under another host name, or that terminates TLS (an HTTP/1.1 request
+    /// does not carry its scheme, so without the proxy's word only host and port are
+    /// compared).
+    pub fn with_trusted_forwarded_headers(mut self, trusted: bool) -> Self {
+        self.trust_forwarded_headers = trusted;
+        self
+    }
 }
 
 impl fmt::Debug for ApiConfig {
@@ -63,6 +79,7 @@ impl fmt::Debug for ApiConfig {
         f.debug_struct("ApiConfig")
             .field("reauthentication_window", &self.reauthentication_window)
             .field("confirmer", &self.confirmer)
+            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .finish_non_exhaustive()
     }
 }

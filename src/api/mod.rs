@@ -42,9 +42,21 @@
 //! minutes) from users who already have a confirmed device; each of these changes emits an
 //! event, to turn into a notice to the user. Responses carrying a secret are sent with
 //! `Cache-Control: no-store`.
+//!
+//! Every request other than GET, HEAD and OPTIONS must say `Content-Type: application/json`
+//! (`415 unsupported_media_type` otherwise); endpoints that take no fields accept an empty
+//! body or `{}` and ignore it. These requests are refused with `403 cross_site_request` when
+//! `Sec-Fetch-Site` is `cross-site` (anything but `same-origin`, `same-site` or `none`), or
+//! when `Origin` is present and is not the request's own origin: its scheme when the request
+//! says it, host and port, from the request target or `Host`, or from `X-Forwarded-Proto`
+//! and `X-Forwarded-Host` with [`ApiConfig::with_trusted_forwarded_headers`]. `Origin: null`
+//! is refused. Together with the JSON type, which a page of another origin cannot send
+//! without a CORS preflight, this keeps pages of other sites, sibling subdomains included,
+//! from acting with a user's cookie.
 
 mod account;
 mod config;
+mod csrf;
 mod devices;
 mod error;
 mod extract;
@@ -52,14 +64,35 @@ mod views;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::routing::{get, patch, post};
+use axum::{Router, middleware};
 
 pub use config::ApiConfig;
 pub use error::ApiError;
 
 /// The API's routes, to nest under a prefix of your choice inside an `OtpLayer`.
 pub fn router(config: ApiConfig) -> Router {
+    let policy = csrf::OriginPolicy {
+        trust_forwarded: config.trust_forwarded_headers,
+    };
+    routes()
+        .fallback(|| async { ApiError::not_found("not_found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not take that method.",
+            )
+        })
+        // Added last, so that it wraps every route and both fallbacks.
+        .layer(middleware::from_fn_with_state(
+            policy,
+            csrf::refuse_cross_site,
+        ))
+        .with_state(Arc::new(config))
+}
+
+fn routes() -> Router<Arc<ApiConfig>> {
     Router::new()
         .route("/methods", get(devices::methods))
         .route("/devices", get(devices::list).post(devices::create))
@@ -89,13 +122,4 @@ pub fn router(config: ApiConfig) -> Router {
         .route("/status", get(account::status))
         .route("/logout", post(account::logout))
         .route("/logout-all", post(account::logout_all))
-        .fallback(|| async { ApiError::not_found("not_found") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This endpoint does not take that method.",
-            )
-        })
-        .with_state(Arc::new(config))
 }
