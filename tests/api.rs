@@ -832,7 +832,7 @@ async fn status_reports_the_session() {
     assert_eq!(
         anonymous.json,
         json!({"authenticated": false, "user": null, "verified": false, "device": null,
-                                      "verified_at": null, "remembered": false, "configured": false})
+               "verified_at": null, "remembered": false, "configured": false, "devices": []})
     );
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
@@ -840,6 +840,58 @@ async fn status_reports_the_session() {
     assert_eq!(status["device"], json!({"id": totp.id, "kind": "totp"}));
     assert_eq!(status["configured"], true);
     assert!(status["verified_at"].as_u64().unwrap() >= 1_800_000_000_000);
+}
+
+#[tokio::test]
+async fn status_offers_the_confirmed_devices_before_the_second_factor() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    let totp = h.totp(&mut c).await;
+    let mail = c
+        .post(
+            "/2fa/devices",
+            json!({"method": "email", "name": "Mail",
+                                      "config": {"destination": "alice@example.com"}}),
+        )
+        .await;
+    let mail_id = mail.json["device"]["id"].as_str().unwrap().to_owned();
+    let code = h.outbox.last_code_for("alice@example.com").unwrap();
+    let confirmed = c
+        .post(
+            &format!("/2fa/devices/{mail_id}/confirm"),
+            json!({"token": code}),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
+    c.patch(&format!("/2fa/devices/{mail_id}"), json!({"default": true}))
+        .await;
+    h.later(30);
+    let pending = c
+        .post(
+            "/2fa/devices",
+            json!({"method": "hotp", "name": "Pending token"}),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{:?}", pending.json);
+
+    let mut login_page = h.client();
+    login_page.login("alice").await;
+    let status = login_page.get("/2fa/status").await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(
+        (&status.json["authenticated"], &status.json["verified"]),
+        (&json!(true), &json!(false))
+    );
+    // Exactly what choosing a device needs: no secrets, no times, no pending device.
+    assert_eq!(
+        status.json["devices"],
+        json!([
+            {"id": totp.id, "kind": "totp", "name": "Phone", "default": false},
+            {"id": mail_id, "kind": "out_of_band", "name": "Mail", "default": true,
+             "destination": "a***@example.com"},
+        ])
+    );
 }
 
 /// Every state-changing request the API serves (and two it does not), with a body each

@@ -34,7 +34,7 @@
 //! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
 //! | `POST verify` `{device_id?, token, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
-//! | `GET status` | authenticated, verified, device, verified_at, remembered, configured |
+//! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
 //!
 //! Adding or removing devices, disabling the second factor and creating backup codes need a
