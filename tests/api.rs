@@ -894,6 +894,32 @@ async fn status_offers_the_confirmed_devices_before_the_second_factor() {
     );
 }
 
+#[tokio::test]
+async fn reading_factors_needs_the_second_factor() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    let totp = h.totp(&mut c).await;
+    c.post("/2fa/backup-codes", json!({})).await;
+
+    let mut password_only = h.client();
+    password_only.login("alice").await;
+    for path in ["/2fa/devices", "/2fa/backup-codes", "/2fa/remembered"] {
+        password_only
+            .get(path)
+            .await
+            .expect(StatusCode::FORBIDDEN, "otp_required");
+    }
+    let verified = password_only
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK);
+    for path in ["/2fa/devices", "/2fa/backup-codes", "/2fa/remembered"] {
+        let reply = password_only.get(path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.json);
+    }
+}
+
 /// Every state-changing request the API serves (and two it does not), with a body each
 /// would accept.
 fn state_changing_requests(device: &str) -> Vec<(&'static str, String, Value)> {
@@ -1285,8 +1311,8 @@ async fn new_destinations_are_confirmed_by_email() {
         "{:?}",
         confirmed.json
     );
-    let devices = c.get("/2fa/devices").await.json;
-    assert_eq!(devices["devices"][0]["confirmed"], true);
+    let status = c.get("/2fa/status").await.json;
+    assert_eq!(status["devices"][0]["kind"], "out_of_band");
     c.post(
         "/2fa/confirmations",
         json!({"method": "email", "state": {}}),

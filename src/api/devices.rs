@@ -62,6 +62,7 @@ fn totp_config_schema() -> Value {
 }
 
 pub(crate) async fn list(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let devices = caller
         .session
         .devices()
@@ -376,6 +377,7 @@ pub(crate) async fn new_backup_codes(
 }
 
 pub(crate) async fn backup_codes_left(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let remaining = caller
         .session
         .two_factor()

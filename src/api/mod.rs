@@ -40,8 +40,10 @@
 //! Adding or removing devices, disabling the second factor and creating backup codes need a
 //! code verification younger than [`ApiConfig::with_reauthentication_window`] (default 20
 //! minutes) from users who already have a confirmed device; each of these changes emits an
-//! event, to turn into a notice to the user. Responses carrying a secret are sent with
-//! `Cache-Control: no-store`.
+//! event, to turn into a notice to the user. Listing devices, backup codes left and
+//! remembered browsers needs a verified session (`403 otp_required`) from such users; `GET
+//! status` does not, so that a login page can use it. Responses carrying a secret are sent
+//! with `Cache-Control: no-store`.
 //!
 //! Every request other than GET, HEAD and OPTIONS must say `Content-Type: application/json`
 //! (`415 unsupported_media_type` otherwise); endpoints that take no fields accept an empty
