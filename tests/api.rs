@@ -492,7 +492,7 @@ async fn sensitive_changes_need_a_recent_code_verification() {
     later
         .post("/2fa/disable", json!({}))
         .await
-        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+        .expect(StatusCode::BAD_REQUEST, "code_required");
     later
         .post("/2fa/backup-codes", json!({}))
         .await
@@ -580,10 +580,15 @@ async fn disabling_removes_every_device_and_remembered_browser() {
         )
         .await;
     assert_eq!(verified.json["remembered"], true);
-    let reply = c.post("/2fa/disable", json!({})).await;
+    h.later(30);
+    let reply = c
+        .post("/2fa/disable", json!({"code": totp.code(&h.clock, 0)}))
+        .await;
     assert_eq!(
         (reply.status, &reply.json["removed"]),
-        (StatusCode::OK, &json!(2))
+        (StatusCode::OK, &json!(2)),
+        "{:?}",
+        reply.json
     );
     let status = c.get("/2fa/status").await;
     assert_eq!(status.json["configured"], false);
@@ -593,6 +598,77 @@ async fn disabling_removes_every_device_and_remembered_browser() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn disabling_needs_a_code_even_from_a_verified_session() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    h.totp(&mut c).await;
+    let codes = c.post("/2fa/backup-codes", json!({})).await.json["codes"].clone();
+    let devices = |reply: Reply| reply.json["devices"].as_array().unwrap().len();
+
+    c.post("/2fa/disable", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "code_required");
+    c.post("/2fa/disable", json!({"code": "000000"}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+    c.post("/2fa/disable", json!({"code": "123456", "colour": "red"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(devices(c.get("/2fa/devices").await), 2, "nothing removed");
+
+    // A password-only session that knows a code is the user: the code is the factor. The
+    // backup code comes in the `token` field, the alias of `code`.
+    h.later(60);
+    let mut fresh = h.client();
+    fresh.login("alice").await;
+    let reply = fresh.post("/2fa/disable", json!({"token": codes[0]})).await;
+    assert_eq!(
+        (reply.status, &reply.json["removed"]),
+        (StatusCode::OK, &json!(2)),
+        "{:?}",
+        reply.json
+    );
+    assert_eq!(devices(fresh.get("/2fa/devices").await), 0);
+}
+
+#[tokio::test]
+async fn disabling_without_a_confirmed_device_needs_no_code() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("bob").await;
+    let pending = c
+        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED);
+    let reply = c.post("/2fa/disable", json!({})).await;
+    assert_eq!(
+        (reply.status, &reply.json),
+        (StatusCode::OK, &json!({"removed": 0}))
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_client_keeps_its_session_through_disabling() {
+    let h = harness();
+    let mut browser = h.client();
+    browser.login("alice").await;
+    let totp = h.totp(&mut browser).await;
+    let mut api = h.client();
+    let token = api.login("alice").await;
+    api.jar = CookieJar::default();
+    api.bearer = Some(token.clone());
+    let reply = api
+        .post("/2fa/disable", json!({"code": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    let rotated = reply.json["token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, token);
+    api.bearer = Some(rotated);
+    assert_eq!(api.get("/2fa/status").await.json["authenticated"], true);
 }
 
 #[tokio::test]

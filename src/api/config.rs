@@ -36,9 +36,10 @@ impl ApiConfig {
         Self::default()
     }
 
-    /// How recent a code verification must be to add or remove devices, disable the second
-    /// factor or create backup codes, for users who already have a confirmed device (default
-    /// 20 minutes, as NIST SP 800-63B-4 suggests for reauthentication).
+    /// How recent a code verification must be to add or remove devices or create backup
+    /// codes, for users who already have a confirmed device (default 20 minutes, as NIST SP
+    /// 800-63B-4 suggests for reauthentication). Disabling the second factor takes a code in
+    /// the request itself.
     pub fn with_reauthentication_window(mut self, window: Duration) -> Self {
         self.reauthentication_window = window;
         self

@@ -28,7 +28,7 @@
 //! | `POST devices/{id}/confirm` `{token}` | confirms a new device with a code (and verifies the session) |
 //! | `PATCH devices/{id}` `{name?, default?}` | renames it, or makes it the default |
 //! | `DELETE devices/{id}` | removes it |
-//! | `POST disable` | removes every device |
+//! | `POST disable` `{code}` | removes every device, once `code` (or `token`) from one of them verified the session; without a confirmed device there is nothing to remove and no code is needed |
 //! | `POST backup-codes` / `GET backup-codes` | a new set (shown once) / how many remain |
 //! | `POST challenges` `{device_id}` | sends a code to an out-of-band device |
 //! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
@@ -37,13 +37,13 @@
 //! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
 //!
-//! Adding or removing devices, disabling the second factor and creating backup codes need a
-//! code verification younger than [`ApiConfig::with_reauthentication_window`] (default 20
-//! minutes) from users who already have a confirmed device; each of these changes emits an
-//! event, to turn into a notice to the user. Listing devices, backup codes left and
-//! remembered browsers needs a verified session (`403 otp_required`) from such users; `GET
-//! status` does not, so that a login page can use it. Responses carrying a secret are sent
-//! with `Cache-Control: no-store`.
+//! Adding or removing devices and creating backup codes need a code verification younger
+//! than [`ApiConfig::with_reauthentication_window`] (default 20 minutes) from users who
+//! already have a confirmed device; disabling the second factor needs a code in the request
+//! itself. Each of these changes emits an event, to turn into a notice to the user. Listing
+//! devices, backup codes left and remembered browsers needs a verified session (`403
+//! otp_required`) from such users; `GET status` does not, so that a login page can use it.
+//! Responses carrying a secret are sent with `Cache-Control: no-store`.
 //!
 //! Every request other than GET, HEAD and OPTIONS must say `Content-Type: application/json`
 //! (`415 unsupported_media_type` otherwise); endpoints that take no fields accept an empty
