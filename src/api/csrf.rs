@@ -72,8 +72,8 @@ fn cross_site_request() -> ApiError {
     )
 }
 
-/// Every `Sec-Fetch-Site` value names a same-site or user-initiated request. Unknown values
-/// are refused: the header comes from browsers, which send only the four the standard names.
+/// Every `Sec-Fetch-Site` value names a same-site or user-initiated request. Values the
+/// standard does not define are refused too: only browsers send the header.
 fn fetch_site_allowed(headers: &HeaderMap) -> bool {
     headers
         .get_all(SEC_FETCH_SITE)
