@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::confirm::Confirmer;
 use crate::device::UserId;
@@ -12,7 +11,6 @@ type AccountLabel = Arc<dyn Fn(&UserId) -> String + Send + Sync>;
 /// Settings of the [JSON API](super).
 #[derive(Clone)]
 pub struct ApiConfig {
-    pub(crate) reauthentication_window: Duration,
     pub(crate) confirmer: Option<Confirmer>,
     pub(crate) account_label: AccountLabel,
     pub(crate) trust_forwarded_headers: bool,
@@ -21,7 +19,6 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            reauthentication_window: Duration::from_secs(20 * 60),
             confirmer: None,
             account_label: Arc::new(|user: &UserId| user.to_string()),
             trust_forwarded_headers: false,
@@ -30,19 +27,10 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
-    /// The defaults: a 20-minute window for sensitive changes, no confirmation methods, the
-    /// user id as the account label in authenticator apps, forwarded headers not trusted.
+    /// The defaults: no confirmation methods, the user id as the account label in
+    /// authenticator apps, forwarded headers not trusted.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// How recent a code verification must be to add or remove devices or create backup
-    /// codes, for users who already have a confirmed device (default 20 minutes, as NIST SP
-    /// 800-63B-4 suggests for reauthentication). Disabling the second factor takes a code in
-    /// the request itself.
-    pub fn with_reauthentication_window(mut self, window: Duration) -> Self {
-        self.reauthentication_window = window;
-        self
     }
 
     /// Serves the confirmation endpoints with this confirmer and its methods.
@@ -78,7 +66,6 @@ impl ApiConfig {
 impl fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiConfig")
-            .field("reauthentication_window", &self.reauthentication_window)
             .field("confirmer", &self.confirmer)
             .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .finish_non_exhaustive()

@@ -37,10 +37,14 @@
 //! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
 //!
-//! Adding or removing devices and creating backup codes need a code verification younger
-//! than [`ApiConfig::with_reauthentication_window`] (default 20 minutes) from users who
-//! already have a confirmed device; disabling the second factor needs a code in the request
-//! itself. Each of these changes emits an event, to turn into a notice to the user. Listing
+//! The engine's factor rule applies to every endpoint (see [`Caller`](crate::Caller)): for a
+//! user who has a confirmed device, adding, confirming or removing devices and creating
+//! backup codes need a code verification younger than
+//! [`TwoFactor::with_reauthentication_window`](crate::TwoFactor::with_reauthentication_window)
+//! (default 20 minutes), answered `403 otp_required` for a first-factor session and
+//! `403 reauthentication_required` for a remembered or stale one; disabling the second
+//! factor takes a code in the request itself. Only the first device's confirmation verifies
+//! the session. Each change emits an event, to turn into a notice to the user. Listing
 //! devices, backup codes left and remembered browsers needs a verified session (`403
 //! otp_required`) from such users; `GET status` does not, so that a login page can use it.
 //! Responses carrying a secret are sent with `Cache-Control: no-store`.
