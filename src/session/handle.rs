@@ -221,13 +221,17 @@ impl OtpSession {
 
     /// Starts a session for `user`, who just passed the application's first factor. Any
     /// session the request carried ends: a new id is issued (no session fixation).
+    ///
+    /// The old session is never read, only deleted by its id: a record that cannot be read
+    /// (damaged, or another user's) must not lock its holder out of logging in again. A store
+    /// that does not answer still fails the login.
     pub async fn login(&self, user: UserId) -> Result<SessionToken, SessionError> {
         if self.shared.context.identity.is_some() {
             return Err(SessionError::ExternalLogin);
         }
-        let mut current = self.current().await?;
+        let mut current = self.shared.current.lock().await;
         let store = self.store();
-        if let Some(old) = current.as_ref().and_then(|c| c.key.clone()) {
+        if let Some(old) = self.session_key_to_end(&current) {
             store.delete_session(&old).await?;
         }
         let now = self.now();
@@ -251,6 +255,18 @@ impl OtpSession {
         self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
         Ok(token)
+    }
+
+    /// The id of the session this request holds: as loaded (and perhaps rotated or ended)
+    /// earlier in the request, or else as presented.
+    fn session_key_to_end(&self, current: &Option<Current>) -> Option<SessionKey> {
+        match current {
+            Some(current) => current.key.clone(),
+            None => match self.presented() {
+                Presented::Token { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+        }
     }
 
     /// The session's caller, for the engine's operations on the user's factors (see
