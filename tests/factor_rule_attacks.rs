@@ -187,6 +187,9 @@ async fn a_device_planted_before_enrolment_never_becomes_a_factor(backend: &Back
         "remove the user's phone",
         &attacker.delete(&format!("/2fa/devices/{}", phone.id)).await,
     ));
+    // A patient attacker waits out the throttling of the last wrong code.
+    h.next_step();
+    let token = planted.code(&h.clock);
     chain.push(step(
         "disable with my app's code",
         &attacker.post("/2fa/disable", json!({"code": token})).await,
