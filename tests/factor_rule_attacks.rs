@@ -255,8 +255,8 @@ async fn racing_the_users_first_confirmation_confirms_one_device(backend: &Backe
 
 // ----- remembered, stale and fresh sessions ---------------------------------------------------
 
-/// Every change of factor a session might try, with the user's current code where one is
-/// asked for.
+/// The changes of factor a session might try: adding an app, adding an address through the
+/// confirmation API, creating backup codes, removing the email device.
 async fn try_every_factor_change(session: &mut Client, mail: &str) -> Vec<Step> {
     let mut chain = Vec::new();
     let reply = session
