@@ -1,9 +1,12 @@
-//! Verification hardening: the TOTP window keeps real time whatever drift was learned.
+//! Verification hardening: the TOTP window keeps real time whatever drift was learned, and
+//! plain secrets are refused once sealing is on.
 
 use std::time::Duration;
 
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
-use tower_otp::device::{Enrollment, TotpPolicy, TotpSettings};
+use tower_otp::device::{
+    DeviceConfig, Enrollment, SealError, SealingKey, SecretSealer, TotpPolicy, TotpSettings,
+};
 use tower_otp::store::{MemoryStore, Store};
 use tower_otp::{Error, ServerKey, TwoFactor, UserId};
 
@@ -13,15 +16,18 @@ const STEP: Duration = Duration::from_secs(30);
 
 struct Fixture {
     clock: ManualClock,
+    store: MemoryStore,
     two_factor: TwoFactor,
     user: UserId,
 }
 
 fn fixture() -> Fixture {
     let clock = ManualClock::new(Timestamp::from_millis(START));
-    let two_factor = over(&clock, MemoryStore::new().with_clock(clock.clone()));
+    let store = MemoryStore::new().with_clock(clock.clone());
+    let two_factor = over(&clock, store.clone());
     Fixture {
         clock,
+        store,
         two_factor,
         user: UserId::new("alice").unwrap(),
     }
@@ -113,4 +119,45 @@ async fn a_larger_drift_bound_never_moves_the_window_off_real_time() {
     let slow = enrolment.current_code(f.clock.now().saturating_sub(STEP));
     f.two_factor.verify(&f.user, id, &slow).await.unwrap();
     assert_eq!(f.drift(&enrolment).await, -1);
+}
+
+// ----- sealed secrets ----------------------------------------------------------------------
+
+fn sealing() -> SecretSealer {
+    SecretSealer::new(vec![SealingKey::new("k1", &[9; 32]).unwrap()]).unwrap()
+}
+
+#[tokio::test]
+async fn a_plain_secret_is_refused_once_sealing_is_on_unless_migrating() {
+    let f = fixture();
+    let enrolment = f.confirmed_totp().await;
+    let id = &enrolment.device.id;
+    let secret = enrolment.secret.to_base32().as_str().to_owned();
+
+    f.later();
+    let sealed = over(&f.clock, f.store.clone()).with_sealer(sealing());
+    let code = enrolment.current_code(f.clock.now());
+    let refused = sealed.verify(&f.user, id, &code).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::Sealing(SealError::Plaintext)),
+        "{refused:?}"
+    );
+    assert_eq!(refused.kind(), "server_misconfigured");
+    assert!(!refused.to_string().contains(&secret));
+    assert!(!format!("{refused:?}").contains(&secret));
+
+    f.later();
+    let migrating =
+        over(&f.clock, f.store.clone()).with_sealer(sealing().allow_plaintext_migration());
+    let code = enrolment.current_code(f.clock.now());
+    migrating.verify(&f.user, id, &code).await.unwrap();
+    let fresh = migrating
+        .enroll_totp(&f.user, "New phone", "alice", TotpSettings::default())
+        .await
+        .unwrap();
+    let stored = migrating.device(&f.user, &fresh.device.id).await.unwrap();
+    match stored.unwrap().config {
+        DeviceConfig::Totp { secret, .. } => assert!(!secret.is_plain()),
+        other => panic!("{other:?}"),
+    }
 }
