@@ -1,12 +1,18 @@
-//! Verification hardening: the TOTP window keeps real time whatever drift was learned, and
-//! plain secrets are refused once sealing is on.
+//! Verification hardening: the TOTP window keeps real time whatever drift was learned,
+//! plain secrets are refused once sealing is on, and a lock is announced when it is set (on
+//! both stores).
 
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
 use tower_otp::device::{
-    DeviceConfig, Enrollment, SealError, SealingKey, SecretSealer, TotpPolicy, TotpSettings,
+    DeviceConfig, Enrollment, SealError, SealingKey, SecretSealer, ThrottlePolicy, TotpPolicy,
+    TotpSettings,
 };
+use tower_otp::events::{Event, EventKind, EventStream};
 use tower_otp::store::{MemoryStore, Store};
 use tower_otp::{Error, ServerKey, TwoFactor, UserId};
 
@@ -160,4 +166,118 @@ async fn a_plain_secret_is_refused_once_sealing_is_on_unless_migrating() {
         DeviceConfig::Totp { secret, .. } => assert!(!secret.is_plain()),
         other => panic!("{other:?}"),
     }
+}
+
+// ----- the lock is announced when it is set ------------------------------------------------
+
+/// A code that no phone within `reach` steps of now shows.
+fn wrong_code(enrolment: &Enrollment, now: Timestamp, reach: u32) -> String {
+    let shown: Vec<String> = (0..=2 * reach)
+        .map(|i| {
+            let at = now.saturating_add(STEP * i).saturating_sub(STEP * reach);
+            enrolment.current_code(at)
+        })
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|code| !shown.contains(code))
+        .unwrap()
+}
+
+fn drain(stream: &mut EventStream) -> Vec<Arc<Event>> {
+    let mut events = Vec::new();
+    while let Some(event) = stream.try_recv() {
+        events.push(event.unwrap());
+    }
+    events
+}
+
+fn names(events: &[Arc<Event>]) -> Vec<&'static str> {
+    events.iter().map(|e| e.kind.name()).collect()
+}
+
+async fn the_failure_that_locks_announces_it(store: impl Store) {
+    let clock = ManualClock::new(Timestamp::from_millis(START));
+    let two_factor = over(&clock, store).with_throttle_policy(
+        ThrottlePolicy::new()
+            .with_factor(Duration::ZERO)
+            .with_user_failure_limit(3)
+            .with_lock_period(Duration::from_secs(3600)),
+    );
+    let mut stream = two_factor.events().subscribe();
+    let user = UserId::new("alice").unwrap();
+    let enrolment = two_factor
+        .enroll_totp(&user, "Phone", "alice", TotpSettings::default())
+        .await
+        .unwrap();
+    let id = &enrolment.device.id;
+    two_factor
+        .confirm_device(&user, id, &enrolment.current_code(clock.now()))
+        .await
+        .unwrap();
+    let wrong = wrong_code(&enrolment, clock.now(), 2);
+    drain(&mut stream);
+
+    for _ in 0..2 {
+        clock.advance(Duration::from_millis(10));
+        two_factor.verify(&user, id, &wrong).await.unwrap_err();
+    }
+    assert_eq!(
+        names(&drain(&mut stream)),
+        ["verification_failed", "verification_failed"]
+    );
+    clock.advance(Duration::from_millis(10));
+    let locking = clock.now();
+    two_factor.verify(&user, id, &wrong).await.unwrap_err();
+    let events = drain(&mut stream);
+    assert_eq!(names(&events), ["verification_failed", "locked"]);
+    let until = locking.saturating_add(Duration::from_secs(3600));
+    assert_eq!(events[1].kind, EventKind::Locked { until });
+    assert_eq!(events[1].user, user);
+
+    // Tries while locked are announced as before, each on its own.
+    clock.advance(Duration::from_millis(10));
+    let locked = two_factor.verify(&user, id, &wrong).await.unwrap_err();
+    assert!(matches!(locked, Error::Locked { .. }), "{locked:?}");
+    assert_eq!(names(&drain(&mut stream)), ["locked"]);
+
+    // Once the lock is over, the right code on the attempt that reaches the limit again
+    // clears the count: nothing is locked, nothing announced.
+    clock.advance(Duration::from_secs(3600));
+    let wrong = wrong_code(&enrolment, clock.now(), 2);
+    for _ in 0..2 {
+        clock.advance(Duration::from_millis(10));
+        two_factor.verify(&user, id, &wrong).await.unwrap_err();
+    }
+    clock.advance(STEP);
+    let code = enrolment.current_code(clock.now());
+    two_factor.verify(&user, id, &code).await.unwrap();
+    assert_eq!(
+        names(&drain(&mut stream)),
+        [
+            "verification_failed",
+            "verification_failed",
+            "user_verified"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_failure_that_locks_announces_it_on_the_memory_store() {
+    the_failure_that_locks_announces_it(MemoryStore::new()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_failure_that_locks_announces_it_on_redis() {
+    use common::redis_server::{RedisServer, unique_prefix};
+    use tower_otp::store::RedisConfig;
+
+    let server = RedisServer::start();
+    let store = RedisConfig::server(server.url())
+        .with_key_prefix(unique_prefix())
+        .connect()
+        .await
+        .expect("connect");
+    the_failure_that_locks_announces_it(store).await;
 }
