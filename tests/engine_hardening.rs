@@ -1,6 +1,6 @@
 //! Verification hardening: the TOTP window keeps real time whatever drift was learned,
-//! plain secrets are refused once sealing is on, and a lock is announced when it is set (on
-//! both stores).
+//! plain secrets are refused once sealing is on, a lock is announced when it is set (on both
+//! stores), and throttled refusals are coalesced into counted events.
 
 mod common;
 
@@ -280,4 +280,84 @@ async fn the_failure_that_locks_announces_it_on_redis() {
         .await
         .expect("connect");
     the_failure_that_locks_announces_it(store).await;
+}
+
+// ----- throttled refusals are coalesced ----------------------------------------------------
+
+fn throttled_count(event: &Event) -> u64 {
+    match event.kind {
+        EventKind::Throttled { count, .. } => count,
+        ref other => panic!("not throttled: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn throttled_refusals_are_coalesced_to_one_event_a_second_per_user() {
+    let mut f = fixture();
+    f.two_factor = f
+        .two_factor
+        .clone()
+        .with_throttle_policy(ThrottlePolicy::new().with_factor(Duration::from_secs(60)));
+    let mut stream = f.two_factor.events().subscribe();
+    let enrolment = f.confirmed_totp().await;
+    let id = &enrolment.device.id;
+    let wrong = wrong_code(&enrolment, f.clock.now(), 2);
+    f.two_factor.verify(&f.user, id, &wrong).await.unwrap_err();
+    drain(&mut stream);
+
+    let refuse = |times: usize| {
+        let (two_factor, user, wrong) = (f.two_factor.clone(), f.user.clone(), wrong.clone());
+        let id = id.clone();
+        async move {
+            for _ in 0..times {
+                let refused = two_factor.verify(&user, &id, &wrong).await.unwrap_err();
+                assert_eq!(refused.kind(), "throttled");
+            }
+        }
+    };
+    refuse(5).await;
+    let first = drain(&mut stream);
+    assert_eq!(names(&first), ["throttled"], "the first refusal at once");
+    assert_eq!(throttled_count(&first[0]), 1);
+
+    f.clock.advance(Duration::from_millis(500));
+    refuse(3).await;
+    assert!(drain(&mut stream).is_empty(), "held back within the second");
+
+    f.clock.advance(Duration::from_millis(600));
+    refuse(1).await;
+    let next = drain(&mut stream);
+    assert_eq!(names(&next), ["throttled"]);
+    assert_eq!(
+        throttled_count(&next[0]),
+        8,
+        "itself and the seven held back"
+    );
+    let json = serde_json::to_value(&*next[0]).unwrap();
+    assert_eq!(json["event"], "throttled");
+    assert_eq!(json["count"], 8);
+    assert_eq!(next[0].device.as_ref().unwrap().id, *id);
+
+    // The last refusals of a burst are reported too, by the next event of anyone once their
+    // second is over.
+    f.clock.advance(Duration::from_millis(200));
+    refuse(2).await;
+    assert!(drain(&mut stream).is_empty());
+    f.clock.advance(Duration::from_secs(2));
+    let bob = UserId::new("bob").unwrap();
+    f.two_factor.generate_backup_codes(&bob).await.unwrap();
+    let flushed = drain(&mut stream);
+    assert_eq!(
+        names(&flushed),
+        ["throttled", "device_added", "backup_codes_regenerated"]
+    );
+    assert_eq!(
+        (flushed[0].user.as_str(), throttled_count(&flushed[0])),
+        ("alice", 2)
+    );
+    assert_eq!(
+        flushed[0].at,
+        f.clock.now().saturating_sub(Duration::from_secs(2)),
+        "the time of the latest refusal it stands for"
+    );
 }

@@ -129,7 +129,8 @@ async fn each_action_emits_its_event_once_with_its_payload() {
     assert_eq!(
         throttled[0].kind,
         EventKind::Throttled {
-            retry_at: f.clock.now().saturating_add(Duration::from_secs(2))
+            retry_at: f.clock.now().saturating_add(Duration::from_secs(2)),
+            count: 1
         }
     );
     assert_eq!(throttled[0].device.as_ref().unwrap().id, *id);

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::coalesce::ThrottleCoalescer;
 use super::context::current_request;
 use super::{DeviceRef, Event, EventKind};
 use crate::clock::Timestamp;
@@ -26,6 +27,9 @@ type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 /// * With the `redis` feature, [`RedisEventBridge`](super::RedisEventBridge) fans events out
 ///   to the subscribers of every instance.
 ///
+/// `throttled` events are coalesced to at most one a second per user (see
+/// [`EventKind::Throttled`]).
+///
 /// Cheap to clone; clones share hooks and subscribers.
 #[derive(Clone)]
 pub struct Events {
@@ -39,6 +43,7 @@ struct Inner {
     forward: RwLock<Option<mpsc::Sender<Arc<Event>>>>,
     /// Events the bridge's full queue refused since the bridge last reported them.
     forward_dropped: AtomicU64,
+    throttled: ThrottleCoalescer,
 }
 
 impl Default for Events {
@@ -66,6 +71,7 @@ impl Events {
                 sender,
                 forward: RwLock::new(None),
                 forward_dropped: AtomicU64::new(0),
+                throttled: ThrottleCoalescer::default(),
             }),
         }
     }
@@ -99,14 +105,20 @@ impl Events {
         device: Option<DeviceRef>,
         at: Timestamp,
     ) {
-        let event = Arc::new(Event {
+        let event = Event {
             kind,
             user: user.clone(),
             device,
             at,
             request: current_request(),
             instance: self.inner.instance.clone(),
-        });
+        };
+        for event in self.inner.throttled.admit(event) {
+            self.deliver(Arc::new(event));
+        }
+    }
+
+    fn deliver(&self, event: Arc<Event>) {
         tracing::debug!(event = event.kind.name(), user = %event.user, "event");
         self.run_hooks(&event);
         if let Some(forward) = self

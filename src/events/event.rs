@@ -45,9 +45,19 @@ pub enum EventKind {
     /// A code that had been used already was presented again.
     ReplayRefused,
     /// An attempt was refused because of recent failures on the device.
+    ///
+    /// Refusals of one user are coalesced: at most one `throttled` event a second per user.
+    /// Refusals within a second of the last one emitted are held back and counted; the next
+    /// event emitted for the user (the next refusal after that second, or the last refusal
+    /// held back, once the second is over and some other throttled event comes along) stands
+    /// for them all, with the details of the latest.
     Throttled {
         /// When the device may be tried again.
         retry_at: Timestamp,
+        /// How many refusals this event stands for (itself and those held back since the
+        /// previous `throttled` event of the user); at least 1.
+        #[serde(default = "one")]
+        count: u64,
     },
     /// An attempt was refused because the user is locked out.
     Locked {
@@ -124,6 +134,10 @@ pub enum EventKind {
         /// How many sessions ended.
         sessions: u64,
     },
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl EventKind {

@@ -112,7 +112,10 @@ impl TwoFactor {
                 None => store.get_device(user, id).await?,
             };
             self.emit(
-                EventKind::Throttled { retry_at: until },
+                EventKind::Throttled {
+                    retry_at: until,
+                    count: 1,
+                },
                 user,
                 device.as_ref(),
             );
