@@ -441,26 +441,26 @@ async fn sensitive_changes_need_a_recent_code_verification() {
     let mut c = h.client();
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
-    // A new login is not verified yet.
+    // A new login is not verified yet: a password alone changes no factor.
     let mut later = h.client();
     later.login("alice").await;
     let id = &totp.id;
     later
         .post("/2fa/devices", json!({"method": "totp", "name": "x"}))
         .await
-        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+        .expect(StatusCode::FORBIDDEN, "otp_required");
     later
         .delete(&format!("/2fa/devices/{id}"))
         .await
-        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+        .expect(StatusCode::FORBIDDEN, "otp_required");
     later
         .post("/2fa/disable", json!({}))
         .await
-        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+        .expect(StatusCode::FORBIDDEN, "otp_required");
     later
         .post("/2fa/backup-codes", json!({}))
         .await
-        .expect(StatusCode::FORBIDDEN, "reauthentication_required");
+        .expect(StatusCode::FORBIDDEN, "otp_required");
     later
         .patch(&format!("/2fa/devices/{id}"), json!({"name": "y"}))
         .await

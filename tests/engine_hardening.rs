@@ -14,7 +14,7 @@ use tower_otp::device::{
 };
 use tower_otp::events::{Event, EventKind, EventStream};
 use tower_otp::store::{MemoryStore, Store};
-use tower_otp::{Error, ServerKey, TwoFactor, UserId};
+use tower_otp::{Caller, Error, ServerKey, TwoFactor, UserId};
 
 /// Half-way through a TOTP step.
 const START: u64 = 1_800_000_000_015;
@@ -156,9 +156,14 @@ async fn a_plain_secret_is_refused_once_sealing_is_on_unless_migrating() {
     let migrating =
         over(&f.clock, f.store.clone()).with_sealer(sealing().allow_plaintext_migration());
     let code = enrolment.current_code(f.clock.now());
-    migrating.verify(&f.user, id, &code).await.unwrap();
+    let verified = migrating.verify(&f.user, id, &code).await.unwrap();
     let fresh = migrating
-        .enroll_totp(&f.user, "New phone", "alice", TotpSettings::default())
+        .enroll_totp(
+            Caller::verified(&verified),
+            "New phone",
+            "alice",
+            TotpSettings::default(),
+        )
         .await
         .unwrap();
     let stored = migrating.device(&f.user, &fresh.device.id).await.unwrap();

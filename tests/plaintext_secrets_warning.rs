@@ -34,11 +34,12 @@ impl Captured {
     }
 }
 
-async fn enrol_and_verify(two_factor: &TwoFactor, clock: &ManualClock) {
-    let user = UserId::new("alice").unwrap();
-    for name in ["Phone", "Tablet"] {
+/// Seals (enrols) and opens (confirms) one device for each of `users`, a first device each.
+async fn enrol_and_confirm(two_factor: &TwoFactor, clock: &ManualClock, users: [&str; 2]) {
+    for name in users {
+        let user = UserId::new(name).unwrap();
         let enrolment = two_factor
-            .enroll_totp(&user, name, "alice", TotpSettings::default())
+            .enroll_totp(&user, "Phone", name, TotpSettings::default())
             .await
             .unwrap();
         let code = enrolment.current_code(clock.now());
@@ -64,7 +65,7 @@ async fn plaintext_mode_warns_once_per_process() {
     let sealed = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[2; 32]).unwrap())
         .with_clock(clock.clone())
         .with_sealer(sealing);
-    enrol_and_verify(&sealed, &clock).await;
+    enrol_and_confirm(&sealed, &clock, ["alice", "bob"]).await;
     assert_eq!(
         captured.warnings(),
         Vec::<String>::new(),
@@ -73,8 +74,8 @@ async fn plaintext_mode_warns_once_per_process() {
 
     let plain = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[2; 32]).unwrap())
         .with_clock(clock.clone());
-    enrol_and_verify(&plain, &clock).await;
-    enrol_and_verify(&plain, &clock).await;
+    enrol_and_confirm(&plain, &clock, ["alice", "bob"]).await;
+    enrol_and_confirm(&plain, &clock, ["carol", "dave"]).await;
     let warnings = captured.warnings();
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(

@@ -186,7 +186,7 @@ pub(crate) async fn request_confirmation(
 ) -> ApiResult {
     let state = body.state.unwrap_or_else(|| json!({}));
     let confirmation = confirmer(&config)?
-        .request(&caller.user, &body.method, state)
+        .request(&caller.who, &body.method, state)
         .await
         .map_err(|e| ApiError::confirm(&e, caller.now()))?;
     Ok((StatusCode::CREATED, Json(confirmation_view(&confirmation))).into_response())
@@ -218,7 +218,7 @@ pub(crate) async fn answer_confirmation(
 ) -> ApiResult {
     let data = body.data.unwrap_or_else(|| json!({}));
     let confirmation = confirmer(&config)?
-        .confirm(&caller.user, &confirmation_id(&id)?, &data)
+        .confirm(&caller.who, &confirmation_id(&id)?, &data)
         .await
         .map_err(|e| ApiError::confirm(&e, caller.now()))?;
     Ok(Json(confirmation_view(&confirmation)).into_response())

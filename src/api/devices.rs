@@ -98,9 +98,6 @@ pub(crate) async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<NewDevice>,
 ) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
     let two_factor = caller.session.two_factor();
     let now = caller.now();
     let failed = |e| ApiError::device(&e, now);
@@ -117,7 +114,7 @@ pub(crate) async fn create(
                 },
             };
             let enrolment = two_factor
-                .enroll_totp(&caller.user, &body.name, &account, settings)
+                .enroll_totp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
             provisioning(enrolment)
@@ -135,7 +132,7 @@ pub(crate) async fn create(
                 digits: otp.1,
             };
             let enrolment = two_factor
-                .enroll_hotp(&caller.user, &body.name, &account, settings)
+                .enroll_hotp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
             provisioning(enrolment)
@@ -147,11 +144,11 @@ pub(crate) async fn create(
         channel if two_factor.channels().any(|c| c == channel) => {
             let destination = parse_config::<OutOfBandConfig>(body.config)?.destination;
             let device = two_factor
-                .add_out_of_band_device(&caller.user, &body.name, channel, &destination)
+                .add_out_of_band_device(&caller.who, &body.name, channel, &destination)
                 .await
                 .map_err(failed)?;
             let sent = two_factor
-                .send_challenge(&caller.user, &device.id)
+                .send_challenge(&caller.who, &device.id)
                 .await
                 .map_err(failed)?;
             let body = json!({
@@ -244,8 +241,10 @@ pub(crate) async fn confirm(
         .confirm_device(&id, &body.token)
         .await
         .map_err(|e| ApiError::session(&e, caller.now()))?;
-    let mut answer =
-        json!({"device": DeviceView::from(&done.verification.device), "verified": true});
+    // Only a first device verifies the session; a further one leaves it as it was.
+    let verified = done.verified_session || caller.status.is_verified();
+    let device = &done.confirmed.verification.device;
+    let mut answer = json!({"device": DeviceView::from(device), "verified": verified});
     if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
         answer["token"] = json!(token);
     }
@@ -274,7 +273,6 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DeviceChanges>,
 ) -> ApiResult {
-    caller.require_verified().await?;
     let id = device_id(&id)?;
     let two_factor = caller.session.two_factor();
     let failed = |e| ApiError::device(&e, caller.now());
@@ -282,7 +280,7 @@ pub(crate) async fn update(
     if let Some(name) = &body.name {
         device = Some(
             two_factor
-                .rename_device(&caller.user, &id, name)
+                .rename_device(&caller.who, &id, name)
                 .await
                 .map_err(failed)?,
         );
@@ -291,7 +289,7 @@ pub(crate) async fn update(
         Some(true) => {
             device = Some(
                 two_factor
-                    .set_default_device(&caller.user, &id)
+                    .set_default_device(&caller.who, &id)
                     .await
                     .map_err(failed)?,
             )
@@ -315,19 +313,12 @@ pub(crate) async fn update(
     Ok(Json(json!({"device": DeviceView::from(&device)})).into_response())
 }
 
-pub(crate) async fn delete(
-    State(config): State<Arc<ApiConfig>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult {
+pub(crate) async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult {
     let id = device_id(&id)?;
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
     let existed = caller
         .session
         .two_factor()
-        .delete_device(&caller.user, &id)
+        .delete_device(&caller.who, &id)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     if existed {
@@ -337,14 +328,11 @@ pub(crate) async fn delete(
     }
 }
 
-pub(crate) async fn disable(State(config): State<Arc<ApiConfig>>, caller: Caller) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
+pub(crate) async fn disable(caller: Caller) -> ApiResult {
     let two_factor = caller.session.two_factor();
     let failed = |e| ApiError::device(&e, caller.now());
     let removed = two_factor
-        .delete_all_devices(&caller.user)
+        .delete_all_devices(&caller.who)
         .await
         .map_err(failed)?;
     // Remembered browsers stand for devices that are gone.
@@ -355,17 +343,11 @@ pub(crate) async fn disable(State(config): State<Arc<ApiConfig>>, caller: Caller
     Ok(Json(json!({"removed": removed})).into_response())
 }
 
-pub(crate) async fn new_backup_codes(
-    State(config): State<Arc<ApiConfig>>,
-    caller: Caller,
-) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
+pub(crate) async fn new_backup_codes(caller: Caller) -> ApiResult {
     let set = caller
         .session
         .two_factor()
-        .generate_backup_codes(&caller.user)
+        .generate_backup_codes(&caller.who)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     let codes: Vec<&str> = set.codes.iter().collect();
@@ -398,7 +380,7 @@ pub(crate) async fn send_challenge(
     let sent = caller
         .session
         .two_factor()
-        .send_challenge(&caller.user, &id)
+        .send_challenge(&caller.who, &id)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     Ok(Json(json!({

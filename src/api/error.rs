@@ -57,14 +57,6 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn reauthentication_required() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "reauthentication_required",
-            "Verify with your second factor again to do this.",
-        )
-    }
-
     pub(crate) fn not_found(code: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, "No such resource.")
     }
@@ -97,6 +89,9 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, error.kind())
             }
             Error::DeviceNotFound => (StatusCode::NOT_FOUND, error.kind()),
+            Error::VerificationRequired | Error::ReauthenticationRequired => {
+                (StatusCode::FORBIDDEN, error.kind())
+            }
             Error::NotConfirmed
             | Error::AlreadyConfirmed
             | Error::NotConfigured

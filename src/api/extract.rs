@@ -1,7 +1,5 @@
 //! Extractors with the API's own rejections: JSON bodies, and the calling user.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -57,6 +55,8 @@ pub(crate) struct Caller {
     pub(crate) session: OtpSession,
     pub(crate) user: UserId,
     pub(crate) status: SessionStatus,
+    /// Who asks, for the engine's factor rule.
+    pub(crate) who: crate::device::Caller,
 }
 
 /// The session of any request (for endpoints that answer anonymous callers too).
@@ -96,11 +96,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let AnyCaller { session, status } = AnyCaller::from_request_parts(parts, state).await?;
         match status.user.clone() {
-            Some(user) => Ok(Caller {
-                session,
-                user,
-                status,
-            }),
+            Some(user) => {
+                // The session is loaded already: no second store round trip.
+                let now = session.two_factor().now();
+                let who = session
+                    .caller()
+                    .await
+                    .map_err(|e| ApiError::session(&e, now))?;
+                Ok(Caller {
+                    session,
+                    user,
+                    status,
+                    who,
+                })
+            }
             None if status.malformed_token => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_session_token",
@@ -114,24 +123,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 impl Caller {
     pub(crate) fn now(&self) -> crate::clock::Timestamp {
         self.session.two_factor().now()
-    }
-
-    /// For changes to the second factor itself: a user who has a confirmed device must have
-    /// verified with a code (not a remembered browser) within `window`.
-    pub(crate) async fn require_recent_verification(
-        &self,
-        window: Duration,
-    ) -> Result<(), ApiError> {
-        let fresh = self
-            .status
-            .verified
-            .as_ref()
-            .is_some_and(|v| !v.remembered && self.now().since(v.at) <= window);
-        if fresh || !self.is_configured().await? {
-            Ok(())
-        } else {
-            Err(ApiError::reauthentication_required())
-        }
     }
 
     /// For reading and renaming: a user who has a confirmed device must be verified.

@@ -37,10 +37,14 @@
 //! | `GET status` | authenticated, verified, device, verified_at, remembered, configured |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
 //!
-//! Adding or removing devices, disabling the second factor and creating backup codes need a
-//! code verification younger than [`ApiConfig::with_reauthentication_window`] (default 20
-//! minutes) from users who already have a confirmed device; each of these changes emits an
-//! event, to turn into a notice to the user. Responses carrying a secret are sent with
+//! The engine's factor rule applies to every endpoint (see [`Caller`](crate::Caller)): for a
+//! user who has a confirmed device, adding, confirming or removing devices, disabling the
+//! second factor and creating backup codes need a code verification younger than
+//! [`TwoFactor::with_reauthentication_window`](crate::TwoFactor::with_reauthentication_window)
+//! (default 20 minutes), answered `403 otp_required` for a first-factor session and
+//! `403 reauthentication_required` for a remembered or stale one. Only the first device's
+//! confirmation verifies the session. Each change emits an event, to turn into a notice to
+//! the user. Responses carrying a secret are sent with
 //! `Cache-Control: no-store`.
 
 mod account;

@@ -17,7 +17,7 @@ use super::{
     SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
 };
 use crate::clock::Timestamp;
-use crate::device::{Device, DeviceId, TwoFactor, UserId, Verification};
+use crate::device::{Caller, ConfirmedDevice, Device, DeviceId, TwoFactor, UserId, Verification};
 use crate::events::EventKind;
 use crate::remember::{BrowserId, RememberClaims, RememberConfig, RememberedBrowser};
 
@@ -121,6 +121,18 @@ impl SessionStatus {
     pub fn is_verified(&self) -> bool {
         self.verified.is_some()
     }
+}
+
+/// A device confirmed through the session ([`OtpSession::confirm_device`]).
+#[derive(Clone, Debug)]
+pub struct SessionConfirmation {
+    /// The confirmed device and the confirming code's verification.
+    pub confirmed: ConfirmedDevice,
+    /// Whether the confirmation verified the session (only the user's first device does).
+    pub verified_session: bool,
+    /// The session's new id, when the confirmation verified an own session (see
+    /// [`SessionVerification::token`]).
+    pub token: Option<SessionToken>,
 }
 
 /// A successful verification through the session.
@@ -241,44 +253,81 @@ impl OtpSession {
         Ok(token)
     }
 
+    /// The session's caller, for the engine's operations on the user's factors (see
+    /// [`Caller`]): its user, how and when the session was verified, and the login it belongs
+    /// to. [`SessionError::NotAuthenticated`] without a first-factor user.
+    ///
+    /// ```
+    /// # use tower_otp::session::OtpSession;
+    /// # use tower_otp::device::TotpSettings;
+    /// # async fn enrol(session: OtpSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// let caller = session.caller().await?;
+    /// // Refused unless the user has no factor yet, or verified with a code recently.
+    /// let enrolment = session
+    ///     .two_factor()
+    ///     .enroll_totp(&caller, "Phone", caller.user().as_str(), TotpSettings::default())
+    ///     .await?;
+    /// # let _ = enrolment; Ok(()) }
+    /// ```
+    pub async fn caller(&self) -> Result<Caller, SessionError> {
+        let current = self.current().await?;
+        session_caller(&current)
+    }
+
     /// Verifies `input` with the user's device `device` and marks the session verified.
     pub async fn verify(
         &self,
         device: &DeviceId,
         input: &str,
     ) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.verify(&user, device, input).await })
-            .await
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        let verification = self.two_factor().verify(&caller, device, input).await?;
+        self.mark_verified(&mut current, verification).await
     }
 
     /// Verifies `input` with any of the user's confirmed devices (backup codes included) and
     /// marks the session verified.
     pub async fn verify_any(&self, input: &str) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.verify_any(&user, input).await })
-            .await
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        let verification = self.two_factor().verify_any(&caller, input).await?;
+        self.mark_verified(&mut current, verification).await
     }
 
-    /// Confirms a newly enrolled device with a code from it, and marks the session verified
-    /// by it.
+    /// Confirms a newly enrolled device with a code from it, under the factor rule of
+    /// [`TwoFactor::confirm_device`]: a session that passed only the first factor may confirm
+    /// the user's first device, and that confirmation then verifies the session (emitting
+    /// `user_verified`); any further device needs a session verified by a code within the
+    /// re-verification window, and confirming it leaves the session's verification as it was.
     pub async fn confirm_device(
         &self,
         device: &DeviceId,
         input: &str,
-    ) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.confirm_device(&user, device, input).await })
-            .await
-    }
-
-    /// Runs `check` for the session's user and marks the session verified by its result.
-    async fn verify_with<F, Fut>(&self, check: F) -> Result<SessionVerification, SessionError>
-    where
-        F: FnOnce(TwoFactor, UserId) -> Fut,
-        Fut: Future<Output = Result<Verification, crate::Error>>,
-    {
+    ) -> Result<SessionConfirmation, SessionError> {
         let mut current = self.current().await?;
-        let user = authenticated_user(&current)?;
-        let verification = check(self.two_factor().clone(), user).await?;
-        self.mark_verified(&mut current, verification).await
+        let caller = session_caller(&current)?;
+        let confirmed = self
+            .two_factor()
+            .confirm_device(&caller, device, input)
+            .await?;
+        if !confirmed.first {
+            return Ok(SessionConfirmation {
+                confirmed,
+                verified_session: false,
+                token: None,
+            });
+        }
+        let verification = confirmed.verification.clone();
+        let done = self.mark_verified(&mut current, verification).await?;
+        let device = &done.verification.device;
+        self.two_factor()
+            .emit(EventKind::UserVerified, &device.user, Some(device));
+        Ok(SessionConfirmation {
+            confirmed,
+            verified_session: true,
+            token: done.token,
+        })
     }
 
     async fn mark_verified(
@@ -671,6 +720,19 @@ impl OtpSession {
             external: true,
         })
     }
+}
+
+/// The caller of the session as loaded: its user, verification and binding.
+fn session_caller(current: &Option<Current>) -> Result<Caller, SessionError> {
+    let (key, record) = current
+        .as_ref()
+        .and_then(|c| c.key.as_ref().zip(c.record.as_ref()))
+        .ok_or(SessionError::NotAuthenticated)?;
+    Ok(Caller::of_session(
+        record.user.clone(),
+        record.verified.clone(),
+        key.digest().to_owned(),
+    ))
 }
 
 fn authenticated_user(current: &Option<Current>) -> Result<UserId, SessionError> {
