@@ -46,11 +46,14 @@ pub enum EventKind {
     ReplayRefused,
     /// An attempt was refused because of recent failures on the device.
     ///
-    /// Refusals of one user are coalesced: at most one `throttled` event a second per user.
-    /// Refusals within a second of the last one emitted are held back and counted; the next
-    /// event emitted for the user (the next refusal after that second, or the last refusal
-    /// held back, once the second is over and some other throttled event comes along) stands
-    /// for them all, with the details of the latest.
+    /// Refusals of one user are coalesced: at most one `throttled` event a second per user
+    /// from each [`Events`](super::Events) bus (each instance coalesces its own).
+    /// Refusals within a second of the last one emitted are held back and counted. The next
+    /// `throttled` event of the user stands for them all, with the details (device, time,
+    /// request) of the latest: the next refusal after that second, or, when none comes, the
+    /// latest held back, emitted once the second is over by the next event of this process,
+    /// whoever it concerns (within a second or two under any traffic). Held-back refusals
+    /// are kept in memory only: a process that stops with some held back never reports them.
     Throttled {
         /// When the device may be tried again.
         retry_at: Timestamp,
