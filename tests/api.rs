@@ -645,10 +645,12 @@ async fn disabling_without_a_confirmed_device_needs_no_code() {
         .await;
     assert_eq!(pending.status, StatusCode::CREATED);
     let reply = c.post("/2fa/disable", json!({})).await;
+    // The pending device goes with it.
     assert_eq!(
         (reply.status, &reply.json),
-        (StatusCode::OK, &json!({"removed": 0}))
+        (StatusCode::OK, &json!({"removed": 1}))
     );
+    assert_eq!(c.get("/2fa/devices").await.json["devices"], json!([]));
 }
 
 #[tokio::test]

@@ -341,7 +341,14 @@ pub(crate) struct DisableRequest {
 /// only the password, asks for it.
 pub(crate) async fn disable(caller: Caller, ApiJson(body): ApiJson<DisableRequest>) -> ApiResult {
     if !caller.is_configured().await? {
-        return Ok(Json(json!({"removed": 0})).into_response());
+        // Nothing verifies yet, so no code can be asked for; pending devices go all the same.
+        let removed = caller
+            .session
+            .two_factor()
+            .delete_all_devices(&caller.who)
+            .await
+            .map_err(|e| ApiError::device(&e, caller.now()))?;
+        return Ok(Json(json!({"removed": removed})).into_response());
     }
     let code = body.code.ok_or_else(|| {
         ApiError::bad_request(
