@@ -253,6 +253,34 @@ async fn racing_the_users_first_confirmation_confirms_one_device(backend: &Backe
     }
 }
 
+/// The attacker asks for backup codes with the password at the very moment the user confirms
+/// their first device. Backup codes are a confirmed factor at once, so exactly one of the two
+/// may succeed: the user's confirmation (and the attacker is then refused), or the attacker's
+/// codes (and the user, now configured, is refused).
+async fn racing_the_users_first_confirmation_with_backup_codes_gives_one_factor(backend: &Backend) {
+    for round in 0..20 {
+        let h = Harness::start(backend).await;
+        let own = h.pending_totp("Phone").await;
+        let (two_factor, user) = (h.two_factor.clone(), h.user());
+        let attacker = tokio::spawn(async move { two_factor.generate_backup_codes(&user).await });
+        let (two_factor, user) = (h.two_factor.clone(), h.user());
+        let (id, code): (DeviceId, _) = (own.id.parse().unwrap(), own.code(&h.clock));
+        let confirmed =
+            tokio::spawn(async move { two_factor.confirm_device(&user, &id, &code).await });
+        let (attacker, confirmed) = (attacker.await.unwrap(), confirmed.await.unwrap());
+        // expected: one of the two. The factor rule reads whether the user has a confirmed
+        // device, and the change is written later, in other store operations: both callers
+        // can pass the check while the user has none, leaving the attacker's backup codes
+        // next to the user's new phone.
+        assert!(
+            attacker.is_ok() != confirmed.is_ok(),
+            "round {round}: attacker's codes {:?}, user's confirmation {:?}",
+            attacker.map(drop),
+            confirmed.map(|c| c.first)
+        );
+    }
+}
+
 // ----- remembered, stale and fresh sessions ---------------------------------------------------
 
 /// The changes of factor a session might try: adding an app, adding an address through the
@@ -521,6 +549,7 @@ on_both_stores!(
     the_confirmation_api_adds_no_phone_number_for_a_password,
     a_device_planted_before_enrolment_never_becomes_a_factor,
     racing_the_users_first_confirmation_confirms_one_device,
+    racing_the_users_first_confirmation_with_backup_codes_gives_one_factor,
     remembered_and_stale_sessions_change_no_factor,
     a_fresh_session_changes_factors_and_a_password_alone_does_not,
     confirming_a_second_device_verifies_no_session,
