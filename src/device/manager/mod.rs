@@ -706,12 +706,15 @@ impl TwoFactor {
     /// Replaces the user's backup codes with a new set (creating the backup-code device on
     /// first use). Only hashes are stored; show the codes once.
     ///
-    /// A factor change, as [`TwoFactor::enroll_totp`].
+    /// The user must have a confirmed device other than backup codes
+    /// ([`Error::NotConfigured`] otherwise), so this is always a factor change of a configured
+    /// user: `caller` must have verified with a code within the re-verification window.
     pub async fn generate_backup_codes(
         &self,
         caller: impl Into<Caller>,
     ) -> Result<BackupCodeSet, Error> {
         let caller = caller.into();
+        self.require_a_real_factor(caller.user()).await?;
         self.authorize(&caller, Needs::FactorChange).await?;
         let user = caller.user();
         let device = match self.backup_device(user).await? {
@@ -916,6 +919,20 @@ impl TwoFactor {
         self.inner.store.bump_user_stamp(user).await?;
         self.forget_all_browsers(user).await?;
         Ok(())
+    }
+
+    /// Backup codes back up a factor: without a confirmed one they would be a factor of their
+    /// own, which a password alone could create before the user enrols and keep afterwards.
+    async fn require_a_real_factor(&self, user: &UserId) -> Result<(), Error> {
+        let devices = self.inner.store.list_devices(user).await?;
+        let has_factor = devices
+            .iter()
+            .any(|d| d.confirmed && d.kind() != DeviceKind::BackupCodes);
+        if has_factor {
+            Ok(())
+        } else {
+            Err(Error::NotConfigured)
+        }
     }
 
     /// Applies the factor rule (see [`Caller`]) for an operation that `needs` it.
