@@ -14,7 +14,10 @@ use tower_otp::device::{
     TotpSettings, UserId,
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
-use tower_otp::store::{Challenge, RedisConfig, RedisStore, Store, StoreError, SuccessProof};
+use tower_otp::store::{
+    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RedisConfig, RedisStore, Store,
+    StoreError, SuccessProof,
+};
 use tower_otp::{DeviceKind, ServerKey, TwoFactor};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -61,11 +64,18 @@ fn device(owner: &UserId, config: serde_json::Value) -> Device {
         user: owner.clone(),
         name: "device".into(),
         confirmed: true,
+        pending_until: None,
         is_default: false,
         created_at: Timestamp::from_secs(1),
         config: serde_json::from_value(config).unwrap(),
         state: DeviceState::default(),
     }
+}
+
+/// Inserts a device within the default limits, which it must not reach.
+async fn insert(store: &RedisStore, device: &Device) {
+    let inserted = store.insert_device(device, &DeviceLimits::default()).await;
+    assert_eq!(inserted.unwrap(), DeviceInsert::Inserted);
 }
 
 fn totp(owner: &UserId) -> Device {
@@ -111,7 +121,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
     let backup = device(owner, serde_json::json!({"kind": "backup_codes"}));
     let oob = out_of_band(owner);
     for d in [&totp, &backup, &oob] {
-        store.insert_device(d).await.unwrap();
+        insert(store, d).await;
     }
     let codes: Vec<_> = (0..10).map(hash).collect();
     store
@@ -132,6 +142,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         .begin_attempt(
             owner,
             std::slice::from_ref(&totp.id),
+            AttemptPurpose::Verify,
             &ThrottlePolicy::default(),
             now,
         )
@@ -201,7 +212,7 @@ async fn own_server_with_a_device(timeout: Duration) -> (RedisServer, RedisStore
         .await
         .unwrap();
     let d = totp(&user("alice"));
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     (server, store, d)
 }
 
@@ -229,6 +240,7 @@ async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
             .begin_attempt(
                 &alice,
                 std::slice::from_ref(&d.id),
+                AttemptPurpose::Verify,
                 &policy,
                 Timestamp::EPOCH,
             )
@@ -241,7 +253,7 @@ async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
     // Back (empty: nothing was persisted), the same client works again without help.
     server.restart();
     until_back(&store).await;
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
 }
 
@@ -274,7 +286,7 @@ async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
     let mut devices = Vec::new();
     for i in 0..12 {
         let d = totp(&user(&format!("user-{i}")));
-        store.insert_device(&d).await.unwrap();
+        insert(&store, &d).await;
         devices.push(d);
     }
     let node_of = |d: &Device| {
@@ -489,7 +501,7 @@ async fn the_session_index_is_pruned_and_expires() {
 async fn check_script_reload(store: &RedisStore, servers: &[RedisServer]) {
     let alice = user("alice");
     let d = totp(&alice);
-    store.insert_device(&d).await.unwrap();
+    insert(store, &d).await;
     for server in servers {
         assert_eq!(server.query(&["SCRIPT", "FLUSH"]).text(), "OK");
     }
@@ -553,6 +565,7 @@ async fn every_operation_is_one_round_trip() {
     };
     let proof = SuccessProof::BackupCode(hash(1));
     let ids = [d.id.clone(), oob.id.clone()];
+    let limits = DeviceLimits::default();
 
     let mut monitor = server.monitor();
     let mut costs = Vec::new();
@@ -569,8 +582,8 @@ async fn every_operation_is_one_round_trip() {
                 }
             }};
         }
-        measure!("insert_device", store.insert_device(&d));
-        measure!("insert_device", store.insert_device(&oob));
+        measure!("insert_device", store.insert_device(&d, &limits));
+        measure!("insert_device", store.insert_device(&oob, &limits));
         measure!("update_device", store.update_device(&d));
         measure!("get_device", store.get_device(&alice, &d.id));
         measure!("list_devices", store.list_devices(&alice));
@@ -588,7 +601,7 @@ async fn every_operation_is_one_round_trip() {
         );
         measure!(
             "begin_attempt",
-            store.begin_attempt(&alice, &ids, &policy, now)
+            store.begin_attempt(&alice, &ids, AttemptPurpose::Verify, &policy, now)
         );
         measure!(
             "commit_success",
@@ -626,7 +639,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let store = store_on(server).await;
     let alice = user("alice");
     let d = totp(&alice);
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     let tag = UserTag::of(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let user_key = format!("{}:{{{}}}:user", store.key_prefix(), tag.as_str());
@@ -635,8 +648,8 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
         .query(&["HGET", &devices, &state_field])
         .text()
         .to_owned();
-    assert_eq!(state, "1,0,0,0,,");
-    server.query(&["HSET", &devices, &state_field, "1,0,0,secret-garbage,,"]);
+    assert_eq!(state, "1,0,0,0,,,1,");
+    server.query(&["HSET", &devices, &state_field, "1,0,0,secret-garbage,,,1,"]);
 
     let check = |result: Result<_, StoreError>| {
         let error = result.expect_err("damaged record accepted");
@@ -649,7 +662,13 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let now = Timestamp::from_secs(10);
     check(
         store
-            .begin_attempt(&alice, std::slice::from_ref(&d.id), &policy, now)
+            .begin_attempt(
+                &alice,
+                std::slice::from_ref(&d.id),
+                AttemptPurpose::Verify,
+                &policy,
+                now,
+            )
             .await
             .map(drop),
     );
@@ -666,7 +685,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     // Nothing was written by the failed scripts.
     assert_eq!(server.query(&["EXISTS", &user_key]).int(), 0);
     let stored = server.query(&["HGET", &devices, &state_field]);
-    assert_eq!(stored.text(), "1,0,0,secret-garbage,,");
+    assert_eq!(stored.text(), "1,0,0,secret-garbage,,,1,");
 
     let record_field = d.id.to_string();
     server.query(&["HSET", &devices, &record_field, "{\"secret\": "]);

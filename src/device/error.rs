@@ -56,6 +56,14 @@ pub enum Error {
     /// The user has as many devices as allowed.
     #[error("too many devices")]
     TooManyDevices,
+    /// The user has as many unconfirmed devices as allowed: confirm or delete one first, or
+    /// wait for one to expire.
+    #[error("too many unconfirmed devices")]
+    TooManyPendingDevices,
+    /// Only a first device could be confirmed here, and the user has a confirmed device
+    /// already.
+    #[error("the user has a confirmed device already")]
+    NotFirstDevice,
     /// A device name is empty, too long or has control characters.
     #[error("invalid device name")]
     InvalidName,
@@ -107,6 +115,8 @@ impl Error {
             Error::AlreadyConfirmed => "device_already_confirmed",
             Error::NotConfigured => "not_configured",
             Error::TooManyDevices => "too_many_devices",
+            Error::TooManyPendingDevices => "too_many_pending_devices",
+            Error::NotFirstDevice => "not_first_device",
             Error::InvalidName => "invalid_name",
             Error::InvalidSettings(_) => "invalid_settings",
             Error::InvalidDestination(_) => "invalid_destination",

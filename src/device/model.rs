@@ -258,6 +258,11 @@ pub struct Device {
     /// Whether the user has proved possession (entered a code) yet. Unconfirmed devices
     /// cannot be used to verify.
     pub confirmed: bool,
+    /// For an unconfirmed device: when it expires unless confirmed first. From then on the
+    /// store treats it as gone (see [`Device::is_live_at`]). Confirmed devices have none;
+    /// an unconfirmed device without one never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<Timestamp>,
     /// Whether this is the device to offer first.
     #[serde(default)]
     pub is_default: bool,
@@ -274,6 +279,12 @@ impl Device {
     /// The device's kind.
     pub fn kind(&self) -> DeviceKind {
         self.config.kind()
+    }
+
+    /// Whether the device still exists at `now`: it has no deadline, or its deadline is
+    /// later than `now`.
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        self.pending_until.is_none_or(|until| until > now)
     }
 }
 

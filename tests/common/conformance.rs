@@ -16,8 +16,8 @@ use tower_otp::device::{
 use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, SharedStore,
-    StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt,
+    DeviceInsert, DeviceLimits, SharedStore, StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -102,11 +102,25 @@ fn device(owner: &UserId, kind: DeviceKind, created: u64) -> Device {
         user: owner.clone(),
         name: format!("{kind} device"),
         confirmed: true,
+        pending_until: None,
         is_default: false,
         created_at: t(created),
         config,
         state: DeviceState::default(),
     }
+}
+
+const VERIFY: AttemptPurpose = AttemptPurpose::Verify;
+
+/// Inserts a device within the default limits, which it must not reach.
+async fn insert(store: &SharedStore, device: &Device) {
+    assert_eq!(
+        store
+            .insert_device(device, &DeviceLimits::default())
+            .await
+            .unwrap(),
+        DeviceInsert::Inserted
+    );
 }
 
 fn slots(grant: AttemptGrant) -> Vec<AttemptSlot> {
@@ -142,11 +156,11 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
     let first = device(&alice, DeviceKind::Totp, 1);
     let second = device(&alice, DeviceKind::BackupCodes, 2);
     let bobs = device(&bob, DeviceKind::Totp, 3);
-    a.insert_device(&first).await.unwrap();
-    b.insert_device(&second).await.unwrap();
-    a.insert_device(&bobs).await.unwrap();
+    insert(&a, &first).await;
+    insert(&b, &second).await;
+    insert(&a, &bobs).await;
     assert!(matches!(
-        b.insert_device(&first).await,
+        b.insert_device(&first, &DeviceLimits::default()).await,
         Err(tower_otp::store::StoreError::Conflict)
     ));
 
@@ -165,9 +179,12 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
 
     let mut renamed = first.clone();
     renamed.name = "Renamed".into();
-    renamed.confirmed = false;
     renamed.is_default = true;
-    assert!(b.update_device(&renamed).await.unwrap());
+    // The confirmation is not a descriptive field: an update never changes it.
+    let mut unconfirming = renamed.clone();
+    unconfirming.confirmed = false;
+    unconfirming.pending_until = Some(t(1));
+    assert!(b.update_device(&unconfirming).await.unwrap());
     assert_eq!(
         a.get_device(&alice, &first.id).await.unwrap(),
         Some(renamed)
@@ -184,7 +201,7 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
 pub async fn update_device_keeps_state_and_never_recreates(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let proof = SuccessProof::Counter {
         next_counter: 42,
         drift: -1,
@@ -213,7 +230,7 @@ pub async fn update_device_keeps_state_and_never_recreates(a: SharedStore, b: Sh
 pub async fn backup_codes_are_replaced_counted_and_consumed_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::BackupCodes, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
     let first_set: Vec<_> = (0..10).map(hash).collect();
     a.replace_backup_codes(&alice, &d.id, &first_set)
@@ -258,7 +275,7 @@ pub async fn backup_codes_are_replaced_counted_and_consumed_once(a: SharedStore,
     // Another user's device with the same hash is unaffected.
     let bob = user("bob");
     let bobs = device(&bob, DeviceKind::BackupCodes, 1);
-    a.insert_device(&bobs).await.unwrap();
+    insert(&a, &bobs).await;
     a.replace_backup_codes(&bob, &bobs.id, &[hash(100)])
         .await
         .unwrap();
@@ -278,14 +295,20 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     let policy = ThrottlePolicy::default();
     let totp = device(&alice, DeviceKind::Totp, 1);
     let backup = device(&alice, DeviceKind::BackupCodes, 2);
-    a.insert_device(&totp).await.unwrap();
-    a.insert_device(&backup).await.unwrap();
+    insert(&a, &totp).await;
+    insert(&a, &backup).await;
     let missing = DeviceId::generate();
 
     let got = slots(
-        a.begin_attempt(&alice, &[totp.id.clone(), missing.clone()], &policy, t(100))
-            .await
-            .unwrap(),
+        a.begin_attempt(
+            &alice,
+            &[totp.id.clone(), missing.clone()],
+            VERIFY,
+            &policy,
+            t(100),
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(got.len(), 2);
     assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.id == totp.id && d.state.failures == 0));
@@ -302,6 +325,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
         b.begin_attempt(
             &alice,
             &[totp.id.clone(), backup.id.clone()],
+            VERIFY,
             &policy,
             Timestamp::from_millis(100_999),
         )
@@ -322,9 +346,15 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     assert_eq!(a.user_failures(&alice).await.unwrap(), (2, None));
 
     let got = slots(
-        a.begin_attempt(&alice, std::slice::from_ref(&totp.id), &policy, t(101))
-            .await
-            .unwrap(),
+        a.begin_attempt(
+            &alice,
+            std::slice::from_ref(&totp.id),
+            VERIFY,
+            &policy,
+            t(101),
+        )
+        .await
+        .unwrap(),
     );
     assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.state.failures == 1));
     // 2 failures: 2 s.
@@ -332,6 +362,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
         a.begin_attempt(
             &alice,
             std::slice::from_ref(&totp.id),
+            VERIFY,
             &policy,
             Timestamp::from_millis(102_999),
         )
@@ -343,7 +374,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     // Nothing allowed: the user count does not move.
     let before = a.user_failures(&alice).await.unwrap();
     let got = slots(
-        a.begin_attempt(&alice, &[missing], &policy, t(200))
+        a.begin_attempt(&alice, &[missing], VERIFY, &policy, t(200))
             .await
             .unwrap(),
     );
@@ -357,11 +388,11 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
         .with_user_failure_limit(3)
         .with_lock_period(Duration::from_secs(60));
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let ids = [d.id.clone()];
     for i in 0..3 {
         let got = slots(
-            a.begin_attempt(&alice, &ids, &policy, t(100 + i))
+            a.begin_attempt(&alice, &ids, VERIFY, &policy, t(100 + i))
                 .await
                 .unwrap(),
         );
@@ -369,7 +400,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
     }
     assert_eq!(b.user_failures(&alice).await.unwrap(), (3, Some(t(162))));
     assert_eq!(
-        b.begin_attempt(&alice, &ids, &policy, t(161))
+        b.begin_attempt(&alice, &ids, VERIFY, &policy, t(161))
             .await
             .unwrap(),
         AttemptGrant::Locked { until: t(162) }
@@ -386,7 +417,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 
     // The lock ends by itself, and the count starts again from zero.
     let got = slots(
-        b.begin_attempt(&alice, &ids, &policy, t(162))
+        b.begin_attempt(&alice, &ids, VERIFY, &policy, t(162))
             .await
             .unwrap(),
     );
@@ -395,12 +426,12 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 
     for i in 0..2 {
         let _ = a
-            .begin_attempt(&alice, &ids, &policy, t(170 + i))
+            .begin_attempt(&alice, &ids, VERIFY, &policy, t(170 + i))
             .await
             .unwrap();
     }
     assert!(matches!(
-        a.begin_attempt(&alice, &ids, &policy, t(180))
+        a.begin_attempt(&alice, &ids, VERIFY, &policy, t(180))
             .await
             .unwrap(),
         AttemptGrant::Locked { .. }
@@ -408,7 +439,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
     b.reset_user_failures(&alice).await.unwrap();
     assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
     assert!(matches!(
-        a.begin_attempt(&alice, &ids, &policy, t(181))
+        a.begin_attempt(&alice, &ids, VERIFY, &policy, t(181))
             .await
             .unwrap(),
         AttemptGrant::Slots(_)
@@ -422,7 +453,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 pub async fn commit_success_accepts_only_newer_counters(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let counter = |next_counter, drift| SuccessProof::Counter {
         next_counter,
         drift,
@@ -469,12 +500,12 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
     let policy = throttle_off();
     let winner = device(&alice, DeviceKind::Totp, 1);
     let other = device(&alice, DeviceKind::Totp, 2);
-    a.insert_device(&winner).await.unwrap();
-    a.insert_device(&other).await.unwrap();
+    insert(&a, &winner).await;
+    insert(&a, &other).await;
     let both = [winner.id.clone(), other.id.clone()];
     for i in 0..3 {
         slots(
-            a.begin_attempt(&alice, &both, &policy, t(100 + i))
+            a.begin_attempt(&alice, &both, VERIFY, &policy, t(100 + i))
                 .await
                 .unwrap(),
         );
@@ -505,7 +536,7 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
 
     // A stale proof changes nothing.
     slots(
-        a.begin_attempt(&alice, &both, &policy, t(300))
+        a.begin_attempt(&alice, &both, VERIFY, &policy, t(300))
             .await
             .unwrap(),
     );
@@ -538,7 +569,7 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
 pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = |n, resend: u64| Challenge {
         hash: hash(n),
@@ -603,7 +634,7 @@ pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: Shared
 pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let short = Challenge {
         hash: hash(1),
@@ -635,7 +666,7 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
 pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = |n| Challenge {
         hash: hash(n),
@@ -828,7 +859,7 @@ where
 pub async fn race_two_hundred_uses_of_one_totp_step(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let wins = race(&a, &b, |store| {
         let (alice, id) = (alice.clone(), d.id.clone());
         async move {
@@ -849,7 +880,7 @@ pub async fn race_two_hundred_uses_of_one_totp_step(a: SharedStore, b: SharedSto
 pub async fn race_two_hundred_uses_of_one_backup_code(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::BackupCodes, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
         .await
         .unwrap();
@@ -871,7 +902,7 @@ pub async fn race_two_hundred_uses_of_one_backup_code(a: SharedStore, b: SharedS
 pub async fn race_two_hundred_uses_of_one_challenge(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = Challenge {
         hash: hash(1),
@@ -900,13 +931,14 @@ async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy:
     let alice = user("alice");
     let concurrent = device(&alice, DeviceKind::Totp, 1);
     let sequential = device(&user("bob"), DeviceKind::Totp, 1);
-    a.insert_device(&concurrent).await.unwrap();
-    a.insert_device(&sequential).await.unwrap();
+    insert(&a, &concurrent).await;
+    insert(&a, &sequential).await;
     let now = t(1_000);
     for _ in 0..200 {
         a.begin_attempt(
             &sequential.user,
             std::slice::from_ref(&sequential.id),
+            VERIFY,
             &policy,
             now,
         )
@@ -917,7 +949,7 @@ async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy:
         let (alice, id) = (alice.clone(), concurrent.id.clone());
         async move {
             let grant = store
-                .begin_attempt(&alice, &[id], &policy, now)
+                .begin_attempt(&alice, &[id], VERIFY, &policy, now)
                 .await
                 .unwrap();
             matches!(grant, AttemptGrant::Slots(s) if matches!(s[0], AttemptSlot::Allowed(_)))
@@ -975,7 +1007,7 @@ pub async fn remembered_browsers_are_put_checked_listed_and_deleted(
 ) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let day = Duration::from_secs(86_400);
     let first = browser(&alice, &d.id, now, day);
@@ -1061,7 +1093,7 @@ pub async fn remembered_browsers_are_put_checked_listed_and_deleted(
 pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let short = browser(&alice, &d.id, now, Duration::from_millis(800));
     let long = browser(&alice, &d.id, now, Duration::from_secs(3600));
@@ -1083,12 +1115,12 @@ pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
 pub async fn begin_attempt_takes_a_device_named_twice_twice(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let twice = [d.id.clone(), d.id.clone()];
 
     // Without delays: two slots, the second seeing the first; the user count moves once.
     let got = slots(
-        b.begin_attempt(&alice, &twice, &throttle_off(), t(100))
+        b.begin_attempt(&alice, &twice, VERIFY, &throttle_off(), t(100))
             .await
             .unwrap(),
     );
@@ -1102,7 +1134,7 @@ pub async fn begin_attempt_takes_a_device_named_twice_twice(a: SharedStore, b: S
 
     // With delays the second slot is throttled by the first.
     let got = slots(
-        a.begin_attempt(&alice, &twice, &ThrottlePolicy::default(), t(200))
+        a.begin_attempt(&alice, &twice, VERIFY, &ThrottlePolicy::default(), t(200))
             .await
             .unwrap(),
     );
@@ -1116,11 +1148,15 @@ pub async fn commit_success_refunds_once_per_listed_device(a: SharedStore, b: Sh
     let policy = throttle_off();
     let winner = device(&alice, DeviceKind::Totp, 1);
     let other = device(&alice, DeviceKind::Totp, 2);
-    a.insert_device(&winner).await.unwrap();
-    a.insert_device(&other).await.unwrap();
+    insert(&a, &winner).await;
+    insert(&a, &other).await;
     let both = [winner.id.clone(), other.id.clone()];
     for i in 0..3 {
-        slots(a.begin_attempt(&alice, &both, &policy, t(i)).await.unwrap());
+        slots(
+            a.begin_attempt(&alice, &both, VERIFY, &policy, t(i))
+                .await
+                .unwrap(),
+        );
     }
     let proof = SuccessProof::Counter {
         next_counter: 1,
@@ -1180,7 +1216,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
     ));
     assert_eq!(b.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
 
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
         .await
         .unwrap();
@@ -1193,7 +1229,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
     assert_eq!(b.delete_all_devices(&alice).await.unwrap(), 1);
 
     // The same device again starts clean: no codes, no challenge, no cooldown.
-    b.insert_device(&d).await.unwrap();
+    insert(&b, &d).await;
     assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
     assert!(
         !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)

@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::events::{DeviceRef, EventKind, Events};
 use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, TotpParams};
 use crate::remember::{BrowserId, RememberedBrowser};
-use crate::store::{Challenge, ChallengePut, SharedStore, Store};
+use crate::store::{
+    AttemptPurpose as Purpose, Challenge, ChallengePut, ConfirmOutcome, DeviceInsert, DeviceLimits,
+    SharedStore, Store,
+};
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
 use super::matching::{HotpPolicy, TotpPolicy};
@@ -73,15 +77,9 @@ struct Inner {
     throttle: ThrottlePolicy,
     out_of_band: OutOfBandPolicy,
     senders: BTreeMap<String, Arc<dyn Sender>>,
-    max_devices: usize,
+    limits: DeviceLimits,
+    pending_lifetime: Duration,
     events: Events,
-}
-
-/// Why an attempt is made: to verify, or to confirm a new device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
-    Verify,
-    Confirm,
 }
 
 /// Settings of a new TOTP device.
@@ -180,7 +178,8 @@ impl TwoFactor {
                 throttle: ThrottlePolicy::default(),
                 out_of_band: OutOfBandPolicy::default(),
                 senders: BTreeMap::new(),
-                max_devices: 20,
+                limits: DeviceLimits::default(),
+                pending_lifetime: Duration::from_secs(15 * 60),
                 events: Events::new(),
             }),
         }
@@ -247,9 +246,21 @@ impl TwoFactor {
         })
     }
 
-    /// The most devices a user may have (default 20).
+    /// The most devices a user may have, confirmed or not (default 20).
     pub fn with_max_devices(self, max: usize) -> Self {
-        self.configure(|c| c.max_devices = max.max(1))
+        self.configure(|c| c.limits.max_devices = limit(max))
+    }
+
+    /// The most unconfirmed devices a user may have at once (default 3). Adding one more
+    /// fails with [`Error::TooManyPendingDevices`] until one is confirmed, deleted or expired.
+    pub fn with_max_pending_devices(self, max: usize) -> Self {
+        self.configure(|c| c.limits.max_pending = limit(max))
+    }
+
+    /// How long a new device may stay unconfirmed (default 15 minutes). Past that the store
+    /// forgets it, and it must be added again.
+    pub fn with_pending_device_lifetime(self, lifetime: Duration) -> Self {
+        self.configure(|c| c.pending_lifetime = lifetime)
     }
 
     /// Emits events on `events` (default: a bus of its own, see [`TwoFactor::events`]).
@@ -417,25 +428,50 @@ impl TwoFactor {
         confirmed: bool,
         config: DeviceConfig,
     ) -> Result<Device, Error> {
-        let name = check_name(name)?;
-        let existing = self.inner.store.list_devices(user).await?;
-        if existing.len() >= self.inner.max_devices {
-            return Err(Error::TooManyDevices);
-        }
-        let device = Device {
+        let device = self.new_device(user, id, name, confirmed, config)?;
+        let outcome = self
+            .inner
+            .store
+            .insert_device(&device, &self.inner.limits)
+            .await?;
+        self.inserted(device, outcome)
+    }
+
+    /// A device record for `user`, unconfirmed ones with their deadline.
+    fn new_device(
+        &self,
+        user: &UserId,
+        id: DeviceId,
+        name: &str,
+        confirmed: bool,
+        config: DeviceConfig,
+    ) -> Result<Device, Error> {
+        let now = self.now();
+        Ok(Device {
             id,
             user: user.clone(),
-            name,
+            name: check_name(name)?,
             confirmed,
+            pending_until: (!confirmed).then(|| now.saturating_add(self.inner.pending_lifetime)),
             is_default: false,
-            created_at: self.now(),
+            created_at: now,
             config,
             state: DeviceState::default(),
-        };
-        self.inner.store.insert_device(&device).await?;
-        tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), "device added");
-        self.emit(EventKind::DeviceAdded, user, Some(&device));
-        Ok(device)
+        })
+    }
+
+    /// The device, if the store took it (announcing it), or why not.
+    fn inserted(&self, device: Device, outcome: DeviceInsert) -> Result<Device, Error> {
+        match outcome {
+            DeviceInsert::Inserted => {
+                tracing::debug!(user = %device.user, device = %device.id, kind = %device.kind(), "device added");
+                self.emit(EventKind::DeviceAdded, &device.user, Some(&device));
+                Ok(device)
+            }
+            DeviceInsert::TooManyDevices => Err(Error::TooManyDevices),
+            DeviceInsert::TooManyPending => Err(Error::TooManyPendingDevices),
+            DeviceInsert::BackupCodesExist(_) => Err(Error::DuplicateDevice),
+        }
     }
 
     /// Confirms a new device with a code from it. The code counts as used.
@@ -445,20 +481,47 @@ impl TwoFactor {
         device: &DeviceId,
         input: &str,
     ) -> Result<Verification, Error> {
+        let (verification, _first) = self
+            .confirm_pending_device(user, device, input, false)
+            .await?;
+        Ok(verification)
+    }
+
+    /// Confirms a new device with a code from it; with `only_if_first`, only if the user has
+    /// no other confirmed device ([`Error::NotFirstDevice`]). Also says whether it is the
+    /// user's first confirmed device (the store has then deleted the user's other
+    /// unconfirmed devices).
+    pub(crate) async fn confirm_pending_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        input: &str,
+        only_if_first: bool,
+    ) -> Result<(Verification, bool), Error> {
         let verification = self
             .attempt(user, vec![device.clone()], &[], input, Purpose::Confirm)
             .await?;
+        let first = match self
+            .inner
+            .store
+            .confirm_device(user, device, only_if_first)
+            .await?
+        {
+            ConfirmOutcome::Confirmed { first } => first,
+            ConfirmOutcome::AlreadyConfirmed => return Err(Error::AlreadyConfirmed),
+            ConfirmOutcome::NotFirst => return Err(Error::NotFirstDevice),
+            ConfirmOutcome::Missing => return Err(Error::DeviceNotFound),
+        };
         let mut confirmed = verification.device.clone();
         confirmed.confirmed = true;
-        if !self.inner.store.update_device(&confirmed).await? {
-            return Err(Error::DeviceNotFound);
-        }
-        tracing::debug!(user = %user, device = %device, "device confirmed");
+        confirmed.pending_until = None;
+        tracing::debug!(user = %user, device = %device, first, "device confirmed");
         self.emit(EventKind::DeviceConfirmed, user, Some(&confirmed));
-        Ok(Verification {
+        let verification = Verification {
             device: confirmed,
             ..verification
-        })
+        };
+        Ok((verification, first))
     }
 
     // ----- out-of-band codes --------------------------------------------------------------
@@ -590,16 +653,7 @@ impl TwoFactor {
     pub async fn generate_backup_codes(&self, user: &UserId) -> Result<BackupCodeSet, Error> {
         let device = match self.backup_device(user).await? {
             Some(device) => device,
-            None => {
-                self.add_device(
-                    user,
-                    DeviceId::generate(),
-                    "Backup codes",
-                    true,
-                    DeviceConfig::BackupCodes,
-                )
-                .await?
-            }
+            None => self.add_backup_device(user).await?,
         };
         let codes = self.inner.backup.generate();
         let hashes: Vec<_> = codes
@@ -634,6 +688,27 @@ impl TwoFactor {
                 .count_backup_codes(user, &device.id)
                 .await?),
             None => Ok(0),
+        }
+    }
+
+    /// Adds the user's backup-code device; if a concurrent request added one first, that
+    /// one.
+    async fn add_backup_device(&self, user: &UserId) -> Result<Device, Error> {
+        let device = self.new_device(
+            user,
+            DeviceId::generate(),
+            "Backup codes",
+            true,
+            DeviceConfig::BackupCodes,
+        )?;
+        match self
+            .inner
+            .store
+            .insert_device(&device, &self.inner.limits)
+            .await?
+        {
+            DeviceInsert::BackupCodesExist(winner) => Ok(*winner),
+            outcome => self.inserted(device, outcome),
         }
     }
 
@@ -770,6 +845,11 @@ impl TwoFactor {
     pub async fn reset_lockout(&self, user: &UserId) -> Result<(), Error> {
         Ok(self.inner.store.reset_user_failures(user).await?)
     }
+}
+
+/// A configured maximum as the store takes it: at least 1.
+fn limit(max: usize) -> u32 {
+    u32::try_from(max.max(1)).unwrap_or(u32::MAX)
 }
 
 fn check_name(name: &str) -> Result<String, Error> {
