@@ -16,8 +16,8 @@ use tower_otp::device::{
 use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt,
-    DeviceInsert, DeviceLimits, SharedStore, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
+    ConfirmationAttempt, DeviceInsert, DeviceLimits, SharedStore, StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -59,6 +59,16 @@ macro_rules! store_conformance_tests {
             confirmations_are_forgotten_after_retention,
             race_two_hundred_uses_of_one_confirmation,
             race_two_hundred_attempts_at_one_confirmation,
+            pending_devices_expire_for_every_operation,
+            insert_device_enforces_the_limits,
+            race_thirty_inserts_never_pass_the_limits,
+            confirm_device_confirms_once_and_the_first_ends_other_pending,
+            race_only_one_first_device_is_confirmed,
+            verification_attempts_on_pending_devices_are_not_counted,
+            deleting_a_device_revokes_what_it_verified,
+            deleting_all_devices_revokes_every_verification,
+            logout_everywhere_forgets_remembered_browsers,
+            new_backup_codes_forget_the_browsers_they_remembered,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -111,6 +121,7 @@ fn device(owner: &UserId, kind: DeviceKind, created: u64) -> Device {
 }
 
 const VERIFY: AttemptPurpose = AttemptPurpose::Verify;
+const CONFIRM: AttemptPurpose = AttemptPurpose::Confirm;
 
 /// Inserts a device within the default limits, which it must not reach.
 async fn insert(store: &SharedStore, device: &Device) {
@@ -1564,5 +1575,705 @@ pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: Sh
     assert_eq!(
         (stored.status, stored.attempts),
         (ConfirmationStatus::Failed, 5)
+    );
+}
+
+// ----- unconfirmed devices, limits, confirmation ------------------------------------------
+
+/// An unconfirmed device of `kind` that expires at `until`.
+fn pending(owner: &UserId, kind: DeviceKind, until: Timestamp) -> Device {
+    Device {
+        confirmed: false,
+        pending_until: Some(until),
+        ..device(owner, kind, 1)
+    }
+}
+
+fn limits(max_devices: u32, max_pending: u32) -> DeviceLimits {
+    DeviceLimits {
+        max_devices,
+        max_pending,
+    }
+}
+
+/// Runs `attempt(client, i)` for i in 0..n concurrently, alternating between the two clients,
+/// and returns the outcomes in order.
+async fn race_n<T, F, Fut>(a: &SharedStore, b: &SharedStore, n: usize, attempt: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(SharedStore, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let run = attempt(client, i);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(n);
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+pub async fn pending_devices_expire_for_every_operation(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let soon = now.saturating_add(Duration::from_millis(1_000));
+    let confirmed = device(&alice, DeviceKind::Totp, 1);
+    let totp = pending(&alice, DeviceKind::Totp, soon);
+    let oob = pending(&alice, DeviceKind::OutOfBand, soon);
+    let codes = pending(&alice, DeviceKind::BackupCodes, soon);
+    for d in [&confirmed, &totp, &oob, &codes] {
+        insert(&a, d).await;
+    }
+    a.replace_backup_codes(&alice, &codes.id, &[hash(1)])
+        .await
+        .unwrap();
+    let later = now.saturating_add(Duration::from_secs(300));
+    let challenge = Challenge {
+        hash: hash(2),
+        expires_at: later,
+        resend_after: now,
+    };
+    let browser = browser(&alice, &totp.id, now, Duration::from_secs(3600));
+    a.put_remembered(&browser).await.unwrap();
+    assert_eq!(
+        b.get_device(&alice, &totp.id).await.unwrap(),
+        Some(totp.clone())
+    );
+    assert_eq!(b.list_devices(&alice).await.unwrap().len(), 4);
+    assert_eq!(b.count_backup_codes(&alice, &codes.id).await.unwrap(), 1);
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let now = SystemClock.now();
+    assert_eq!(b.get_device(&alice, &totp.id).await.unwrap(), None);
+    assert_eq!(
+        b.list_devices(&alice).await.unwrap(),
+        vec![confirmed.clone()]
+    );
+    assert_eq!(a.count_backup_codes(&alice, &codes.id).await.unwrap(), 0);
+    let ids = [totp.id.clone(), oob.id.clone(), codes.id.clone()];
+    let got = slots(
+        a.begin_attempt(&alice, &ids, CONFIRM, &throttle_off(), now)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, vec![AttemptSlot::Missing; 3]);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    let proof = SuccessProof::Counter {
+        next_counter: 5,
+        drift: 0,
+    };
+    assert!(
+        !b.commit_success(&alice, &totp.id, &proof, &[], now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.commit_success(
+            &alice,
+            &codes.id,
+            &SuccessProof::BackupCode(hash(1)),
+            &[],
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert!(matches!(
+        a.put_challenge(&alice, &oob.id, &challenge, now).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        a.replace_backup_codes(&alice, &codes.id, &[hash(3)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let check = b
+        .check_remembered(&alice, &browser.id, &totp.id, now)
+        .await
+        .unwrap();
+    assert_eq!(check.device, None);
+    assert!(!a.update_device(&totp).await.unwrap());
+    assert_eq!(
+        a.confirm_device(&alice, &totp.id, false).await.unwrap(),
+        ConfirmOutcome::Missing
+    );
+    assert!(!b.delete_device(&alice, &oob.id).await.unwrap());
+    // An expired device counts toward no limit, and its id is free again.
+    assert_eq!(
+        a.insert_device(&pending(&alice, DeviceKind::Totp, later), &limits(2, 1))
+            .await
+            .unwrap(),
+        DeviceInsert::Inserted
+    );
+    let mut again = totp.clone();
+    again.pending_until = Some(later);
+    insert(&b, &again).await;
+    assert_eq!(b.get_device(&alice, &totp.id).await.unwrap(), Some(again));
+    assert_eq!(
+        b.get_device(&alice, &confirmed.id).await.unwrap(),
+        Some(confirmed)
+    );
+
+    // A deadline already past: reported inserted, and gone at once.
+    let stillborn = pending(&alice, DeviceKind::Totp, t(1));
+    insert(&a, &stillborn).await;
+    assert_eq!(b.get_device(&alice, &stillborn.id).await.unwrap(), None);
+    // A confirmed device has no deadline.
+    let mut invalid = device(&alice, DeviceKind::Totp, 1);
+    invalid.pending_until = Some(later);
+    assert!(matches!(
+        a.insert_device(&invalid, &DeviceLimits::default()).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn insert_device_enforces_the_limits(a: SharedStore, b: SharedStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let limits = limits(4, 2);
+    let backup = device(&alice, DeviceKind::BackupCodes, 1);
+    let mut outcomes = Vec::new();
+    for d in [
+        backup.clone(),
+        pending(&alice, DeviceKind::Totp, later),
+        pending(&alice, DeviceKind::OutOfBand, later),
+        pending(&alice, DeviceKind::Totp, later),
+        device(&alice, DeviceKind::Totp, 2),
+        device(&alice, DeviceKind::Totp, 3),
+        pending(&alice, DeviceKind::Totp, later),
+    ] {
+        let client = if outcomes.len() % 2 == 0 { &a } else { &b };
+        outcomes.push(client.insert_device(&d, &limits).await.unwrap());
+    }
+    use DeviceInsert::*;
+    assert_eq!(
+        outcomes,
+        [
+            Inserted,
+            Inserted,
+            Inserted,
+            TooManyPending,
+            Inserted,
+            TooManyDevices,
+            TooManyDevices
+        ]
+    );
+    assert_eq!(a.list_devices(&alice).await.unwrap().len(), 4);
+
+    // One backup-code device per user, reported before the count limit.
+    let second_backup = device(&alice, DeviceKind::BackupCodes, 4);
+    let stored_backup = a.get_device(&alice, &backup.id).await.unwrap().unwrap();
+    assert_eq!(
+        b.insert_device(&second_backup, &limits).await.unwrap(),
+        BackupCodesExist(Box::new(stored_backup))
+    );
+    assert!(matches!(
+        b.insert_device(&backup, &limits).await,
+        Err(StoreError::Conflict)
+    ));
+    // Limits are per user.
+    insert(&a, &device(&bob, DeviceKind::BackupCodes, 1)).await;
+    insert(&b, &pending(&bob, DeviceKind::Totp, later)).await;
+}
+
+pub async fn race_thirty_inserts_never_pass_the_limits(a: SharedStore, b: SharedStore) {
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let cases = [
+        (user("alice"), DeviceKind::Totp, true, 5),
+        (user("bob"), DeviceKind::Totp, false, 3),
+        (user("carol"), DeviceKind::BackupCodes, true, 1),
+    ];
+    for (owner, kind, confirmed, allowed) in cases {
+        let outcomes = race_n(&a, &b, 30, |store, _| {
+            let mut d = device(&owner, kind, 1);
+            if !confirmed {
+                d = pending(&owner, kind, later);
+            }
+            async move { store.insert_device(&d, &limits(5, 3)).await.unwrap() }
+        })
+        .await;
+        let inserted = outcomes
+            .iter()
+            .filter(|o| **o == DeviceInsert::Inserted)
+            .count();
+        assert_eq!(inserted, allowed, "{owner:?}: {outcomes:?}");
+        let stored = a.list_devices(&owner).await.unwrap();
+        assert_eq!(stored.len(), allowed, "{owner:?}");
+        for outcome in outcomes {
+            match outcome {
+                DeviceInsert::Inserted => {}
+                DeviceInsert::TooManyDevices => assert!(confirmed && kind == DeviceKind::Totp),
+                DeviceInsert::TooManyPending => assert!(!confirmed),
+                DeviceInsert::BackupCodesExist(winner) => assert_eq!(*winner, stored[0]),
+            }
+        }
+    }
+}
+
+pub async fn confirm_device_confirms_once_and_the_first_ends_other_pending(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let later = now.saturating_add(Duration::from_secs(300));
+    let first = pending(&alice, DeviceKind::Totp, later);
+    let rival = pending(&alice, DeviceKind::OutOfBand, later);
+    let other = pending(&alice, DeviceKind::Totp, later);
+    for d in [&first, &rival, &other] {
+        insert(&a, d).await;
+    }
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: later,
+        resend_after: later,
+    };
+    a.put_challenge(&alice, &rival.id, &challenge, now)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        b.confirm_device(&alice, &first.id, true).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: true }
+    );
+    let mut confirmed = first.clone();
+    confirmed.confirmed = true;
+    confirmed.pending_until = None;
+    assert_eq!(
+        a.list_devices(&alice).await.unwrap(),
+        vec![confirmed.clone()]
+    );
+    // The rival's challenge went with it: a device added again under its id has none.
+    insert(&a, &rival).await;
+    assert!(
+        !a.commit_success(
+            &alice,
+            &rival.id,
+            &SuccessProof::Challenge(hash(1)),
+            &[],
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert!(a.delete_device(&alice, &rival.id).await.unwrap());
+
+    assert_eq!(
+        a.confirm_device(&alice, &first.id, false).await.unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
+    );
+    assert_eq!(
+        a.confirm_device(&alice, &DeviceId::generate(), false)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Missing
+    );
+
+    // A further device: refused when only a first may be confirmed, then confirmed, leaving
+    // the other unconfirmed devices alone.
+    let second = pending(&alice, DeviceKind::Totp, later);
+    let third = pending(&alice, DeviceKind::Totp, later);
+    insert(&a, &second).await;
+    insert(&b, &third).await;
+    assert_eq!(
+        b.confirm_device(&alice, &second.id, true).await.unwrap(),
+        ConfirmOutcome::NotFirst
+    );
+    assert_eq!(
+        a.get_device(&alice, &second.id).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        b.confirm_device(&alice, &second.id, false).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: false }
+    );
+    let stored = a.get_device(&alice, &second.id).await.unwrap().unwrap();
+    assert!(stored.confirmed && stored.pending_until.is_none());
+    assert_eq!(a.get_device(&alice, &third.id).await.unwrap(), Some(third));
+    // The confirmation survives the deadline it had.
+    let bob = user("bob");
+    let brief = pending(
+        &bob,
+        DeviceKind::Totp,
+        SystemClock.now().saturating_add(Duration::from_millis(500)),
+    );
+    insert(&a, &brief).await;
+    assert_eq!(
+        b.confirm_device(&bob, &brief.id, false).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: true }
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(a.get_device(&bob, &brief.id).await.unwrap().is_some());
+    assert_eq!(
+        a.get_device(&alice, &first.id).await.unwrap(),
+        Some(confirmed)
+    );
+}
+
+pub async fn race_only_one_first_device_is_confirmed(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let candidates: Vec<Device> = (0..10)
+        .map(|_| pending(&alice, DeviceKind::Totp, later))
+        .collect();
+    for d in &candidates {
+        let inserted = a.insert_device(d, &limits(20, 10)).await.unwrap();
+        assert_eq!(inserted, DeviceInsert::Inserted);
+    }
+    let outcomes = race_n(&a, &b, 10, |store, i| {
+        let (alice, id) = (alice.clone(), candidates[i].id.clone());
+        async move { store.confirm_device(&alice, &id, true).await.unwrap() }
+    })
+    .await;
+    let firsts = outcomes
+        .iter()
+        .filter(|o| **o == ConfirmOutcome::Confirmed { first: true })
+        .count();
+    assert_eq!(firsts, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            ConfirmOutcome::Confirmed { first: true } | ConfirmOutcome::Missing
+        )),
+        "{outcomes:?}"
+    );
+    let left = a.list_devices(&alice).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].confirmed);
+}
+
+pub async fn verification_attempts_on_pending_devices_are_not_counted(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let policy = ThrottlePolicy::default().with_user_failure_limit(3);
+    let unconfirmed = pending(&alice, DeviceKind::Totp, later);
+    let confirmed = device(&alice, DeviceKind::Totp, 1);
+    insert(&a, &unconfirmed).await;
+    insert(&a, &confirmed).await;
+    let outcomes = race_n(&a, &b, 200, |store, i| {
+        let (alice, id, policy) = (alice.clone(), unconfirmed.id.clone(), policy);
+        async move {
+            let now = t(100 + i as u64);
+            store
+                .begin_attempt(&alice, &[id], VERIFY, &policy, now)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    for grant in outcomes {
+        assert_eq!(slots(grant), vec![AttemptSlot::NotConfirmed]);
+    }
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    let stored = b
+        .get_device(&alice, &unconfirmed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, DeviceState::default());
+
+    // Confirming a confirmed device is refused uncounted too.
+    let got = slots(
+        a.begin_attempt(
+            &alice,
+            std::slice::from_ref(&confirmed.id),
+            CONFIRM,
+            &policy,
+            t(400),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(got, vec![AttemptSlot::AlreadyConfirmed]);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    // Each device is judged for itself, and only allowed ones count.
+    let both = [confirmed.id.clone(), unconfirmed.id.clone()];
+    let got = slots(
+        b.begin_attempt(&alice, &both, VERIFY, &policy, t(500))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.id == confirmed.id));
+    assert_eq!(got[1], AttemptSlot::NotConfirmed);
+    let got = slots(
+        b.begin_attempt(&alice, &both, CONFIRM, &policy, t(600))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got[0], AttemptSlot::AlreadyConfirmed);
+    assert!(matches!(&got[1], AttemptSlot::Allowed(d) if d.id == unconfirmed.id));
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (2, None));
+}
+
+// ----- revocation ----------------------------------------------------------------------------
+
+fn verified_by(owner: &UserId, device: &DeviceId, remembered: bool) -> SessionRecord {
+    SessionRecord {
+        verified: Some(VerifiedBy {
+            device_id: device.clone(),
+            device_kind: DeviceKind::Totp,
+            at: Timestamp::from_millis(1_700_000_000_123),
+            remembered,
+        }),
+        login: Some("login-digest".into()),
+        ..session(owner)
+    }
+}
+
+/// The ids of the user's live remembered browsers, sorted.
+async fn browser_ids(store: &SharedStore, owner: &UserId) -> Vec<BrowserId> {
+    let mut ids: Vec<BrowserId> = store
+        .list_remembered(owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Two users, each with two devices, a browser remembered through each device, and sessions
+/// verified by each device (by code and by cookie) and unverified ones. Bob's devices reuse
+/// Alice's ids, so that only the user tells them apart.
+struct Revocable {
+    alice: UserId,
+    bob: UserId,
+    doomed: Device,
+    kept: Device,
+    doomed_browser: BrowserId,
+    kept_browser: BrowserId,
+    bobs_browsers: Vec<BrowserId>,
+    /// Alice's sessions: verified by `doomed` (by code, by cookie), by `kept`, unverified.
+    sessions: [(SessionKey, SessionRecord); 4],
+    /// One more session of Alice's verified by `doomed`, never read before
+    /// [`Revocable::check_expiry_kept`] (reading would set its time to live again).
+    witness: SessionKey,
+    bobs_sessions: Vec<(SessionKey, SessionRecord)>,
+}
+
+const SESSION_TTL: Duration = Duration::from_secs(2);
+
+async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) -> Revocable {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let now = SystemClock.now();
+    let doomed = device(&alice, doomed_kind, 1);
+    let kept = device(&alice, DeviceKind::Totp, 2);
+    insert(a, &doomed).await;
+    insert(b, &kept).await;
+    let lifetime = Duration::from_secs(3600);
+    let doomed_browser = browser(&alice, &doomed.id, now, lifetime);
+    let kept_browser = browser(&alice, &kept.id, now, lifetime);
+    a.put_remembered(&doomed_browser).await.unwrap();
+    b.put_remembered(&kept_browser).await.unwrap();
+    let mut bobs_browsers = Vec::new();
+    let mut bobs_sessions = Vec::new();
+    for (i, source) in [&doomed, &kept].into_iter().enumerate() {
+        let bobs = Device {
+            user: bob.clone(),
+            ..source.clone()
+        };
+        insert(a, &bobs).await;
+        let remembered = browser(&bob, &bobs.id, now, lifetime);
+        b.put_remembered(&remembered).await.unwrap();
+        bobs_browsers.push(remembered.id);
+        let key = session_key(&bob, &format!("bob-{i}"));
+        let record = verified_by(&bob, &bobs.id, false);
+        a.save_session(&key, &record, SESSION_TTL).await.unwrap();
+        bobs_sessions.push((key, record));
+    }
+    bobs_browsers.sort();
+    let sessions = [
+        verified_by(&alice, &doomed.id, false),
+        verified_by(&alice, &doomed.id, true),
+        verified_by(&alice, &kept.id, false),
+        session(&alice),
+    ]
+    .map(|record| {
+        let key = session_key(&alice, &format!("{:?}", record.verified));
+        (key, record)
+    });
+    for (key, record) in &sessions {
+        b.save_session(key, record, SESSION_TTL).await.unwrap();
+    }
+    let witness = session_key(&alice, "witness");
+    let record = verified_by(&alice, &doomed.id, false);
+    a.save_session(&witness, &record, SESSION_TTL)
+        .await
+        .unwrap();
+    Revocable {
+        alice,
+        bob,
+        doomed,
+        kept,
+        doomed_browser: doomed_browser.id,
+        kept_browser: kept_browser.id,
+        bobs_browsers,
+        sessions,
+        witness,
+        bobs_sessions,
+    }
+}
+
+impl Revocable {
+    /// Checks that Alice's sessions are as `expected` (the records, in order) and Bob's are
+    /// untouched; without extending any of them.
+    async fn check_sessions(&self, store: &SharedStore, expected: [SessionRecord; 4]) {
+        for ((key, _), expected) in self.sessions.iter().zip(expected) {
+            let loaded = store.load_session(key, SESSION_TTL).await.unwrap();
+            assert_eq!(loaded, Some(expected));
+        }
+        for (key, record) in &self.bobs_sessions {
+            let loaded = store.load_session(key, SESSION_TTL).await.unwrap();
+            assert_eq!(
+                loaded.as_ref(),
+                Some(record),
+                "another user's session changed"
+            );
+        }
+        assert_eq!(browser_ids(store, &self.bob).await, self.bobs_browsers);
+    }
+
+    fn unverified(&self, index: usize) -> SessionRecord {
+        SessionRecord {
+            verified: None,
+            ..self.sessions[index].1.clone()
+        }
+    }
+
+    fn unchanged(&self, index: usize) -> SessionRecord {
+        self.sessions[index].1.clone()
+    }
+
+    /// Checks that a session whose verification was cleared expires when it would have:
+    /// clearing kept its time to live.
+    async fn check_expiry_kept(&self, store: &SharedStore) {
+        tokio::time::sleep(SESSION_TTL + Duration::from_millis(200)).await;
+        let witness = store
+            .load_session(&self.witness, SESSION_TTL)
+            .await
+            .unwrap();
+        assert_eq!(witness, None);
+    }
+}
+
+pub async fn deleting_a_device_revokes_what_it_verified(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    let mut kept_expected = vec![r.kept_browser.clone()];
+    kept_expected.sort();
+    assert!(b.delete_device(&r.alice, &r.doomed.id).await.unwrap());
+    assert_eq!(browser_ids(&a, &r.alice).await, kept_expected);
+    r.check_sessions(
+        &a,
+        [
+            r.unverified(0),
+            r.unverified(1),
+            r.unchanged(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    assert_eq!(
+        a.list_devices(&r.alice).await.unwrap(),
+        vec![r.kept.clone()]
+    );
+    assert_eq!(a.list_devices(&r.bob).await.unwrap().len(), 2);
+    // Deleting it again finds nothing, and changes nothing.
+    assert!(!a.delete_device(&r.alice, &r.doomed.id).await.unwrap());
+    assert_eq!(browser_ids(&b, &r.alice).await, kept_expected);
+    r.check_expiry_kept(&b).await;
+}
+
+pub async fn deleting_all_devices_revokes_every_verification(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    assert_eq!(a.delete_all_devices(&r.alice).await.unwrap(), 2);
+    assert_eq!(browser_ids(&b, &r.alice).await, vec![]);
+    r.check_sessions(
+        &b,
+        [
+            r.unverified(0),
+            r.unverified(1),
+            r.unverified(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    assert_eq!(b.list_devices(&r.bob).await.unwrap().len(), 2);
+    r.check_expiry_kept(&a).await;
+}
+
+pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&r.alice))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
+    for (key, _) in &r.sessions {
+        assert_eq!(a.load_session(key, SESSION_TTL).await.unwrap(), None);
+    }
+    for (key, record) in &r.bobs_sessions {
+        let loaded = a.load_session(key, SESSION_TTL).await.unwrap();
+        assert_eq!(loaded.as_ref(), Some(record));
+    }
+    assert_eq!(browser_ids(&b, &r.bob).await, r.bobs_browsers);
+    // Also with no session left to find the user by.
+    let again = browser(
+        &r.alice,
+        &r.kept.id,
+        SystemClock.now(),
+        Duration::from_secs(60),
+    );
+    a.put_remembered(&again).await.unwrap();
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&r.alice))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
+}
+
+pub async fn new_backup_codes_forget_the_browsers_they_remembered(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::BackupCodes).await;
+    a.replace_backup_codes(&r.alice, &r.doomed.id, &[hash(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        browser_ids(&b, &r.alice).await,
+        vec![r.kept_browser.clone()]
+    );
+    // Sessions keep their verification, whichever device gave it.
+    r.check_sessions(
+        &a,
+        [
+            r.unchanged(0),
+            r.unchanged(1),
+            r.unchanged(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    let check = a
+        .check_remembered(&r.alice, &r.doomed_browser, &r.doomed.id, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (check.browser, check.device),
+        (None, Some(r.doomed.clone()))
     );
 }
