@@ -311,6 +311,33 @@ mod tests {
     }
 
     #[test]
+    fn a_device_is_live_until_its_deadline() {
+        let device = |pending_until: Option<Timestamp>| Device {
+            id: DeviceId::generate(),
+            user: UserId::from(1u64),
+            name: "Phone".into(),
+            confirmed: pending_until.is_none(),
+            pending_until,
+            is_default: false,
+            created_at: Timestamp::from_secs(1),
+            config: DeviceConfig::BackupCodes,
+            state: DeviceState::default(),
+        };
+        let deadline = Timestamp::from_secs(100);
+        let pending = device(Some(deadline));
+        assert!(pending.is_live_at(Timestamp::from_millis(99_999)));
+        assert!(!pending.is_live_at(deadline));
+        assert!(device(None).is_live_at(Timestamp::from_millis(u64::MAX)));
+        // Old records without the field read as having no deadline.
+        let mut json = serde_json::to_value(&pending).unwrap();
+        json.as_object_mut().unwrap().remove("pending_until");
+        let read: Device = serde_json::from_value(json).unwrap();
+        assert_eq!(read.pending_until, None);
+        let confirmed = serde_json::to_value(device(None)).unwrap();
+        assert!(confirmed.get("pending_until").is_none());
+    }
+
+    #[test]
     fn user_ids_refuse_empty_long_and_control_characters() {
         assert!(UserId::new("alice").is_ok());
         assert!(UserId::new("").is_err());

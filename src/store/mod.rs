@@ -2,7 +2,9 @@
 //!
 //! Every check that must not be raced is a single operation of the [`Store`]: claiming a
 //! verification attempt against the throttle, accepting a counter or time step only if it is
-//! newer than the last one, consuming a backup code, rotating a session id. A backend makes
+//! newer than the last one, consuming a backup code, rotating a session id, adding a device
+//! within the user's limits, confirming a device, and revoking what a removed device vouched
+//! for (remembered browsers, session verifications). A backend makes
 //! each one atomic in the store itself (a lock in [`MemoryStore`], a Lua script in Redis), so
 //! the guarantees hold across any number of application instances sharing one store.
 //!
