@@ -22,10 +22,10 @@ const SWEEP_EVERY: u64 = 1024;
 /// A complete [`Store`] in process memory: the default, and what examples and tests run on.
 ///
 /// Every operation takes one lock, so each is atomic with respect to all others, and records
-/// with a time to live (unconfirmed devices included) expire by the store's clock (the system clock unless given another
-/// with [`MemoryStore::with_clock`]). Clones share the same data. Nothing survives the
-/// process, and separate processes do not share it: use the Redis store for more than one
-/// instance.
+/// with a time to live (unconfirmed devices included) expire by the store's clock (the system
+/// clock unless given another with [`MemoryStore::with_clock`]). Clones share the same data.
+/// Nothing survives the process, and separate processes do not share it: use the Redis store
+/// for more than one instance.
 ///
 /// ```
 /// use tower_otp::store::{MemoryStore, Store};
@@ -82,13 +82,18 @@ impl UserData {
 
     /// Deletes the devices that have expired by `now`, with their codes and challenges.
     fn prune_expired(&mut self, now: Timestamp) {
-        let expired: Vec<DeviceId> = self
+        self.remove_devices_where(|d| !d.is_live_at(now));
+    }
+
+    /// Deletes the devices `doomed` picks, with their codes and challenges.
+    fn remove_devices_where(&mut self, doomed: impl Fn(&Device) -> bool) {
+        let ids: Vec<DeviceId> = self
             .devices
             .iter()
-            .filter(|d| !d.is_live_at(now))
+            .filter(|d| doomed(d))
             .map(|d| d.id.clone())
             .collect();
-        for id in &expired {
+        for id in &ids {
             self.remove_device(id);
         }
     }
@@ -137,15 +142,7 @@ impl UserData {
             device.pending_until = None;
         }
         if first {
-            let pending: Vec<DeviceId> = self
-                .devices
-                .iter()
-                .filter(|d| !d.confirmed)
-                .map(|d| d.id.clone())
-                .collect();
-            for other in &pending {
-                self.remove_device(other);
-            }
+            self.remove_devices_where(|d| !d.confirmed);
         }
         ConfirmOutcome::Confirmed { first }
     }
