@@ -80,19 +80,18 @@ async fn login(session: OtpSession, Json(login): Json<Login>) -> Response {
     }
 }
 
+/// Enrols an authenticator app. The session is the caller: a session that passed only the
+/// password may enrol the user's first device; once the user has one, adding another needs a
+/// code verification from the last 20 minutes (`otp_required` / `reauthentication_required`
+/// otherwise), so a stolen password cannot add a second factor.
 async fn enroll(session: OtpSession, State(two_factor): State<TwoFactor>) -> Response {
-    let user = match session.user().await {
-        Ok(Some(user)) => user,
-        Ok(None) => return failure(SessionError::NotAuthenticated),
+    let caller = match session.caller().await {
+        Ok(caller) => caller,
         Err(error) => return failure(error),
     };
+    let account = caller.user().as_str().to_owned();
     match two_factor
-        .enroll_totp(
-            &user,
-            "Authenticator",
-            user.as_str(),
-            TotpSettings::default(),
-        )
+        .enroll_totp(&caller, "Authenticator", &account, TotpSettings::default())
         .await
     {
         Ok(enrolment) => (
@@ -121,6 +120,8 @@ async fn confirm(session: OtpSession, Json(body): Json<Code>) -> Response {
         )
             .into_response();
     };
+    // The first device verifies the session that confirms it; a further one needs (and keeps)
+    // a fresh verification.
     match session.confirm_device(&id, &body.code).await {
         Ok(_) => Json(json!({"verified": true})).into_response(),
         Err(error) => failure(error),

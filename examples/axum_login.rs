@@ -94,13 +94,16 @@ async fn logout(mut auth: AuthSession) -> StatusCode {
     }
 }
 
+/// Enrols an authenticator app, as the session's caller: the first device from a password
+/// login, any further one only from a session verified by a code in the last 20 minutes.
 async fn enroll(session: OtpSession) -> Response {
-    let Ok(Some(user)) = session.user().await else {
+    let Ok(caller) = session.caller().await else {
         return (StatusCode::UNAUTHORIZED, "log in first\n").into_response();
     };
+    let account = caller.user().as_str().to_owned();
     match session
         .two_factor()
-        .enroll_totp(&user, "Authenticator", user.as_str(), TotpSettings::default())
+        .enroll_totp(&caller, "Authenticator", &account, TotpSettings::default())
         .await
     {
         Ok(enrolment) => (
@@ -108,7 +111,7 @@ async fn enroll(session: OtpSession) -> Response {
             Json(json!({"device_id": enrolment.device.id.as_str(), "otpauth_uri": enrolment.uri.as_str()})),
         )
             .into_response(),
-        Err(error) => (StatusCode::BAD_REQUEST, error.kind()).into_response(),
+        Err(error) => (StatusCode::FORBIDDEN, format!("{}\n", error.kind())).into_response(),
     }
 }
 

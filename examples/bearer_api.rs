@@ -83,17 +83,27 @@ async fn authenticate(State(tokens): State<Tokens>, mut request: Request, next: 
     next.run(request).await
 }
 
+/// Enrols an authenticator app. The session is the caller: the engine refuses a token that
+/// passed only the first factor once the user has a device (a stolen password must not add a
+/// second factor), and asks a fresh code verification for any further device.
 async fn enroll(session: OtpSession) -> Response {
-    let Ok(Some(user)) = session.user().await else {
+    let Ok(caller) = session.caller().await else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    match session.two_factor().enroll_totp(&user, "Authenticator", user.as_str(), TotpSettings::default()).await {
+    let account = caller.user().as_str().to_owned();
+    match session.two_factor().enroll_totp(&caller, "Authenticator", &account, TotpSettings::default()).await {
         Ok(enrolment) => (
             [("cache-control", "no-store")],
             Json(json!({"device_id": enrolment.device.id.as_str(), "otpauth_uri": enrolment.uri.as_str()})),
         )
             .into_response(),
-        Err(error) => (StatusCode::BAD_REQUEST, Json(json!({"error": error.kind()}))).into_response(),
+        Err(error) => {
+            let status = match error {
+                tower_otp::Error::VerificationRequired | tower_otp::Error::ReauthenticationRequired => StatusCode::FORBIDDEN,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (status, Json(json!({"error": error.kind()}))).into_response()
+        }
     }
 }
 
@@ -105,7 +115,12 @@ struct Code {
 
 async fn confirm_or_verify(session: OtpSession, Json(body): Json<Code>) -> Response {
     let result = match body.device_id.as_deref().map(str::parse::<DeviceId>) {
-        Some(Ok(device)) => session.confirm_device(&device, &body.code).await,
+        // Only the user's first device verifies the token that confirms it; a further device
+        // needs a token verified by a code recently, and leaves it as it was.
+        Some(Ok(device)) => session
+            .confirm_device(&device, &body.code)
+            .await
+            .map(|done| done.verified_session),
         Some(Err(_)) => {
             return (
                 StatusCode::BAD_REQUEST,
@@ -113,10 +128,10 @@ async fn confirm_or_verify(session: OtpSession, Json(body): Json<Code>) -> Respo
             )
                 .into_response();
         }
-        None => session.verify_any(&body.code).await,
+        None => session.verify_any(&body.code).await.map(|_| true),
     };
     match result {
-        // The same token is now verified: nothing new to hand out.
+        // The same token is verified now, or was already: nothing new to hand out.
         Ok(_) => Json(json!({"verified": true})).into_response(),
         Err(error) => (
             StatusCode::UNAUTHORIZED,

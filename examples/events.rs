@@ -26,7 +26,7 @@ use tower_otp::device::TotpSettings;
 use tower_otp::events::RecvError;
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::{OtpSession, SessionError};
-use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+use tower_otp::{Caller, MemoryStore, ServerKey, TwoFactor, UserId};
 
 fn refused(error: SessionError) -> Response {
     let status = match error.kind() {
@@ -139,12 +139,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enroll_totp(&alice, "Phone", "alice", TotpSettings::default())
         .await?;
     let code = enrolment.current_code(clock.now());
-    two_factor
+    let confirmed = two_factor
         .confirm_device(&alice, &enrolment.device.id, &code)
         .await?;
 
-    note("# issue backup codes");
-    let backup = two_factor.generate_backup_codes(&alice).await?;
+    note("# issue backup codes (a factor change: the caller just verified with a code)");
+    let fresh = Caller::verified(&confirmed.verification);
+    let backup = two_factor.generate_backup_codes(&fresh).await?;
 
     let app = app(two_factor.clone());
     note("# log in (no event: the first factor is the application's)");

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tower_otp::device::TotpSettings;
 use tower_otp::events::{Event, EventKind};
-use tower_otp::{DeviceKind, MemoryStore, ServerKey, TwoFactor, UserId};
+use tower_otp::{Caller, DeviceKind, MemoryStore, ServerKey, TwoFactor, UserId};
 
 /// A message for a user.
 #[derive(Clone, Debug)]
@@ -134,14 +134,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     eprintln!("# she confirms it: notice");
     let code = enrolment.current_code(two_factor.now());
-    two_factor
+    let confirmed = two_factor
         .confirm_device(&alice, &enrolment.device.id, &code)
         .await?;
+    // Further factor changes need a caller who verified with a code moments ago.
+    let fresh = Caller::verified(&confirmed.verification);
     eprintln!("# she creates backup codes: notice");
-    two_factor.generate_backup_codes(&alice).await?;
+    two_factor.generate_backup_codes(&fresh).await?;
     eprintln!("# she removes the app: notice");
     two_factor
-        .delete_device(&alice, &enrolment.device.id)
+        .delete_device(&fresh, &enrolment.device.id)
         .await?;
 
     // Dropping the bus drops the hook and with it the queue's sender: the delivery task

@@ -90,7 +90,9 @@ pub mod session;
 pub mod store;
 
 pub use confirm::{ConfirmError, Confirmer};
-pub use device::{Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId};
+pub use device::{
+    Caller, CallerState, Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId,
+};
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
 use tower_otp::confirm::{
     ConfirmError, ConfirmPolicy, ConfirmationBackend, ConfirmationId, ConfirmationStatus,
@@ -415,18 +416,27 @@ async fn a_sensitive_action_is_confirmed_with_any_device() {
     );
     let totp = f
         .two_factor
-        .enroll_totp(&f.user, "App", "alice", TotpSettings::default())
+        .enroll_totp(
+            &Caller::administrator(f.user.clone()),
+            "App",
+            "alice",
+            TotpSettings::default(),
+        )
         .await
         .unwrap();
     f.two_factor
         .confirm_device(
-            &f.user,
+            &Caller::administrator(f.user.clone()),
             &totp.device.id,
             &totp.current_code(f.two_factor.now()),
         )
         .await
         .unwrap();
-    let backup = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let backup = f
+        .two_factor
+        .generate_backup_codes(&Caller::administrator(f.user.clone()))
+        .await
+        .unwrap();
     f.advance(30_000);
 
     let pending = f
@@ -492,12 +502,17 @@ async fn a_pinned_out_of_band_device_gets_a_code_and_only_it_confirms() {
     let mail = f.two_factor.devices(&f.user).await.unwrap().remove(0);
     let totp = f
         .two_factor
-        .enroll_totp(&f.user, "App", "alice", TotpSettings::default())
+        .enroll_totp(
+            &Caller::administrator(f.user.clone()),
+            "App",
+            "alice",
+            TotpSettings::default(),
+        )
         .await
         .unwrap();
     f.two_factor
         .confirm_device(
-            &f.user,
+            &Caller::administrator(f.user.clone()),
             &totp.device.id,
             &totp.current_code(f.two_factor.now()),
         )

@@ -362,6 +362,45 @@ async fn the_demo_on_a_redis_cluster() {
     journey(&demo).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_hands_the_session_token_only_to_bearer_clients() {
+    let demo = Demo::start(&[]);
+    let mut browser = Browser::new(&demo);
+    let login = browser
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "bob", "password": "password"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.json(), json!({"user": "bob"}));
+    assert_eq!(browser.call("GET", "/account", None).await.status, 200);
+
+    let login = send(
+        demo.addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/json")],
+        &json!({"username": "bob", "password": "password", "bearer": true}).to_string(),
+    )
+    .await;
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let account = send(
+        demo.addr,
+        "GET",
+        "/account",
+        &[("authorization", bearer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (account.status, account.json()["user"].as_str()),
+        (200, Some("bob"))
+    );
+}
+
 #[test]
 fn bad_options_are_refused_with_usage() {
     let output = Command::new(demo_binary()).arg("--bogus").output().unwrap();

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::routing::post;
 use http::Request;
 use tower::ServiceExt;
+use tower_otp::Caller;
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
 use tower_otp::device::{Enrollment, ThrottlePolicy, TotpSettings};
 use tower_otp::events::{Event, EventKind, EventStream, Events, RecvError};
@@ -144,7 +145,11 @@ async fn each_action_emits_its_event_once_with_its_payload() {
         }
     );
 
-    let set = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let set = f
+        .two_factor
+        .generate_backup_codes(&Caller::administrator(f.user.clone()))
+        .await
+        .unwrap();
     let events = f.drain();
     assert_eq!(
         events.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
@@ -154,13 +159,20 @@ async fn each_action_emits_its_event_once_with_its_payload() {
         events[1].kind,
         EventKind::BackupCodesRegenerated { count: 10 }
     );
-    f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    f.two_factor
+        .generate_backup_codes(&Caller::administrator(f.user.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         f.names(),
         ["backup_codes_regenerated"],
         "the device exists now"
     );
-    let fresh = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let fresh = f
+        .two_factor
+        .generate_backup_codes(&Caller::administrator(f.user.clone()))
+        .await
+        .unwrap();
     f.drain();
     drop(set);
     let code = fresh.codes.iter().next().unwrap().to_owned();
@@ -174,15 +186,31 @@ async fn each_action_emits_its_event_once_with_its_payload() {
     );
     assert_eq!(events[1].kind, EventKind::BackupCodeUsed { remaining: 9 });
 
-    assert!(f.two_factor.delete_device(&f.user, id).await.unwrap());
+    assert!(
+        f.two_factor
+            .delete_device(&Caller::administrator(f.user.clone()), id)
+            .await
+            .unwrap()
+    );
     assert_eq!(f.names(), ["device_removed"]);
-    assert!(!f.two_factor.delete_device(&f.user, id).await.unwrap());
+    assert!(
+        !f.two_factor
+            .delete_device(&Caller::administrator(f.user.clone()), id)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         f.names(),
         Vec::<&str>::new(),
         "nothing removed, nothing emitted"
     );
-    assert_eq!(f.two_factor.delete_all_devices(&f.user).await.unwrap(), 1);
+    assert_eq!(
+        f.two_factor
+            .delete_all_devices(&Caller::administrator(f.user.clone()))
+            .await
+            .unwrap(),
+        1
+    );
     let events = f.drain();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::AllDevicesRemoved { count: 1 });

@@ -23,7 +23,7 @@ use tower_otp::guard::{RedirectTargets, RequireOtpLayer, Verified};
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::{OtpSession, SessionConfig, SessionError};
 use tower_otp::store::MemoryStore;
-use tower_otp::{DeviceId, ServerKey, TwoFactor, UserId};
+use tower_otp::{Caller, DeviceId, ServerKey, TwoFactor, UserId};
 
 const START: u64 = 1_800_000_000_000;
 
@@ -493,7 +493,7 @@ async fn allowed_kinds_refuse_backup_code_verifications() {
     h.device("alice").await;
     let codes = h
         .two_factor
-        .generate_backup_codes(&UserId::new("alice").unwrap())
+        .generate_backup_codes(Caller::administrator(UserId::new("alice").unwrap()))
         .await
         .unwrap();
     let mut browser = h.browser();

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
 use tower_otp::device::{
     HotpSettings, Message, OutboxSender, SealingKey, SecretSealer, SendError, TotpSettings,
@@ -54,13 +55,18 @@ async fn enrol_verify_and_fail(flow: &mut Flow) {
     let mut debug = |value: &dyn std::fmt::Debug| flow.debug.push_str(&format!("{value:?}\n"));
 
     let totp = two_factor
-        .enroll_totp(&user, "Phone", "alice@example.com", TotpSettings::default())
+        .enroll_totp(
+            &Caller::administrator(user.clone()),
+            "Phone",
+            "alice@example.com",
+            TotpSettings::default(),
+        )
         .await
         .unwrap();
     debug(&totp);
     let code = totp.current_code(two_factor.now());
     let confirmed = two_factor
-        .confirm_device(&user, &totp.device.id, &code)
+        .confirm_device(&Caller::administrator(user.clone()), &totp.device.id, &code)
         .await
         .unwrap();
     debug(&confirmed);
@@ -84,17 +90,29 @@ async fn enrol_verify_and_fail(flow: &mut Flow) {
     debug(&next);
 
     let hotp = two_factor
-        .enroll_hotp(&user, "Token", "alice@example.com", HotpSettings::default())
+        .enroll_hotp(
+            &Caller::administrator(user.clone()),
+            "Token",
+            "alice@example.com",
+            HotpSettings::default(),
+        )
         .await
         .unwrap();
     debug(&hotp);
     let hotp_code = hotp.current_code(two_factor.now());
     two_factor
-        .confirm_device(&user, &hotp.device.id, &hotp_code)
+        .confirm_device(
+            &Caller::administrator(user.clone()),
+            &hotp.device.id,
+            &hotp_code,
+        )
         .await
         .unwrap();
 
-    let backup = two_factor.generate_backup_codes(&user).await.unwrap();
+    let backup = two_factor
+        .generate_backup_codes(&Caller::administrator(user.clone()))
+        .await
+        .unwrap();
     debug(&backup);
     let first = backup.codes.iter().next().unwrap().to_owned();
     let used = two_factor.verify_any(&user, &first).await.unwrap();
@@ -143,13 +161,18 @@ async fn out_of_band_codes(flow: &mut Flow) {
     let last_code = || outbox.last_code_for("alice@example.com").unwrap();
 
     let device = two_factor
-        .add_out_of_band_device(&user, "Mail", out_of_band::EMAIL, "alice@example.com")
+        .add_out_of_band_device(
+            &Caller::administrator(user.clone()),
+            "Mail",
+            out_of_band::EMAIL,
+            "alice@example.com",
+        )
         .await
         .unwrap();
     debug(&two_factor.send_challenge(&user, &device.id).await);
     let first = last_code();
     two_factor
-        .confirm_device(&user, &device.id, &first)
+        .confirm_device(&Caller::administrator(user.clone()), &device.id, &first)
         .await
         .unwrap();
     clock.advance(Duration::from_secs(60));
@@ -166,7 +189,12 @@ async fn out_of_band_codes(flow: &mut Flow) {
     assert!(verified.is_ok());
     debug(&verified);
     let phone = two_factor
-        .add_out_of_band_device(&user, "Phone", "voice", "+31612345658")
+        .add_out_of_band_device(
+            &Caller::administrator(user.clone()),
+            "Phone",
+            "voice",
+            "+31612345658",
+        )
         .await
         .unwrap();
     debug(&two_factor.send_challenge(&user, &phone.id).await);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
-use tower_otp::device::{ThrottlePolicy, TotpSettings};
+use tower_otp::device::{Caller, ThrottlePolicy, TotpSettings};
 use tower_otp::store::{MemoryStore, SharedStore};
 use tower_otp::{DeviceKind, Error, ServerKey, TwoFactor, UserId};
 
@@ -61,11 +61,13 @@ async fn thirty_concurrent_enrolments_never_pass_the_limits(store: SharedStore) 
             .with_max_devices(max_devices)
             .with_max_pending_devices(max_pending);
         let user = UserId::new(name).unwrap();
+        // An administrator, so that the limits alone decide.
+        let caller = Caller::administrator(user.clone());
         let outcomes = concurrently(30, |_| {
-            let (two_factor, user) = (two_factor.clone(), user.clone());
+            let (two_factor, caller) = (two_factor.clone(), caller.clone());
             async move {
                 two_factor
-                    .enroll_totp(&user, "Phone", "account", TotpSettings::default())
+                    .enroll_totp(caller, "Phone", "account", TotpSettings::default())
                     .await
                     .map(drop)
                     .map_err(|e| e.kind())
@@ -87,9 +89,11 @@ async fn sixteen_concurrent_first_backup_code_sets_leave_one_device_and_one_set(
 ) {
     let two_factor = two_factor(store);
     let user = UserId::new("alice").unwrap();
+    // An administrator: once the first set exists, a first-factor caller may make no other.
+    let caller = Caller::administrator(user.clone());
     let sets = concurrently(16, |_| {
-        let (two_factor, user) = (two_factor.clone(), user.clone());
-        async move { two_factor.generate_backup_codes(&user).await.unwrap() }
+        let (two_factor, caller) = (two_factor.clone(), caller.clone());
+        async move { two_factor.generate_backup_codes(caller).await.unwrap() }
     })
     .await;
     let devices = two_factor.devices(&user).await.unwrap();
@@ -271,26 +275,32 @@ async fn confirming_the_first_device_ends_the_other_unconfirmed_ones() {
         .confirm_device(&user, &mine.device.id, &mine.current_code(clock.now()))
         .await
         .unwrap();
-    assert!(confirmed.device.confirmed);
-    assert_eq!(confirmed.device.pending_until, None);
+    assert!(confirmed.first);
+    let device = &confirmed.verification.device;
+    assert!(device.confirmed);
+    assert_eq!(device.pending_until, None);
     let left = two_factor.devices(&user).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, mine.device.id);
     assert_eq!(left[0].pending_until, None);
-    // A later device is confirmed without ending anything, and the first never expires.
+    // A later device, added and confirmed by a freshly verified caller, ends nothing, and
+    // the first never expires.
+    let fresh = Caller::verified(&confirmed.verification);
     let later = two_factor
-        .enroll_totp(&user, "Later", "account", TotpSettings::default())
+        .enroll_totp(&fresh, "Later", "account", TotpSettings::default())
         .await
         .unwrap();
     let planted = two_factor
-        .enroll_totp(&user, "Another", "account", TotpSettings::default())
+        .enroll_totp(&fresh, "Another", "account", TotpSettings::default())
         .await
         .unwrap();
     clock.advance(Duration::from_secs(30));
-    two_factor
-        .confirm_device(&user, &later.device.id, &later.current_code(clock.now()))
+    let code = later.current_code(clock.now());
+    let second = two_factor
+        .confirm_device(&fresh, &later.device.id, &code)
         .await
         .unwrap();
+    assert!(!second.first);
     assert!(
         two_factor
             .device(&user, &planted.device.id)

@@ -426,7 +426,7 @@ async fn keys_expire_where_they_should() {
     let idle = Duration::from_secs(2 * 3600);
     assert!(
         store
-            .load_session(&made.sessions[0], idle)
+            .load_session(&made.sessions[0], idle, idle)
             .await
             .unwrap()
             .is_some()
@@ -434,7 +434,10 @@ async fn keys_expire_where_they_should() {
     assert!((7_198_000..=7_200_000).contains(&ttl(&session)));
     assert!(expiry(":sessions") >= expiry(&session));
     let short = Duration::from_secs(60);
-    store.load_session(&made.sessions[0], short).await.unwrap();
+    store
+        .load_session(&made.sessions[0], short, short)
+        .await
+        .unwrap();
     assert!(ttl(&session) <= 60_000);
 
     // A used-up code set and the last device leave nothing behind but the user hash.
@@ -616,7 +619,7 @@ async fn every_operation_is_one_round_trip() {
             "save_session",
             store.save_session(&key, &session(&alice), HOUR)
         );
-        measure!("load_session", store.load_session(&key, HOUR));
+        measure!("load_session", store.load_session(&key, HOUR, HOUR));
         measure!(
             "rotate_session",
             store.rotate_session(&key, &next, &session(&alice), HOUR)
@@ -705,7 +708,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
         key.digest()
     );
     server.query(&["SET", &session_key, "secret-not-json"]);
-    check(store.load_session(&key, HOUR).await.map(drop));
+    check(store.load_session(&key, HOUR, HOUR).await.map(drop));
 }
 
 // ----- revocation ----------------------------------------------------------------------------
@@ -754,7 +757,7 @@ async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
     assert_eq!(after, before.replace(&verified, "null"));
     let ttl = server.query(&["PTTL", &name]).int();
     assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
-    let loaded = store.load_session(&key, HOUR).await.unwrap();
+    let loaded = store.load_session(&key, HOUR, HOUR).await.unwrap();
     assert_eq!(
         loaded,
         Some(SessionRecord {
@@ -808,7 +811,7 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
             Some(d.clone())
         );
         assert_eq!(store.list_remembered(&alice).await.unwrap().len(), 1);
-        let loaded = store.load_session(&good, HOUR).await.unwrap();
+        let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
         assert_eq!(loaded.as_ref(), Some(&record));
     }
     server.query(&["DEL", &bad_name]);
@@ -829,7 +832,7 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
         Some(d.clone())
     );
     assert_eq!(store.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
-    let loaded = store.load_session(&good, HOUR).await.unwrap();
+    let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
     assert_eq!(loaded.as_ref(), Some(&record));
 }
 

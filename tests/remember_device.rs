@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use common::http::CookieJar;
 use common::instrumented_store::InstrumentedStore;
+use tower_otp::Caller;
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
 use tower_otp::device::{Enrollment, TotpSettings};
 use tower_otp::events::{EventKind, EventStream, Events};
@@ -358,7 +359,10 @@ async fn a_deleted_device_ends_its_cookies() {
     h.remembered(&mut browser, "alice").await;
     let alice = UserId::new("alice").unwrap();
     h.two_factor
-        .delete_device(&alice, &h.devices["alice"].device.id)
+        .delete_device(
+            &Caller::administrator(alice.clone()),
+            &h.devices["alice"].device.id,
+        )
         .await
         .unwrap();
     h.drain();

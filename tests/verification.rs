@@ -10,7 +10,7 @@ use tower_otp::device::{
 };
 use tower_otp::otp::{OtpKey, TotpParams};
 use tower_otp::store::{MemoryStore, Store};
-use tower_otp::{Error, ServerKey, TwoFactor, UserId};
+use tower_otp::{Caller, Error, ServerKey, TwoFactor, UserId};
 
 /// Half-way through TOTP step 1_000_000.
 const START: u64 = 30_000_000_015;
@@ -20,6 +20,9 @@ struct Fixture {
     store: MemoryStore,
     two_factor: TwoFactor,
     user: UserId,
+    /// Sets up the user's devices whatever they have already, as a provisioning script would
+    /// (the factor rule has tests of its own).
+    admin: Caller,
 }
 
 fn fixture() -> Fixture {
@@ -39,6 +42,7 @@ fn fixture_with(configure: impl FnOnce(TwoFactor) -> TwoFactor) -> Fixture {
         store,
         two_factor,
         user: UserId::new("alice").unwrap(),
+        admin: Caller::administrator(UserId::new("alice").unwrap()),
     }
 }
 
@@ -46,12 +50,12 @@ impl Fixture {
     async fn totp(&self) -> Enrollment {
         let enrolment = self
             .two_factor
-            .enroll_totp(&self.user, "Phone", "alice", TotpSettings::default())
+            .enroll_totp(&self.admin, "Phone", "alice", TotpSettings::default())
             .await
             .unwrap();
         let code = self.totp_code(&enrolment, 0);
         self.two_factor
-            .confirm_device(&self.user, &enrolment.device.id, &code)
+            .confirm_device(&self.admin, &enrolment.device.id, &code)
             .await
             .unwrap();
         // Each test starts one step later, with no code of the new step used yet.
@@ -138,16 +142,19 @@ async fn the_confirmation_code_counts_as_used() {
         "device_not_confirmed"
     );
     f.advance(2_000);
-    f.two_factor
+    let confirmed = f
+        .two_factor
         .confirm_device(&f.user, &enrolment.device.id, &code)
         .await
         .unwrap();
+    assert!(confirmed.first);
     f.advance(2_000);
     assert_eq!(kind(f.verify(&enrolment, &code).await), "replayed_code");
     f.advance(2_000);
+    let fresh = Caller::verified(&confirmed.verification);
     assert_eq!(
         f.two_factor
-            .confirm_device(&f.user, &enrolment.device.id, &f.totp_code(&enrolment, 1))
+            .confirm_device(&fresh, &enrolment.device.id, &f.totp_code(&enrolment, 1))
             .await
             .unwrap_err()
             .kind(),
@@ -209,7 +216,7 @@ async fn hotp_resynchronises_within_the_look_ahead() {
     let f = fixture();
     let enrolment = f
         .two_factor
-        .enroll_hotp(&f.user, "Token", "alice", HotpSettings::default())
+        .enroll_hotp(&f.admin, "Token", "alice", HotpSettings::default())
         .await
         .unwrap();
     let key = OtpKey::new(
@@ -220,7 +227,7 @@ async fn hotp_resynchronises_within_the_look_ahead() {
     let code = |c: u64| key.hotp(c).reveal().to_owned();
     let id = &enrolment.device.id;
     f.two_factor
-        .confirm_device(&f.user, id, &code(0))
+        .confirm_device(&f.admin, id, &code(0))
         .await
         .unwrap();
     // Three presses never reached the server: counter 4 is within the look-ahead of 5.
@@ -252,7 +259,7 @@ async fn hotp_resynchronises_within_the_look_ahead() {
 #[tokio::test]
 async fn backup_codes_work_once_in_any_case_and_with_any_separator() {
     let f = fixture();
-    let set = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let set = f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
     let codes: Vec<String> = set.codes.iter().map(str::to_owned).collect();
     assert_eq!(codes.len(), 10);
     assert_eq!(
@@ -277,7 +284,7 @@ async fn backup_codes_work_once_in_any_case_and_with_any_separator() {
     f.two_factor.verify(&f.user, id, &codes[1]).await.unwrap();
 
     // Regenerating replaces the whole set.
-    let fresh = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let fresh = f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
     assert_eq!(fresh.device.id, set.device.id);
     assert_eq!(
         f.two_factor.backup_codes_remaining(&f.user).await.unwrap(),
@@ -309,7 +316,7 @@ async fn one_hundred_tasks_racing_one_backup_code_one_wins() {
                 )
             }
         });
-        let set = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+        let set = f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
         let code = set.codes.iter().next().unwrap().to_owned();
         let two_factor = Arc::new(f.two_factor.clone());
         let tasks: Vec<_> = (0..100)
@@ -451,7 +458,7 @@ async fn malformed_input_is_refused_and_counts_as_a_failure() {
 async fn totp_failures_do_not_block_backup_codes() {
     let f = fixture();
     let device = f.totp().await;
-    let set = f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    let set = f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
     for _ in 0..12 {
         let _ = f.verify(&device, "000000").await;
         f.advance(1_000);
@@ -472,7 +479,7 @@ async fn consecutive_failures_across_devices_lock_the_user() {
         )
     });
     let device = f.totp().await;
-    f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
     for _ in 0..3 {
         assert_eq!(kind(f.verify(&device, "000000").await), "invalid_code");
     }
@@ -533,11 +540,11 @@ async fn verify_any_refunds_the_devices_that_did_not_match() {
     let first = f.totp().await;
     let second = f
         .two_factor
-        .enroll_totp(&f.user, "Tablet", "alice", TotpSettings::default())
+        .enroll_totp(&f.admin, "Tablet", "alice", TotpSettings::default())
         .await
         .unwrap();
     f.two_factor
-        .confirm_device(&f.user, &second.device.id, &f.totp_code(&second, 0))
+        .confirm_device(&f.admin, &second.device.id, &f.totp_code(&second, 0))
         .await
         .unwrap();
     for _ in 0..5 {
@@ -597,14 +604,14 @@ async fn devices_can_be_listed_renamed_defaulted_and_deleted() {
     assert!(f.two_factor.is_configured(&f.user).await.unwrap());
     let renamed = f
         .two_factor
-        .rename_device(&f.user, &phone.device.id, "  Old phone ")
+        .rename_device(&f.admin, &phone.device.id, "  Old phone ")
         .await
         .unwrap();
     assert_eq!(renamed.name, "Old phone");
     for bad in ["", "   ", "a\u{7}b", &"x".repeat(65)] {
         assert_eq!(
             f.two_factor
-                .rename_device(&f.user, &phone.device.id, bad)
+                .rename_device(&f.admin, &phone.device.id, bad)
                 .await
                 .unwrap_err()
                 .kind(),
@@ -612,11 +619,11 @@ async fn devices_can_be_listed_renamed_defaulted_and_deleted() {
         );
     }
     f.two_factor
-        .set_default_device(&f.user, &phone.device.id)
+        .set_default_device(&f.admin, &phone.device.id)
         .await
         .unwrap();
     f.two_factor
-        .set_default_device(&f.user, &tablet.device.id)
+        .set_default_device(&f.admin, &tablet.device.id)
         .await
         .unwrap();
     let defaults: Vec<_> = f
@@ -630,22 +637,22 @@ async fn devices_can_be_listed_renamed_defaulted_and_deleted() {
         .collect();
     assert_eq!(defaults, vec![tablet.device.id.clone()]);
 
-    f.two_factor.generate_backup_codes(&f.user).await.unwrap();
+    f.two_factor.generate_backup_codes(&f.admin).await.unwrap();
     let fourth = f
         .two_factor
-        .enroll_totp(&f.user, "One too many", "alice", TotpSettings::default())
+        .enroll_totp(&f.admin, "One too many", "alice", TotpSettings::default())
         .await;
     assert_eq!(fourth.unwrap_err().kind(), "too_many_devices");
 
     assert!(
         f.two_factor
-            .delete_device(&f.user, &phone.device.id)
+            .delete_device(&f.admin, &phone.device.id)
             .await
             .unwrap()
     );
     assert!(
         !f.two_factor
-            .delete_device(&f.user, &phone.device.id)
+            .delete_device(&f.admin, &phone.device.id)
             .await
             .unwrap()
     );
@@ -653,7 +660,7 @@ async fn devices_can_be_listed_renamed_defaulted_and_deleted() {
         kind(f.verify(&phone, &f.totp_code(&phone, 0)).await),
         "device_not_found"
     );
-    assert_eq!(f.two_factor.delete_all_devices(&f.user).await.unwrap(), 2);
+    assert_eq!(f.two_factor.delete_all_devices(&f.admin).await.unwrap(), 2);
     assert!(!f.two_factor.is_configured(&f.user).await.unwrap());
     assert_eq!(
         f.two_factor.backup_codes_remaining(&f.user).await.unwrap(),
@@ -672,7 +679,7 @@ async fn other_algorithms_and_lengths_verify() {
         };
         let enrolment = f
             .two_factor
-            .enroll_totp(&f.user, algorithm, "alice", settings)
+            .enroll_totp(&f.admin, algorithm, "alice", settings)
             .await
             .unwrap();
         assert!(
@@ -685,7 +692,7 @@ async fn other_algorithms_and_lengths_verify() {
         let code = enrolment.current_code(f.clock.now());
         assert_eq!(code.len(), usize::from(digits));
         f.two_factor
-            .confirm_device(&f.user, &enrolment.device.id, &code)
+            .confirm_device(&f.admin, &enrolment.device.id, &code)
             .await
             .unwrap();
     }
@@ -695,7 +702,7 @@ async fn other_algorithms_and_lengths_verify() {
     };
     assert_eq!(
         f.two_factor
-            .enroll_totp(&f.user, "x", "alice", bad_step)
+            .enroll_totp(&f.admin, "x", "alice", bad_step)
             .await
             .unwrap_err()
             .kind(),

@@ -62,6 +62,7 @@ fn totp_config_schema() -> Value {
 }
 
 pub(crate) async fn list(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let devices = caller
         .session
         .devices()
@@ -98,9 +99,6 @@ pub(crate) async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<NewDevice>,
 ) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
     let two_factor = caller.session.two_factor();
     let now = caller.now();
     let failed = |e| ApiError::device(&e, now);
@@ -117,7 +115,7 @@ pub(crate) async fn create(
                 },
             };
             let enrolment = two_factor
-                .enroll_totp(&caller.user, &body.name, &account, settings)
+                .enroll_totp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
             provisioning(enrolment)
@@ -135,7 +133,7 @@ pub(crate) async fn create(
                 digits: otp.1,
             };
             let enrolment = two_factor
-                .enroll_hotp(&caller.user, &body.name, &account, settings)
+                .enroll_hotp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
             provisioning(enrolment)
@@ -147,11 +145,11 @@ pub(crate) async fn create(
         channel if two_factor.channels().any(|c| c == channel) => {
             let destination = parse_config::<OutOfBandConfig>(body.config)?.destination;
             let device = two_factor
-                .add_out_of_band_device(&caller.user, &body.name, channel, &destination)
+                .add_out_of_band_device(&caller.who, &body.name, channel, &destination)
                 .await
                 .map_err(failed)?;
             let sent = two_factor
-                .send_challenge(&caller.user, &device.id)
+                .send_challenge(&caller.who, &device.id)
                 .await
                 .map_err(failed)?;
             let body = json!({
@@ -244,8 +242,10 @@ pub(crate) async fn confirm(
         .confirm_device(&id, &body.token)
         .await
         .map_err(|e| ApiError::session(&e, caller.now()))?;
-    let mut answer =
-        json!({"device": DeviceView::from(&done.verification.device), "verified": true});
+    // Only a first device verifies the session; a further one leaves it as it was.
+    let verified = done.verified_session || caller.status.is_verified();
+    let device = &done.confirmed.verification.device;
+    let mut answer = json!({"device": DeviceView::from(device), "verified": verified});
     if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
         answer["token"] = json!(token);
     }
@@ -274,7 +274,6 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DeviceChanges>,
 ) -> ApiResult {
-    caller.require_verified().await?;
     let id = device_id(&id)?;
     let two_factor = caller.session.two_factor();
     let failed = |e| ApiError::device(&e, caller.now());
@@ -282,7 +281,7 @@ pub(crate) async fn update(
     if let Some(name) = &body.name {
         device = Some(
             two_factor
-                .rename_device(&caller.user, &id, name)
+                .rename_device(&caller.who, &id, name)
                 .await
                 .map_err(failed)?,
         );
@@ -291,7 +290,7 @@ pub(crate) async fn update(
         Some(true) => {
             device = Some(
                 two_factor
-                    .set_default_device(&caller.user, &id)
+                    .set_default_device(&caller.who, &id)
                     .await
                     .map_err(failed)?,
             )
@@ -315,19 +314,12 @@ pub(crate) async fn update(
     Ok(Json(json!({"device": DeviceView::from(&device)})).into_response())
 }
 
-pub(crate) async fn delete(
-    State(config): State<Arc<ApiConfig>>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult {
+pub(crate) async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult {
     let id = device_id(&id)?;
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
     let existed = caller
         .session
         .two_factor()
-        .delete_device(&caller.user, &id)
+        .delete_device(&caller.who, &id)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     if existed {
@@ -337,35 +329,64 @@ pub(crate) async fn delete(
     }
 }
 
-pub(crate) async fn disable(State(config): State<Arc<ApiConfig>>, caller: Caller) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
+/// The body of `POST disable`: a code of one of the user's confirmed devices.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisableRequest {
+    #[serde(default, alias = "token")]
+    code: Option<String>,
+}
+
+/// Removes every device, once a code from one of them proves that the second factor, not
+/// only the password, asks for it.
+pub(crate) async fn disable(caller: Caller, ApiJson(body): ApiJson<DisableRequest>) -> ApiResult {
+    if !caller.is_configured().await? {
+        // Nothing verifies yet, so no code can be asked for; pending devices go all the same.
+        let removed = caller
+            .session
+            .two_factor()
+            .delete_all_devices(&caller.who)
+            .await
+            .map_err(|e| ApiError::device(&e, caller.now()))?;
+        return Ok(Json(json!({"removed": removed})).into_response());
+    }
+    let code = body.code.ok_or_else(|| {
+        ApiError::bad_request(
+            "code_required",
+            "Send a `code` from one of your devices to disable the second factor.",
+        )
+    })?;
+    let done = caller
+        .session
+        .verify_any(&code)
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
+    // The code just verified the session: it acts as a freshly verified caller now.
+    let who = caller
+        .session
+        .caller()
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
     let two_factor = caller.session.two_factor();
     let failed = |e| ApiError::device(&e, caller.now());
-    let removed = two_factor
-        .delete_all_devices(&caller.user)
-        .await
-        .map_err(failed)?;
+    let removed = two_factor.delete_all_devices(&who).await.map_err(failed)?;
     // Remembered browsers stand for devices that are gone.
     two_factor
         .forget_all_browsers(&caller.user)
         .await
         .map_err(failed)?;
-    Ok(Json(json!({"removed": removed})).into_response())
+    let mut answer = json!({"removed": removed});
+    if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
+        answer["token"] = json!(token);
+    }
+    Ok(Json(answer).into_response())
 }
 
-pub(crate) async fn new_backup_codes(
-    State(config): State<Arc<ApiConfig>>,
-    caller: Caller,
-) -> ApiResult {
-    caller
-        .require_recent_verification(config.reauthentication_window)
-        .await?;
+pub(crate) async fn new_backup_codes(caller: Caller) -> ApiResult {
     let set = caller
         .session
         .two_factor()
-        .generate_backup_codes(&caller.user)
+        .generate_backup_codes(&caller.who)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     let codes: Vec<&str> = set.codes.iter().collect();
@@ -376,6 +397,7 @@ pub(crate) async fn new_backup_codes(
 }
 
 pub(crate) async fn backup_codes_left(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let remaining = caller
         .session
         .two_factor()
@@ -398,7 +420,7 @@ pub(crate) async fn send_challenge(
     let sent = caller
         .session
         .two_factor()
-        .send_challenge(&caller.user, &id)
+        .send_challenge(&caller.who, &id)
         .await
         .map_err(|e| ApiError::device(&e, caller.now()))?;
     Ok(Json(json!({

@@ -57,14 +57,6 @@ impl ApiError {
         )
     }
 
-    pub(crate) fn reauthentication_required() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "reauthentication_required",
-            "Verify with your second factor again to do this.",
-        )
-    }
-
     pub(crate) fn not_found(code: &'static str) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, "No such resource.")
     }
@@ -97,12 +89,14 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, error.kind())
             }
             Error::DeviceNotFound => (StatusCode::NOT_FOUND, error.kind()),
+            Error::VerificationRequired | Error::ReauthenticationRequired => {
+                (StatusCode::FORBIDDEN, error.kind())
+            }
             Error::NotConfirmed
             | Error::AlreadyConfirmed
             | Error::NotConfigured
             | Error::TooManyDevices
             | Error::TooManyPendingDevices
-            | Error::NotFirstDevice
             | Error::DuplicateDevice => (StatusCode::CONFLICT, error.kind()),
             Error::Delivery(_) => (StatusCode::BAD_GATEWAY, error.kind()),
             Error::Sealing(_) => (StatusCode::INTERNAL_SERVER_ERROR, error.kind()),
@@ -122,6 +116,9 @@ impl ApiError {
             SessionError::Store(error) => Self::store(error),
             SessionError::NotAuthenticated | SessionError::SessionEnded => {
                 Self::not_authenticated()
+            }
+            SessionError::TooManyAttempts => {
+                Self::new(StatusCode::UNAUTHORIZED, error.kind(), error.to_string())
             }
             SessionError::NotVerified => {
                 Self::new(StatusCode::FORBIDDEN, "otp_required", error.to_string())

@@ -1,7 +1,5 @@
 //! Extractors with the API's own rejections: JSON bodies, and the calling user.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -35,11 +33,7 @@ where
 
 fn json_error(rejection: &JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send JSON with `Content-Type: application/json`.",
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonDataError(_) => ApiError::bad_request(
             "invalid_request",
             "The JSON body does not have the fields this endpoint expects.",
@@ -51,12 +45,23 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
     }
 }
 
+/// A body that is not declared as JSON.
+pub(crate) fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send JSON with `Content-Type: application/json`.",
+    )
+}
+
 /// The session of a request whose user passed the first factor.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub(crate) session: OtpSession,
     pub(crate) user: UserId,
     pub(crate) status: SessionStatus,
+    /// Who asks, for the engine's factor rule.
+    pub(crate) who: crate::device::Caller,
 }
 
 /// The session of any request (for endpoints that answer anonymous callers too).
@@ -96,11 +101,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let AnyCaller { session, status } = AnyCaller::from_request_parts(parts, state).await?;
         match status.user.clone() {
-            Some(user) => Ok(Caller {
-                session,
-                user,
-                status,
-            }),
+            Some(user) => {
+                // The session is loaded already: no second store round trip.
+                let now = session.two_factor().now();
+                let who = session
+                    .caller()
+                    .await
+                    .map_err(|e| ApiError::session(&e, now))?;
+                Ok(Caller {
+                    session,
+                    user,
+                    status,
+                    who,
+                })
+            }
             None if status.malformed_token => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_session_token",
@@ -114,24 +128,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 impl Caller {
     pub(crate) fn now(&self) -> crate::clock::Timestamp {
         self.session.two_factor().now()
-    }
-
-    /// For changes to the second factor itself: a user who has a confirmed device must have
-    /// verified with a code (not a remembered browser) within `window`.
-    pub(crate) async fn require_recent_verification(
-        &self,
-        window: Duration,
-    ) -> Result<(), ApiError> {
-        let fresh = self
-            .status
-            .verified
-            .as_ref()
-            .is_some_and(|v| !v.remembered && self.now().since(v.at) <= window);
-        if fresh || !self.is_configured().await? {
-            Ok(())
-        } else {
-            Err(ApiError::reauthentication_required())
-        }
     }
 
     /// For reading and renaming: a user who has a confirmed device must be verified.

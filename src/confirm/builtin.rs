@@ -90,9 +90,9 @@ impl ConfirmationBackend for OutOfBandMethod {
         let name = text(&state, "name").unwrap_or(default_name(&self.channel));
         let device = self
             .two_factor
-            .add_out_of_band_device(cx.user, name, &self.channel, destination)
+            .add_out_of_band_device(cx.caller, name, &self.channel, destination)
             .await?;
-        match self.two_factor.send_challenge(cx.user, &device.id).await {
+        match self.two_factor.send_challenge(cx.caller, &device.id).await {
             Ok(sent) => Ok(Requested::InProcess(json!({
                 "device_id": device.id,
                 "channel": sent.channel,
@@ -100,7 +100,7 @@ impl ConfirmationBackend for OutOfBandMethod {
             }))),
             Err(error @ Error::Delivery(_)) => {
                 // Nothing reached the destination: leave no pending device behind.
-                self.two_factor.delete_device(cx.user, &device.id).await?;
+                self.two_factor.delete_device(cx.caller, &device.id).await?;
                 Err(error.into())
             }
             Err(error) => Err(error.into()),
@@ -115,7 +115,11 @@ impl ConfirmationBackend for OutOfBandMethod {
     ) -> Result<bool, ConfirmError> {
         let device = device_id(state)?.ok_or(ConfirmError::InvalidData("no device"))?;
         let code = text(data, "code").ok_or(ConfirmError::InvalidData("no code"))?;
-        answer(self.two_factor.confirm_device(cx.user, &device, code).await)
+        let confirmed = self
+            .two_factor
+            .confirm_device(cx.caller, &device, code)
+            .await;
+        answer(confirmed.map(|c| c.verification))
     }
 }
 
@@ -184,7 +188,7 @@ impl ConfirmationBackend for DeviceMethod {
                 return Err(Error::NotConfirmed.into());
             }
             if device.kind() == DeviceKind::OutOfBand {
-                let sent = self.two_factor.send_challenge(cx.user, &id).await?;
+                let sent = self.two_factor.send_challenge(cx.caller, &id).await?;
                 state["masked_destination"] = sent.masked_destination.into();
             }
         }
@@ -203,8 +207,8 @@ impl ConfirmationBackend for DeviceMethod {
             (pinned, given) => pinned.or(given),
         };
         let verification = match device {
-            Some(device) => self.two_factor.verify(cx.user, &device, code).await,
-            None => self.two_factor.verify_any(cx.user, code).await,
+            Some(device) => self.two_factor.verify(cx.caller, &device, code).await,
+            None => self.two_factor.verify_any(cx.caller, code).await,
         };
         answer(verification)
     }

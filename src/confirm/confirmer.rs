@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
-use crate::device::{TwoFactor, UserId};
+use crate::device::{Caller, TwoFactor, UserId};
 use crate::events::{EventKind, Events};
 use crate::store::{ConfirmationAttempt, SharedStore};
 
@@ -203,16 +203,21 @@ impl Confirmer {
     /// Asks `method` whether changing the user's configuration from `old` to `new` must be
     /// confirmed; if so, requests the confirmation and returns it. `None` means the change
     /// needs no confirmation: apply it.
+    ///
+    /// `caller` is who asks (a `&UserId` is a caller who passed the first factor only); see
+    /// [`Context::caller`].
     pub async fn change_user_config(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         method: &str,
         old: Option<&Value>,
         new: &Value,
     ) -> Result<Option<Confirmation>, ConfirmError> {
+        let caller = caller.into();
         let registered = self.registered(method)?;
         let cx = Context {
-            user,
+            user: caller.user(),
+            caller: &caller,
             method,
             now: self.now(),
         };
@@ -222,22 +227,32 @@ impl Confirmer {
             .await?
         {
             None => Ok(None),
-            Some(state) => self.request(user, method, state).await.map(Some),
+            Some(state) => self.request(&caller, method, state).await.map(Some),
         }
     }
 
     /// Requests a confirmation by `method`, starting from `state` (at most 8 KiB of JSON).
     /// The returned id is the only way to it: hand it to the user's client.
+    ///
+    /// `caller` is who asks; methods that add or alter factors apply the factor rule to it
+    /// (see [`Context::caller`]).
     pub async fn request(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         method: &str,
         state: Value,
     ) -> Result<Confirmation, ConfirmError> {
+        let caller = caller.into();
+        let user = caller.user();
         let registered = self.registered(method)?;
         check_size(&state)?;
         let now = self.now();
-        let cx = Context { user, method, now };
+        let cx = Context {
+            user,
+            caller: &caller,
+            method,
+            now,
+        };
         let (status, state) = match registered.backend().request_confirmation(cx, state).await? {
             Requested::InProcess(state) => (ConfirmationStatus::InProcess, state),
             Requested::Confirmed(state) => (ConfirmationStatus::Confirmed, state),
@@ -280,10 +295,12 @@ impl Confirmer {
     /// wrong one fails the confirmation.
     pub async fn confirm(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         id: &ConfirmationId,
         data: &Value,
     ) -> Result<Confirmation, ConfirmError> {
+        let caller = caller.into();
+        let user = caller.user();
         let key = ConfirmationKey::new(user, id);
         let now = self.now();
         let max = self.policy.max_attempts;
@@ -300,6 +317,7 @@ impl Confirmer {
         let registered = self.registered(&record.method)?;
         let cx = Context {
             user,
+            caller: &caller,
             method: &record.method,
             now,
         };

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::clock::Timestamp;
-use crate::device::UserId;
+use crate::device::{Caller, UserId};
 
 use super::ConfirmError;
 
@@ -17,6 +17,11 @@ use super::ConfirmError;
 pub struct Context<'a> {
     /// The user the confirmation is for.
     pub user: &'a UserId,
+    /// Who asks, and how far they have proven it. A method that adds or alters the user's
+    /// factors passes it to the engine, which applies the factor rule (see [`Caller`]); a
+    /// custom method of that kind must refuse callers whose
+    /// [`state`](Caller::state) is not fresh while the user has a factor.
+    pub caller: &'a Caller,
     /// The key the method is registered under.
     pub method: &'a str,
     /// The current time by the confirmer's clock.

@@ -53,6 +53,15 @@ pub enum Error {
     /// The user has no confirmed device to verify with.
     #[error("no device is configured")]
     NotConfigured,
+    /// The caller must pass the second factor first: the user has a confirmed device and the
+    /// caller passed only the first factor.
+    #[error("verify with the second factor first")]
+    VerificationRequired,
+    /// The caller must verify with a code again: changing factors needs a code verification
+    /// within the re-verification window, and the caller's is older, or was a remembered
+    /// browser.
+    #[error("verify with a code again to change the second factor")]
+    ReauthenticationRequired,
     /// The user has as many devices as allowed.
     #[error("too many devices")]
     TooManyDevices,
@@ -60,10 +69,6 @@ pub enum Error {
     /// wait for one to expire.
     #[error("too many unconfirmed devices")]
     TooManyPendingDevices,
-    /// Only a first device could be confirmed here, and the user has a confirmed device
-    /// already.
-    #[error("the user has a confirmed device already")]
-    NotFirstDevice,
     /// A device name is empty, too long or has control characters.
     #[error("invalid device name")]
     InvalidName,
@@ -114,9 +119,10 @@ impl Error {
             Error::NotConfirmed => "device_not_confirmed",
             Error::AlreadyConfirmed => "device_already_confirmed",
             Error::NotConfigured => "not_configured",
+            Error::VerificationRequired => "otp_required",
+            Error::ReauthenticationRequired => "reauthentication_required",
             Error::TooManyDevices => "too_many_devices",
             Error::TooManyPendingDevices => "too_many_pending_devices",
-            Error::NotFirstDevice => "not_first_device",
             Error::InvalidName => "invalid_name",
             Error::InvalidSettings(_) => "invalid_settings",
             Error::InvalidDestination(_) => "invalid_destination",

@@ -15,9 +15,14 @@
 //! * **Throttling** on every kind; see [`ThrottlePolicy`] for the rules and
 //!   the odds they leave an attacker.
 //!
+//! Every operation that changes a user's factors takes a [`Caller`] and applies the factor
+//! rule described there: a password alone never adds, confirms or removes a second factor of a
+//! user who has one.
+//!
 //! Secrets can be sealed at rest with a [`SecretSealer`]; without one they are stored
 //! unencrypted, readable by anyone who can read the store.
 
+mod caller;
 mod codes;
 mod error;
 mod manager;
@@ -28,9 +33,12 @@ mod seal;
 mod sender;
 mod throttle;
 
+pub use caller::{Caller, CallerState};
 pub use codes::{BackupCodePolicy, BackupCodes, CodeHash, InvalidPolicy, ServerKey};
 pub use error::Error;
-pub use manager::{BackupCodeSet, Enrollment, HotpSettings, TotpSettings, TwoFactor, Verification};
+pub use manager::{
+    BackupCodeSet, ConfirmedDevice, Enrollment, HotpSettings, TotpSettings, TwoFactor, Verification,
+};
 pub use matching::{HotpPolicy, TotpPolicy};
 pub use model::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, InvalidId, UserId};
 pub use out_of_band::{ChallengeSent, OutOfBandPolicy};

@@ -17,7 +17,7 @@ use super::{
     SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
 };
 use crate::clock::Timestamp;
-use crate::device::{Device, DeviceId, TwoFactor, UserId, Verification};
+use crate::device::{Caller, ConfirmedDevice, Device, DeviceId, TwoFactor, UserId, Verification};
 use crate::events::EventKind;
 use crate::remember::{BrowserId, RememberClaims, RememberConfig, RememberedBrowser};
 
@@ -123,6 +123,18 @@ impl SessionStatus {
     }
 }
 
+/// A device confirmed through the session ([`OtpSession::confirm_device`]).
+#[derive(Clone, Debug)]
+pub struct SessionConfirmation {
+    /// The confirmed device and the confirming code's verification.
+    pub confirmed: ConfirmedDevice,
+    /// Whether the confirmation verified the session (only the user's first device does).
+    pub verified_session: bool,
+    /// The session's new id, when the confirmation verified an own session (see
+    /// [`SessionVerification::token`]).
+    pub token: Option<SessionToken>,
+}
+
 /// A successful verification through the session.
 #[derive(Clone, Debug)]
 pub struct SessionVerification {
@@ -209,13 +221,17 @@ impl OtpSession {
 
     /// Starts a session for `user`, who just passed the application's first factor. Any
     /// session the request carried ends: a new id is issued (no session fixation).
+    ///
+    /// The old session is never read, only deleted by its id: a record that cannot be read
+    /// (damaged, or another user's) must not lock its holder out of logging in again. A store
+    /// that does not answer still fails the login.
     pub async fn login(&self, user: UserId) -> Result<SessionToken, SessionError> {
         if self.shared.context.identity.is_some() {
             return Err(SessionError::ExternalLogin);
         }
-        let mut current = self.current().await?;
+        let mut current = self.shared.current.lock().await;
         let store = self.store();
-        if let Some(old) = current.as_ref().and_then(|c| c.key.clone()) {
+        if let Some(old) = self.session_key_to_end(&current) {
             store.delete_session(&old).await?;
         }
         let now = self.now();
@@ -229,7 +245,7 @@ impl OtpSession {
         };
         let (token, key) = SessionToken::generate(&UserTag::of(&user));
         store
-            .save_session(&key, &record, config.idle_timeout())
+            .save_session(&key, &record, config.pending_idle_timeout())
             .await?;
         *current = Some(Current {
             key: Some(key),
@@ -241,44 +257,134 @@ impl OtpSession {
         Ok(token)
     }
 
+    /// The id of the session this request holds: as loaded (and perhaps rotated or ended)
+    /// earlier in the request, or else as presented.
+    fn session_key_to_end(&self, current: &Option<Current>) -> Option<SessionKey> {
+        match current {
+            Some(current) => current.key.clone(),
+            None => match self.presented() {
+                Presented::Token { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The session's caller, for the engine's operations on the user's factors (see
+    /// [`Caller`]): its user, how and when the session was verified, and the login it belongs
+    /// to. [`SessionError::NotAuthenticated`] without a first-factor user.
+    ///
+    /// ```
+    /// # use tower_otp::session::OtpSession;
+    /// # use tower_otp::device::TotpSettings;
+    /// # async fn enrol(session: OtpSession) -> Result<(), Box<dyn std::error::Error>> {
+    /// let caller = session.caller().await?;
+    /// // Refused unless the user has no factor yet, or verified with a code recently.
+    /// let enrolment = session
+    ///     .two_factor()
+    ///     .enroll_totp(&caller, "Phone", caller.user().as_str(), TotpSettings::default())
+    ///     .await?;
+    /// # let _ = enrolment; Ok(()) }
+    /// ```
+    pub async fn caller(&self) -> Result<Caller, SessionError> {
+        let current = self.current().await?;
+        session_caller(&current)
+    }
+
     /// Verifies `input` with the user's device `device` and marks the session verified.
     pub async fn verify(
         &self,
         device: &DeviceId,
         input: &str,
     ) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.verify(&user, device, input).await })
-            .await
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
+        let verification = self.two_factor().verify(&caller, device, input).await?;
+        self.mark_verified(&mut current, verification).await
     }
 
     /// Verifies `input` with any of the user's confirmed devices (backup codes included) and
     /// marks the session verified.
     pub async fn verify_any(&self, input: &str) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.verify_any(&user, input).await })
-            .await
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
+        let verification = self.two_factor().verify_any(&caller, input).await?;
+        self.mark_verified(&mut current, verification).await
     }
 
-    /// Confirms a newly enrolled device with a code from it, and marks the session verified
-    /// by it.
+    /// Confirms a newly enrolled device with a code from it, under the factor rule of
+    /// [`TwoFactor::confirm_device`]: a session that passed only the first factor may confirm
+    /// the user's first device, and that confirmation then verifies the session (emitting
+    /// `user_verified`); any further device needs a session verified by a code within the
+    /// re-verification window, and confirming it leaves the session's verification as it was.
     pub async fn confirm_device(
         &self,
         device: &DeviceId,
         input: &str,
-    ) -> Result<SessionVerification, SessionError> {
-        self.verify_with(|tf, user| async move { tf.confirm_device(&user, device, input).await })
-            .await
+    ) -> Result<SessionConfirmation, SessionError> {
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
+        let confirmed = self
+            .two_factor()
+            .confirm_device(&caller, device, input)
+            .await?;
+        if !confirmed.first {
+            return Ok(SessionConfirmation {
+                confirmed,
+                verified_session: false,
+                token: None,
+            });
+        }
+        let verification = confirmed.verification.clone();
+        let done = self.mark_verified(&mut current, verification).await?;
+        let device = &done.verification.device;
+        self.two_factor()
+            .emit(EventKind::UserVerified, &device.user, Some(device));
+        Ok(SessionConfirmation {
+            confirmed,
+            verified_session: true,
+            token: done.token,
+        })
     }
 
-    /// Runs `check` for the session's user and marks the session verified by its result.
-    async fn verify_with<F, Fut>(&self, check: F) -> Result<SessionVerification, SessionError>
-    where
-        F: FnOnce(TwoFactor, UserId) -> Fut,
-        Fut: Future<Output = Result<Verification, crate::Error>>,
-    {
-        let mut current = self.current().await?;
-        let user = authenticated_user(&current)?;
-        let verification = check(self.two_factor().clone(), user).await?;
-        self.mark_verified(&mut current, verification).await
+    /// A session that has passed only the first factor may try a limited number of codes
+    /// ([`SessionConfig::with_pending_attempts`]): counts this attempt before its code is
+    /// checked, and past the limit ends the session. An identity source's login cannot be
+    /// ended here; it is refused further attempts instead.
+    async fn claim_pending_attempt(
+        &self,
+        current: &mut Option<Current>,
+    ) -> Result<(), SessionError> {
+        let Some(Current {
+            key: Some(key),
+            record: Some(record),
+            external,
+        }) = current.clone()
+        else {
+            return Ok(());
+        };
+        if record.verified.is_some() {
+            return Ok(());
+        }
+        let config = &self.shared.context.config;
+        // The count lives as long as the session can: keeping the session busy must not
+        // buy fresh attempts.
+        let count = self
+            .store()
+            .count_session_attempt(&key, config.absolute_lifetime())
+            .await?;
+        if count <= u64::from(config.pending_attempts()) {
+            return Ok(());
+        }
+        if !external {
+            self.store().delete_session(&key).await?;
+            *current = Some(Current::default());
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
+        }
+        tracing::debug!(user = %record.user, attempts = count, "too many codes tried in a pending session");
+        Err(SessionError::TooManyAttempts)
     }
 
     async fn mark_verified(
@@ -624,8 +730,9 @@ impl OtpSession {
     }
 
     async fn load_own(&self, key: &SessionKey) -> Result<Current, SessionError> {
-        let idle = self.shared.context.config.idle_timeout();
-        let Some(record) = self.store().load_session(key, idle).await? else {
+        let config = &self.shared.context.config;
+        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
+        let Some(record) = self.store().load_session(key, idle, pending).await? else {
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         };
@@ -648,9 +755,10 @@ impl OtpSession {
         key: &SessionKey,
         user: &UserId,
     ) -> Result<Current, SessionError> {
-        let idle = self.shared.context.config.idle_timeout();
+        let config = &self.shared.context.config;
+        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
         let now = self.now();
-        let record = match self.store().load_session(key, idle).await? {
+        let record = match self.store().load_session(key, idle, pending).await? {
             Some(record) if record.user == *user && record.expires_at > now => record,
             stale => {
                 if stale.is_some() {
@@ -671,6 +779,19 @@ impl OtpSession {
             external: true,
         })
     }
+}
+
+/// The caller of the session as loaded: its user, verification and binding.
+fn session_caller(current: &Option<Current>) -> Result<Caller, SessionError> {
+    let (key, record) = current
+        .as_ref()
+        .and_then(|c| c.key.as_ref().zip(c.record.as_ref()))
+        .ok_or(SessionError::NotAuthenticated)?;
+    Ok(Caller::of_session(
+        record.user.clone(),
+        record.verified.clone(),
+        key.digest().to_owned(),
+    ))
 }
 
 fn authenticated_user(current: &Option<Current>) -> Result<UserId, SessionError> {

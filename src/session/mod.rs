@@ -21,7 +21,7 @@ mod token;
 
 pub use config::{ConfigError, SessionConfig};
 pub use error::SessionError;
-pub use handle::{OtpSession, SessionStatus, SessionVerification};
+pub use handle::{OtpSession, SessionConfirmation, SessionStatus, SessionVerification};
 #[cfg(feature = "axum-login")]
 pub use identity::AxumLoginIdentity;
 pub use identity::{Identified, Identity, IdentitySource};

@@ -21,7 +21,9 @@ use super::out_of_band::{
 use super::seal::SecretSealer;
 use super::sender::{Message, Sender};
 use super::throttle::ThrottlePolicy;
-use super::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId};
+use super::{
+    Caller, CallerState, Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId,
+};
 
 /// Hash purposes, one derived key each.
 const BACKUP_CODE_PURPOSE: &str = "backup-code";
@@ -31,6 +33,10 @@ mod verify;
 
 /// Longest device name, in characters.
 const MAX_NAME_CHARS: usize = 64;
+
+/// How recent a code verification must be to change factors, by default (NIST SP 800-63B-4
+/// suggests reauthentication after at most this long for sensitive operations).
+const DEFAULT_REAUTHENTICATION_WINDOW: Duration = Duration::from_secs(20 * 60);
 
 /// Enrols devices, manages them and verifies codes, applying the crate's verification policy
 /// (tolerance, drift, replay protection, throttling) over a [`Store`].
@@ -79,7 +85,18 @@ struct Inner {
     senders: BTreeMap<String, Arc<dyn Sender>>,
     limits: DeviceLimits,
     pending_lifetime: Duration,
+    reauthentication_window: Duration,
     events: Events,
+}
+
+/// What an operation asks of its caller (see [`Caller`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    /// Changes the user's factors: a fresh code verification once the user has a factor.
+    FactorChange,
+    /// Touches the user's factors without changing what verifies (a name, the default): any
+    /// verification once the user has a factor.
+    Verified,
 }
 
 /// Settings of a new TOTP device.
@@ -146,6 +163,16 @@ pub struct BackupCodeSet {
     pub codes: BackupCodes,
 }
 
+/// A device confirmed by [`TwoFactor::confirm_device`].
+#[derive(Clone, Debug)]
+pub struct ConfirmedDevice {
+    /// The confirming code's verification; its device is now confirmed.
+    pub verification: Verification,
+    /// Whether it is the user's first confirmed device: only then may the confirmation
+    /// verify the session it happened in.
+    pub first: bool,
+}
+
 /// A successful verification.
 #[derive(Clone, Debug)]
 pub struct Verification {
@@ -180,6 +207,7 @@ impl TwoFactor {
                 senders: BTreeMap::new(),
                 limits: DeviceLimits::default(),
                 pending_lifetime: Duration::from_secs(15 * 60),
+                reauthentication_window: DEFAULT_REAUTHENTICATION_WINDOW,
                 events: Events::new(),
             }),
         }
@@ -263,6 +291,22 @@ impl TwoFactor {
         self.configure(|c| c.pending_lifetime = lifetime)
     }
 
+    /// How recent a code verification must be for a caller to change the factors of a user
+    /// who has a confirmed device (default 20 minutes). See [`Caller`].
+    pub fn with_reauthentication_window(self, window: Duration) -> Self {
+        self.configure(|c| c.reauthentication_window = window)
+    }
+
+    /// The re-verification window (see [`TwoFactor::with_reauthentication_window`]).
+    pub fn reauthentication_window(&self) -> Duration {
+        self.inner.reauthentication_window
+    }
+
+    /// The state of `caller` now (see [`Caller`]).
+    pub fn caller_state(&self, caller: &Caller) -> CallerState {
+        caller.state(self.now(), self.inner.reauthentication_window)
+    }
+
     /// Emits events on `events` (default: a bus of its own, see [`TwoFactor::events`]).
     pub fn with_events(self, events: Events) -> Self {
         self.configure(|c| c.events = events)
@@ -311,14 +355,23 @@ impl TwoFactor {
 
     // ----- enrolment -----------------------------------------------------------------------
 
-    /// Adds an unconfirmed TOTP device for `user`, labelled `account` in the user's app.
+    /// Adds an unconfirmed TOTP device for the caller's user, labelled `account` in the user's
+    /// app.
+    ///
+    /// A factor change: for a user who has a confirmed device, `caller` must have verified
+    /// with a code within the re-verification window ([`Error::VerificationRequired`] or
+    /// [`Error::ReauthenticationRequired`] otherwise; see [`Caller`]). A `&UserId` is a caller
+    /// who passed the first factor only, which is enough only while the user has no factor.
     pub async fn enroll_totp(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         name: &str,
         account: &str,
         settings: TotpSettings,
     ) -> Result<Enrollment, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         if !(1..=3600).contains(&settings.params.step) {
             return Err(Error::InvalidSettings(
                 "the TOTP step must be 1 to 3600 seconds",
@@ -349,14 +402,19 @@ impl TwoFactor {
         })
     }
 
-    /// Adds an unconfirmed HOTP device for `user`, labelled `account`.
+    /// Adds an unconfirmed HOTP device for the caller's user, labelled `account`.
+    ///
+    /// A factor change, as [`TwoFactor::enroll_totp`].
     pub async fn enroll_hotp(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         name: &str,
         account: &str,
         settings: HotpSettings,
     ) -> Result<Enrollment, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         let secret = Secret::generate(settings.algorithm.secret_len())
             .map_err(|_| Error::InvalidSettings("secret length"))?;
         let uri = OtpauthUri::hotp(
@@ -381,24 +439,30 @@ impl TwoFactor {
         })
     }
 
-    /// Adds an unconfirmed out-of-band device for `user`: codes will go to `destination`
-    /// through the sender registered for `channel`. The destination is checked and normalised
+    /// Adds an unconfirmed out-of-band device for the caller's user: codes will go to
+    /// `destination` through the sender registered for `channel`. The destination is checked and normalised
     /// for its channel (see [`out_of_band`](super::out_of_band)).
     ///
     /// Confirm it by sending a challenge ([`TwoFactor::send_challenge`]) and passing the code
     /// the user received to [`TwoFactor::confirm_device`]. Adding a destination that the user
     /// already has, unconfirmed, on that channel returns that device (renamed to `name`), so
     /// its resend cooldown still applies; a confirmed one is [`Error::DuplicateDevice`].
+    ///
+    /// A factor change, as [`TwoFactor::enroll_totp`]: a password alone never points codes at
+    /// a new destination of a user who has a factor.
     pub async fn add_out_of_band_device(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         name: &str,
         channel: &str,
         destination: &str,
     ) -> Result<Device, Error> {
+        let caller = caller.into();
         if !self.inner.senders.contains_key(channel) {
             return Err(Error::UnknownChannel);
         }
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         let destination = normalise_destination(channel, destination)?;
         let existing = self.inner.store.list_devices(user).await?;
         let same = existing.into_iter().find(|d| {
@@ -407,7 +471,11 @@ impl TwoFactor {
         });
         match same {
             Some(device) if device.confirmed => Err(Error::DuplicateDevice),
-            Some(device) => self.rename_device(user, &device.id, name).await,
+            Some(device) => {
+                let name = check_name(name)?;
+                self.modify_device(user, &device.id, |d| d.name = name)
+                    .await
+            }
             None => {
                 let config = DeviceConfig::OutOfBand {
                     channel: channel.to_owned(),
@@ -475,53 +543,72 @@ impl TwoFactor {
     }
 
     /// Confirms a new device with a code from it. The code counts as used.
+    ///
+    /// A factor change: a caller verified by a code within the re-verification window may
+    /// confirm any pending device. Any other caller may confirm only the user's *first*
+    /// device, and only while the user has no confirmed one ([`Error::VerificationRequired`]
+    /// or [`Error::ReauthenticationRequired`] otherwise, before the code is counted). When the
+    /// first device is confirmed, every other pending device of the user is deleted, so a
+    /// device added earlier by someone who knew the password never becomes usable.
+    ///
+    /// Only a first device may verify the session that confirmed it
+    /// ([`ConfirmedDevice::first`]); [`OtpSession::confirm_device`](crate::session::OtpSession::confirm_device)
+    /// does that.
     pub async fn confirm_device(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         device: &DeviceId,
         input: &str,
-    ) -> Result<Verification, Error> {
-        let (verification, _first) = self
-            .confirm_pending_device(user, device, input, false)
-            .await?;
-        Ok(verification)
-    }
-
-    /// Confirms a new device with a code from it; with `only_if_first`, only if the user has
-    /// no other confirmed device ([`Error::NotFirstDevice`]). Also says whether it is the
-    /// user's first confirmed device (the store has then deleted the user's other
-    /// unconfirmed devices).
-    pub(crate) async fn confirm_pending_device(
-        &self,
-        user: &UserId,
-        device: &DeviceId,
-        input: &str,
-        only_if_first: bool,
-    ) -> Result<(Verification, bool), Error> {
+    ) -> Result<ConfirmedDevice, Error> {
+        let caller = caller.into();
+        let only_if_first = !matches!(
+            self.caller_state(&caller),
+            CallerState::Fresh | CallerState::Administrator
+        );
+        if only_if_first {
+            self.authorize(&caller, Needs::FactorChange).await?;
+        }
+        let user = caller.user();
         let verification = self
             .attempt(user, vec![device.clone()], &[], input, Purpose::Confirm)
             .await?;
-        let first = match self
-            .inner
-            .store
-            .confirm_device(user, device, only_if_first)
-            .await?
-        {
-            ConfirmOutcome::Confirmed { first } => first,
-            ConfirmOutcome::AlreadyConfirmed => return Err(Error::AlreadyConfirmed),
-            ConfirmOutcome::NotFirst => return Err(Error::NotFirstDevice),
-            ConfirmOutcome::Missing => return Err(Error::DeviceNotFound),
-        };
-        let mut confirmed = verification.device.clone();
-        confirmed.confirmed = true;
-        confirmed.pending_until = None;
+        let (confirmed, first) = self
+            .settle_confirmed(verification.device.clone(), only_if_first)
+            .await?;
         tracing::debug!(user = %user, device = %device, first, "device confirmed");
         self.emit(EventKind::DeviceConfirmed, user, Some(&confirmed));
-        let verification = Verification {
-            device: confirmed,
-            ..verification
+        Ok(ConfirmedDevice {
+            verification: Verification {
+                device: confirmed,
+                ..verification
+            },
+            first,
+        })
+    }
+
+    /// Marks `device` confirmed, in one store operation; returns it and whether it is the
+    /// user's first confirmed device. With `only_if_first`, refuses if the user has another
+    /// confirmed device by now. Confirming the first device deletes the user's other pending
+    /// devices.
+    async fn settle_confirmed(
+        &self,
+        mut device: Device,
+        only_if_first: bool,
+    ) -> Result<(Device, bool), Error> {
+        let outcome = self
+            .inner
+            .store
+            .confirm_device(&device.user, &device.id, only_if_first)
+            .await?;
+        let first = match outcome {
+            ConfirmOutcome::Confirmed { first } => first,
+            ConfirmOutcome::AlreadyConfirmed => return Err(Error::AlreadyConfirmed),
+            ConfirmOutcome::NotFirst => return Err(Error::VerificationRequired),
+            ConfirmOutcome::Missing => return Err(Error::DeviceNotFound),
         };
-        Ok((verification, first))
+        device.confirmed = true;
+        device.pending_until = None;
+        Ok((device, first))
     }
 
     // ----- out-of-band codes --------------------------------------------------------------
@@ -538,9 +625,11 @@ impl TwoFactor {
     /// expires; nobody has seen it.)
     pub async fn send_challenge(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         device: &DeviceId,
     ) -> Result<ChallengeSent, Error> {
+        let caller = caller.into();
+        let user = caller.user();
         let (found, channel, destination, digits) = self.out_of_band_device(user, device).await?;
         let sender = self
             .inner
@@ -650,7 +739,15 @@ impl TwoFactor {
 
     /// Replaces the user's backup codes with a new set (creating the backup-code device on
     /// first use). Only hashes are stored; show the codes once.
-    pub async fn generate_backup_codes(&self, user: &UserId) -> Result<BackupCodeSet, Error> {
+    ///
+    /// A factor change, as [`TwoFactor::enroll_totp`].
+    pub async fn generate_backup_codes(
+        &self,
+        caller: impl Into<Caller>,
+    ) -> Result<BackupCodeSet, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         let device = match self.backup_device(user).await? {
             Some(device) => device,
             None => self.add_backup_device(user).await?,
@@ -737,19 +834,31 @@ impl TwoFactor {
         Ok(devices.iter().any(|d| d.confirmed))
     }
 
-    /// Renames a device.
+    /// Renames a device. Once the user has a confirmed device, `caller` must be verified
+    /// ([`Error::VerificationRequired`] otherwise).
     pub async fn rename_device(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         id: &DeviceId,
         name: &str,
     ) -> Result<Device, Error> {
+        let caller = caller.into();
         let name = check_name(name)?;
-        self.modify_device(user, id, |d| d.name = name).await
+        self.authorize(&caller, Needs::Verified).await?;
+        self.modify_device(caller.user(), id, |d| d.name = name)
+            .await
     }
 
-    /// Makes a device the user's default (and no other).
-    pub async fn set_default_device(&self, user: &UserId, id: &DeviceId) -> Result<Device, Error> {
+    /// Makes a device the user's default (and no other). Once the user has a confirmed
+    /// device, `caller` must be verified ([`Error::VerificationRequired`] otherwise).
+    pub async fn set_default_device(
+        &self,
+        caller: impl Into<Caller>,
+        id: &DeviceId,
+    ) -> Result<Device, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::Verified).await?;
+        let user = caller.user();
         let devices = self.inner.store.list_devices(user).await?;
         if !devices.iter().any(|d| &d.id == id) {
             return Err(Error::DeviceNotFound);
@@ -780,8 +889,19 @@ impl TwoFactor {
         Ok(device)
     }
 
-    /// Deletes a device (with its backup codes). Returns whether it existed.
-    pub async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, Error> {
+    /// Deletes a device (with its backup codes), the browsers remembered through it, and the
+    /// verification of every session it verified, on every instance. Returns whether it
+    /// existed.
+    ///
+    /// A factor change, as [`TwoFactor::enroll_totp`].
+    pub async fn delete_device(
+        &self,
+        caller: impl Into<Caller>,
+        id: &DeviceId,
+    ) -> Result<bool, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         let Some(device) = self.inner.store.get_device(user, id).await? else {
             return Ok(false);
         };
@@ -793,8 +913,14 @@ impl TwoFactor {
         Ok(existed)
     }
 
-    /// Deletes every device of the user (turning the second factor off). Returns how many.
-    pub async fn delete_all_devices(&self, user: &UserId) -> Result<u64, Error> {
+    /// Deletes every device of the user (turning the second factor off), every remembered
+    /// browser, and the verification of every session of the user. Returns how many.
+    ///
+    /// A factor change, as [`TwoFactor::enroll_totp`].
+    pub async fn delete_all_devices(&self, caller: impl Into<Caller>) -> Result<u64, Error> {
+        let caller = caller.into();
+        self.authorize(&caller, Needs::FactorChange).await?;
+        let user = caller.user();
         let count = self.inner.store.delete_all_devices(user).await?;
         tracing::debug!(user = %user, count, "all devices deleted");
         if count > 0 {
@@ -839,6 +965,24 @@ impl TwoFactor {
         self.inner.store.bump_user_stamp(user).await?;
         self.forget_all_browsers(user).await?;
         Ok(())
+    }
+
+    /// Applies the factor rule (see [`Caller`]) for an operation that `needs` it.
+    async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
+        let state = self.caller_state(caller);
+        let enough = match state {
+            CallerState::Administrator | CallerState::Fresh => true,
+            CallerState::Remembered | CallerState::Stale => needs == Needs::Verified,
+            _ => false,
+        };
+        if enough || !self.is_configured(caller.user()).await? {
+            return Ok(());
+        }
+        tracing::debug!(user = %caller.user(), state = %state, ?needs, "factor rule refused the caller");
+        Err(match state {
+            CallerState::FirstFactor => Error::VerificationRequired,
+            _ => Error::ReauthenticationRequired,
+        })
     }
 
     /// Lifts a lock set by too many consecutive failures.

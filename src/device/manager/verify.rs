@@ -3,7 +3,7 @@
 use super::{BACKUP_CODE_PURPOSE, CHALLENGE_PURPOSE, Purpose, TwoFactor, Verification};
 use crate::clock::Timestamp;
 use crate::device::matching::{CounterMatch, match_hotp, match_totp};
-use crate::device::{Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
+use crate::device::{Caller, Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
 use crate::events::EventKind;
 use crate::otp::{OtpKey, Token, TokenError};
 use crate::store::{AttemptGrant, AttemptSlot, SuccessProof};
@@ -11,20 +11,33 @@ use crate::store::{AttemptGrant, AttemptSlot, SuccessProof};
 impl TwoFactor {
     // ----- verification --------------------------------------------------------------------
 
-    /// Verifies `input` as a code of the user's confirmed device `device`.
+    /// Verifies `input` as a code of the caller's user's confirmed device `device`.
     pub async fn verify(
         &self,
-        user: &UserId,
+        caller: impl Into<Caller>,
         device: &DeviceId,
         input: &str,
     ) -> Result<Verification, Error> {
-        self.attempt(user, vec![device.clone()], &[], input, Purpose::Verify)
-            .await
+        let caller = caller.into();
+        self.attempt(
+            caller.user(),
+            vec![device.clone()],
+            &[],
+            input,
+            Purpose::Verify,
+        )
+        .await
     }
 
     /// Verifies `input` against every confirmed device of the user whose codes it could be
     /// (a 6-digit input is not tried as a backup code), backup codes included.
-    pub async fn verify_any(&self, user: &UserId, input: &str) -> Result<Verification, Error> {
+    pub async fn verify_any(
+        &self,
+        caller: impl Into<Caller>,
+        input: &str,
+    ) -> Result<Verification, Error> {
+        let caller = caller.into();
+        let user = caller.user();
         let confirmed: Vec<Device> = self
             .inner
             .store
