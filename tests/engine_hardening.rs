@@ -355,10 +355,7 @@ async fn throttled_refusals_are_coalesced_to_one_event_a_second_per_user() {
         .await
         .unwrap();
     let flushed = drain(&mut stream);
-    assert_eq!(
-        names(&flushed),
-        ["throttled", "device_added"]
-    );
+    assert_eq!(names(&flushed), ["throttled", "device_added"]);
     assert_eq!(
         (flushed[0].user.as_str(), throttled_count(&flushed[0])),
         ("alice", 2)

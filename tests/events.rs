@@ -262,7 +262,12 @@ async fn events_in_a_request_carry_the_request_and_sessions_announce_logouts() {
                 session.login(UserId::new("alice").unwrap()).await.unwrap();
                 session
                     .two_factor()
-                    .enroll_totp(&UserId::new("alice").unwrap(), "Phone", "alice", TotpSettings::default())
+                    .enroll_totp(
+                        &UserId::new("alice").unwrap(),
+                        "Phone",
+                        "alice",
+                        TotpSettings::default(),
+                    )
                     .await
                     .unwrap();
                 session.logout().await.unwrap();
