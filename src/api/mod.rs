@@ -77,7 +77,39 @@ pub use config::ApiConfig;
 pub use error::ApiError;
 
 /// The API's routes, to nest under a prefix of your choice inside an `OtpLayer`.
-pub fn router(config: ApiConfig) -> Router {
+///
+/// The router carries its own state, so it fits any application's router: `S` is the
+/// state of the router it is nested into (or `()`).
+///
+/// ```
+/// use axum::Router;
+/// use axum::extract::State;
+/// use axum::routing::get;
+/// use tower_otp::api::{self, ApiConfig};
+/// use tower_otp::layer::OtpLayer;
+/// use tower_otp::{MemoryStore, ServerKey, TwoFactor};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     greeting: &'static str,
+/// }
+///
+/// async fn hello(State(state): State<AppState>) -> &'static str {
+///     state.greeting
+/// }
+///
+/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+/// let app: Router<AppState> = Router::new()
+///     .route("/", get(hello))
+///     .nest("/2fa", api::router(ApiConfig::new()))
+///     .layer(OtpLayer::new(two_factor));
+/// let app: Router = app.with_state(AppState { greeting: "hello" });
+/// # let _ = app;
+/// ```
+pub fn router<S>(config: ApiConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     let policy = csrf::OriginPolicy {
         trust_forwarded: config.trust_forwarded_headers,
     };
