@@ -29,9 +29,16 @@ impl ServerKey {
     pub const MIN_LEN: usize = 32;
 
     /// A key from at least 32 bytes.
+    ///
+    /// [`Keys::server_key`](crate::Keys::server_key) derives one from the application's
+    /// master secret.
     pub fn new(bytes: &[u8]) -> Result<Self, KeyError> {
         if bytes.len() < Self::MIN_LEN {
-            return Err(KeyError::WrongLength);
+            return Err(KeyError::too_short(
+                "the server key",
+                Self::MIN_LEN,
+                bytes.len(),
+            ));
         }
         Ok(ServerKey(Zeroizing::new(bytes.to_vec())))
     }
@@ -289,7 +296,12 @@ mod tests {
             )
         );
         assert_ne!(base, key.hash_code("oob", &alice, &device, "ABCDE23456"));
-        assert!(ServerKey::new(&[0; 31]).is_err());
+        let short = ServerKey::new(&[0; 31]).unwrap_err();
+        assert_eq!(short.kind(), "key_too_short");
+        assert_eq!(
+            short.to_string(),
+            "the server key must be at least 32 bytes; got 31"
+        );
         assert_eq!(format!("{key:?}"), "ServerKey([redacted])");
     }
 }

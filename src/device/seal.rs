@@ -66,7 +66,13 @@ pub struct SealingKey {
 }
 
 impl SealingKey {
+    /// The length of a sealing key, in bytes.
+    pub const LEN: usize = 32;
+
     /// A key from exactly 32 bytes. The id (1-32 of `A-Z a-z 0-9 _ -`) names it in records.
+    ///
+    /// [`Keys::sealing_key`](crate::Keys::sealing_key) derives one, with its id, from the
+    /// application's master secret.
     pub fn new(id: &str, key: &[u8]) -> Result<Self, KeyError> {
         let valid_id = !id.is_empty()
             && id.len() <= 32
@@ -76,7 +82,11 @@ impl SealingKey {
         if !valid_id {
             return Err(KeyError::InvalidId);
         }
-        let key: [u8; 32] = key.try_into().map_err(|_| KeyError::WrongLength)?;
+        let key: [u8; Self::LEN] = key.try_into().map_err(|_| KeyError::WrongLength {
+            which: "a sealing key",
+            expected: Self::LEN,
+            got: key.len(),
+        })?;
         Ok(SealingKey {
             id: id.to_owned(),
             key: Zeroizing::new(key),
@@ -112,13 +122,36 @@ impl fmt::Debug for SealingKey {
     }
 }
 
-/// A key was refused.
+/// A key was refused. The message says which key and what was wrong with it, never the
+/// key itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The key has the wrong length.
-    #[error("the key has the wrong length")]
-    WrongLength,
+    /// The key is shorter than the shortest accepted.
+    #[error("{which} must be at least {min} bytes; got {got}")]
+    #[non_exhaustive]
+    TooShort {
+        /// Which key, as the message names it (`"the server key"`, `"the master key"`, …).
+        which: &'static str,
+        /// The shortest length accepted, in bytes.
+        min: usize,
+        /// The length given, in bytes.
+        got: usize,
+    },
+    /// The key is not of the one length accepted (a sealing key is 32 bytes).
+    #[error("{which} must be exactly {expected} bytes; got {got}")]
+    #[non_exhaustive]
+    WrongLength {
+        /// Which key, as the message names it.
+        which: &'static str,
+        /// The length accepted, in bytes.
+        expected: usize,
+        /// The length given, in bytes.
+        got: usize,
+    },
+    /// A list of keys is empty: signing and sealing need at least one.
+    #[error("no key given: at least one key is needed")]
+    NoKey,
     /// The key is not base64.
     #[error("the key is not valid base64")]
     NotBase64,
@@ -128,6 +161,25 @@ pub enum KeyError {
     /// Two keys share an id.
     #[error("two keys have the same id")]
     DuplicateId,
+}
+
+impl KeyError {
+    /// A stable, machine-readable name of the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeyError::TooShort { .. } => "key_too_short",
+            KeyError::WrongLength { .. } => "key_wrong_length",
+            KeyError::NoKey => "no_key",
+            KeyError::NotBase64 => "key_not_base64",
+            KeyError::InvalidId => "invalid_key_id",
+            KeyError::DuplicateId => "duplicate_key_id",
+        }
+    }
+
+    /// A key of `got` bytes where at least `min` are needed.
+    pub(crate) fn too_short(which: &'static str, min: usize, got: usize) -> Self {
+        KeyError::TooShort { which, min, got }
+    }
 }
 
 /// Seals and opens device secrets with a list of keys: the first seals, all open.
@@ -160,7 +212,13 @@ impl SecretSealer {
     }
 
     /// Seals with `keys[0]`, opens with any of `keys`.
+    ///
+    /// An empty list is refused ([`KeyError::NoKey`]) rather than taken to mean no sealing:
+    /// [`SecretSealer::plaintext`] says that explicitly.
     pub fn new(keys: Vec<SealingKey>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::NoKey);
+        }
         for (i, key) in keys.iter().enumerate() {
             if keys[..i].iter().any(|k| k.id == key.id) {
                 return Err(KeyError::DuplicateId);
@@ -403,9 +461,16 @@ mod tests {
                 .unwrap(),
             secret
         );
+        let short = SealingKey::new("k", &[0; 16]).unwrap_err();
+        assert_eq!(short.kind(), "key_wrong_length");
         assert_eq!(
-            SealingKey::new("k", &[0; 16]).unwrap_err(),
-            KeyError::WrongLength
+            short.to_string(),
+            "a sealing key must be exactly 32 bytes; got 16"
+        );
+        let long = SealingKey::new("k", &[0; 33]).unwrap_err();
+        assert_eq!(
+            long.to_string(),
+            "a sealing key must be exactly 32 bytes; got 33"
         );
         assert_eq!(
             SealingKey::new("bad id", &[0; 32]).unwrap_err(),
@@ -415,6 +480,9 @@ mod tests {
             SecretSealer::new(vec![key("a", 1), key("a", 2)]).unwrap_err(),
             KeyError::DuplicateId
         );
+        let none = SecretSealer::new(Vec::new()).unwrap_err();
+        assert_eq!(none, KeyError::NoKey);
+        assert_eq!(none.to_string(), "no key given: at least one key is needed");
         let k = SealingKey::from_base64("b64", &BASE64URL_NOPAD.encode(&[7; 32])).unwrap();
         assert!(!format!("{k:?}").contains("7, 7"));
     }

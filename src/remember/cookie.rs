@@ -39,14 +39,23 @@ impl RememberConfig {
     pub const MIN_KEY_LEN: usize = 32;
 
     /// Cookies signed with `keys[0]`, verified with any of `keys` (each at least 32 bytes),
-    /// valid for 30 days.
+    /// valid for 30 days. An empty list is refused ([`KeyError::NoKey`]).
+    /// [`Keys::remember_key`](crate::Keys::remember_key) derives a key from the
+    /// application's master secret.
     pub fn new<K: AsRef<[u8]>>(keys: impl IntoIterator<Item = K>) -> Result<Self, KeyError> {
         let keys: Vec<Zeroizing<Vec<u8>>> = keys
             .into_iter()
             .map(|k| Zeroizing::new(k.as_ref().to_vec()))
             .collect();
-        if keys.is_empty() || keys.iter().any(|k| k.len() < Self::MIN_KEY_LEN) {
-            return Err(KeyError::WrongLength);
+        if keys.is_empty() {
+            return Err(KeyError::NoKey);
+        }
+        if let Some(short) = keys.iter().find(|k| k.len() < Self::MIN_KEY_LEN) {
+            return Err(KeyError::too_short(
+                "a remember-cookie key",
+                Self::MIN_KEY_LEN,
+                short.len(),
+            ));
         }
         Ok(RememberConfig {
             keys,
@@ -227,8 +236,14 @@ mod tests {
 
     #[test]
     fn short_keys_are_refused_and_keys_never_shown() {
-        assert!(RememberConfig::new([[0u8; 31]]).is_err());
-        assert!(RememberConfig::new(Vec::<Vec<u8>>::new()).is_err());
+        let short = RememberConfig::new([[0u8; 31]]).unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "a remember-cookie key must be at least 32 bytes; got 31"
+        );
+        let none = RememberConfig::new(Vec::<Vec<u8>>::new()).unwrap_err();
+        assert_eq!(none, KeyError::NoKey);
+        assert_eq!(none.to_string(), "no key given: at least one key is needed");
         let config = RememberConfig::new([[9u8; 32]]).unwrap();
         assert!(!format!("{config:?}").contains("9, 9"));
     }
