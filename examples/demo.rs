@@ -18,9 +18,10 @@
 //! * `--addr HOST:PORT` — where to listen (default `127.0.0.1:3000`)
 //! * `--redis-url URL` (`REDIS_URL`) — keep state in Redis instead of memory
 //! * `--redis-cluster URL,URL,...` (`REDIS_CLUSTER`) — keep state in a Redis Cluster
-//! * `--secret TEXT` (`TOWER_OTP_SECRET`) — the secret every key is derived from, so that
-//!   several instances on one Redis share sessions and remembered browsers; without it a
-//!   random one is used
+//! * `--secret TEXT` (`TOWER_OTP_SECRET`) — the master secret, at least 32 bytes, every key
+//!   is derived from (`tower_otp::Keys::derive`), so that several instances on one Redis
+//!   share backup codes, sealed secrets and remembered browsers; without it a random one is
+//!   used. Make one with `openssl rand -base64 32`.
 //!
 //! Every event is printed as one JSON line on standard output; everything else (start-up
 //! messages, out-of-band codes "sent" by the console sender) goes to standard error.
@@ -33,19 +34,18 @@ use axum::extract::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hmac::{KeyInit, Mac};
 use serde::Deserialize;
 use serde_json::json;
 use tower_otp::api::{self, ApiConfig};
 use tower_otp::confirm::{Confirmer, DeviceMethod, OutOfBandMethod};
-use tower_otp::device::{ConsoleSender, SealingKey, SecretSealer};
+use tower_otp::device::{ConsoleSender, SecretSealer};
 use tower_otp::events::Events;
 use tower_otp::guard::{RequireOtpLayer, Verified};
 use tower_otp::layer::OtpLayer;
 use tower_otp::remember::RememberConfig;
 use tower_otp::session::{OtpSession, SessionConfig};
 use tower_otp::store::{MemoryStore, RedisStore, SharedStore};
-use tower_otp::{ServerKey, TwoFactor, UserId};
+use tower_otp::{Keys, TwoFactor, UserId};
 
 const USERS: [(&str, bool); 2] = [("alice", true), ("bob", false)];
 const PASSWORD: &str = "password";
@@ -99,14 +99,6 @@ fn options() -> Result<Options, String> {
             .map(|v| v.split(',').map(str::trim).map(str::to_owned).collect()),
         secret: secret.filter(|v| !v.is_empty()),
     })
-}
-
-/// A 256-bit key for `purpose`, derived from the demo's secret.
-fn derive(secret: &[u8], purpose: &str) -> [u8; 32] {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
-    mac.update(b"tower-otp demo:");
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().into()
 }
 
 async fn store(options: &Options) -> Result<(SharedStore, String), Box<dyn std::error::Error>> {
@@ -206,13 +198,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let secret = match &options.secret {
+    let master = match &options.secret {
         Some(secret) => secret.as_bytes().to_vec(),
         None => {
             eprintln!(
                 "No --secret (or TOWER_OTP_SECRET) given: using a random one. Sessions and remembered browsers will not survive a restart or be shared with other instances."
             );
             random_secret()
+        }
+    };
+    // Refused before anything starts, with the reason: a short secret is a weak key.
+    let keys = match Keys::derive(&master) {
+        Ok(keys) => keys,
+        Err(error) => {
+            eprintln!("--secret: {error}");
+            std::process::exit(2);
         }
     };
     let (store, store_name) = store(&options).await?;
@@ -223,11 +223,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{line}");
         }
     });
-    let sealing = SealingKey::new("demo", &derive(&secret, "sealing"))?;
-    let two_factor = TwoFactor::from_shared(store, ServerKey::new(&derive(&secret, "server"))?)
+    let two_factor = TwoFactor::from_shared(store, keys.server_key())
         .with_issuer("tower-otp demo")
         .with_events(events)
-        .with_sealer(SecretSealer::new(vec![sealing])?)
+        .with_sealer(SecretSealer::new(vec![keys.sealing_key()])?)
         .with_sender("email", ConsoleSender::with_writer(std::io::stderr()))
         .with_sender("sms", ConsoleSender::with_writer(std::io::stderr()));
     let confirmer = Confirmer::new(&two_factor)
@@ -237,7 +236,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Plain HTTP on loopback: the cookies cannot be `Secure` (nor `__Host-` prefixed) here.
     let sessions = SessionConfig::new().with_secure(false)?;
-    let remember = RememberConfig::new([derive(&secret, "remember")])?;
+    let remember = RememberConfig::new([keys.remember_key()])?;
     let staff_only = |user: UserId| async move { is_staff(&user) };
     let app = Router::new()
         .route(

@@ -20,6 +20,7 @@
 //!   [`TwoFactor`] is the engine underneath, usable without HTTP.
 //! * [`confirm`]: the confirmation API — confirm a new email address or phone number, or a
 //!   sensitive action, before it takes effect; each confirmation is used once.
+//! * [`keys`]: [`Keys::derive`] makes every key the crate needs from one master secret.
 //! * [`otp`]: HOTP and TOTP arithmetic (RFC 4226 / RFC 6238), token parsing, constant-time
 //!   comparison, `otpauth://` provisioning URIs and QR codes.
 //! * [`store`]: the one persistence trait, with the embedded [`MemoryStore`] and (feature
@@ -64,7 +65,8 @@
 //!
 //! * Give every instance the same [`ServerKey`] (backup and out-of-band codes are hashed under
 //!   it), the same remember-cookie keys, and, to keep device secrets out of store dumps, a
-//!   [`SecretSealer`](device::SecretSealer).
+//!   [`SecretSealer`](device::SecretSealer). [`Keys::derive`] makes all of them from one
+//!   master secret; its docs say how each one rotates.
 //! * Session cookies are `Secure`, `HttpOnly`, `SameSite=Lax` and `__Host-` prefixed by
 //!   default: serve over HTTPS. `SameSite=Lax` is no CSRF protection for state-changing
 //!   requests from same-site pages; add your own CSRF defence to cookie-authenticated forms.
@@ -83,6 +85,7 @@ pub mod confirm;
 pub mod device;
 pub mod events;
 pub mod guard;
+pub mod keys;
 pub mod layer;
 pub mod otp;
 pub mod remember;
@@ -93,6 +96,7 @@ pub use confirm::{ConfirmError, Confirmer};
 pub use device::{
     Caller, CallerState, Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId,
 };
+pub use keys::Keys;
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

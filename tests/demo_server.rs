@@ -366,7 +366,7 @@ async fn the_demo_on_the_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_on_redis_two_instances_share_state() {
     let redis = RedisServer::start();
-    let secret = "a shared demo secret";
+    let secret = "a shared demo secret of at least 32 bytes";
     let first = Demo::start(&["--redis-url", &redis.url(), "--secret", secret]);
     let second = Demo::start(&["--redis-url", &redis.url(), "--secret", secret]);
     journey(&first).await;
@@ -391,8 +391,46 @@ async fn the_demo_on_redis_two_instances_share_state() {
 async fn the_demo_on_a_redis_cluster() {
     let cluster = RedisCluster::start();
     let urls = cluster.urls().join(",");
-    let demo = Demo::start(&["--redis-cluster", &urls, "--secret", "cluster secret"]);
+    let demo = Demo::start(&[
+        "--redis-cluster",
+        &urls,
+        "--secret",
+        "the cluster's secret, 32 bytes or more",
+    ]);
     journey(&demo).await;
+}
+
+#[test]
+fn the_demo_refuses_a_short_secret_and_says_why() {
+    let mut child = Command::new(demo_binary())
+        .args(["--addr", "127.0.0.1:0", "--secret", "abc"])
+        .env_remove("TOWER_OTP_SECRET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    // A demo that took the secret would listen forever: it must be gone within moments.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the demo started with a 3-byte secret");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    // Its few lines fit in the pipe, and end there once it is gone.
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("the master key must be at least 32 bytes; got 3"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
