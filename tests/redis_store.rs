@@ -202,6 +202,64 @@ async fn fails_closed_when_nothing_listens() {
     assert_unavailable(result, started);
 }
 
+#[tokio::test]
+async fn connect_errors_say_what_redis_said() {
+    let server = shared_server();
+    let port = server.port();
+    let error = RedisStore::connect(&format!("redis://127.0.0.1:{port}/99"))
+        .await
+        .expect_err("there is no database 99");
+    let text = error.to_string();
+    assert_eq!(error.kind(), "store_unavailable");
+    assert!(text.contains("DB index is out of range"), "{text}");
+    assert!(
+        text.contains(&format!("127.0.0.1:{port} (database 99)")),
+        "{text}"
+    );
+
+    let error = RedisStore::connect(&format!("redis://:not-the-password@127.0.0.1:{port}/"))
+        .await
+        .expect_err("the server has no password");
+    let text = error.to_string();
+    assert!(text.contains("authentication failed"), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+
+    let nothing = free_port();
+    let error = RedisStore::connect(&format!("redis://127.0.0.1:{nothing}/"))
+        .await
+        .expect_err("nothing listens");
+    let text = error.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{nothing}")), "{text}");
+    assert!(text.contains("Connection refused (os error"), "{text}");
+}
+
+#[tokio::test]
+async fn cluster_connect_errors_name_the_node_and_the_reason() {
+    let nothing = free_port();
+    let error = RedisStore::connect_cluster([format!("redis://127.0.0.1:{nothing}/")])
+        .await
+        .expect_err("nothing listens");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "node 127.0.0.1:{nothing}: Connection refused (os error"
+        )),
+        "{text}"
+    );
+
+    // A server without cluster support: what it answered, and where.
+    let server = shared_server();
+    let error = RedisStore::connect_cluster([server.url()])
+        .await
+        .expect_err("not a cluster");
+    let text = error.to_string();
+    assert!(text.contains("cluster support disabled"), "{text}");
+    assert!(
+        text.contains(&format!("redis cluster at 127.0.0.1:{}", server.port())),
+        "{text}"
+    );
+}
+
 /// A server of the test's own (to stop or freeze), a store on it with `timeout`, and a device
 /// in it.
 async fn own_server_with_a_device(timeout: Duration) -> (RedisServer, RedisStore, Device) {

@@ -77,7 +77,12 @@ impl RedisConfig {
     }
 
     /// Connects. Fails with [`StoreError::Invalid`] for bad settings and
-    /// [`StoreError::Unavailable`] if Redis cannot be reached within the timeout.
+    /// [`StoreError::Unavailable`] if Redis cannot be reached within the timeout or refuses
+    /// the connection. That error's message says where (host and port, never the user or
+    /// password of the URL) and what went wrong, in Redis's or the operating system's words:
+    /// `redis at 127.0.0.1:6379 (database 99): ... DB index is out of range`, or for a
+    /// cluster whose initial nodes all fail, each node and its reason:
+    /// `redis cluster: node 10.0.0.1:6379: Connection refused (os error 111)`.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
         self.validate()?;
         RedisStore::open(self).await

@@ -39,34 +39,13 @@ impl Connection {
     /// server may have run it: the connection manager only reconnects, and the cluster client
     /// is built with no retries of its own (it would resend on I/O errors, so the redirects it
     /// would follow are handled by [`run`](Connection::run) instead).
+    ///
+    /// A failure says where and what Redis said (see [`startup_error`]).
     pub(super) async fn open(target: &Target, timeout: Duration) -> Result<Self, StoreError> {
-        let connect = async {
-            match target {
-                Target::Server(url) => {
-                    let client = redis::Client::open(url.as_str()).map_err(invalid_url)?;
-                    let config = ConnectionManagerConfig::new()
-                        .set_response_timeout(Some(timeout))
-                        .set_connection_timeout(Some(timeout))
-                        // Reconnection attempts, not command retries: a command waiting for
-                        // the connection fails fast while the server is down.
-                        .set_number_of_retries(1)
-                        .set_min_delay(Duration::from_millis(50))
-                        .set_max_delay(Duration::from_millis(250));
-                    let manager = ConnectionManager::new_with_config(client, config).await?;
-                    Ok(Connection::Server(manager))
-                }
-                Target::Cluster(urls) => {
-                    let client = ClusterClient::builder(urls.iter().map(String::as_str))
-                        .retries(0)
-                        .connection_timeout(timeout)
-                        .response_timeout(timeout)
-                        .build()
-                        .map_err(invalid_url)?;
-                    Ok(Connection::Cluster(client.get_async_connection().await?))
-                }
-            }
-        };
-        within(timeout, connect).await
+        match target {
+            Target::Server(url) => open_server(url, timeout).await,
+            Target::Cluster(urls) => open_cluster(urls, timeout).await,
+        }
     }
 
     /// Runs one request: one round trip, or three when the script must be loaded first.
@@ -95,6 +74,109 @@ impl Connection {
         };
         within(timeout, attempts).await
     }
+}
+
+async fn open_server(url: &str, timeout: Duration) -> Result<Connection, StoreError> {
+    let client = redis::Client::open(url).map_err(invalid_url)?;
+    let place = place_of(&client);
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(timeout))
+        .set_connection_timeout(Some(timeout))
+        // Reconnection attempts, not command retries: a command waiting for the connection
+        // fails fast while the server is down.
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(250));
+    match tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config)).await {
+        Ok(Ok(manager)) => Ok(Connection::Server(manager)),
+        Ok(Err(error)) => Err(startup_error(&format!("redis at {place}"), &error)),
+        Err(_) => Err(no_answer(&format!("redis at {place}"), timeout)),
+    }
+}
+
+async fn open_cluster(urls: &[String], timeout: Duration) -> Result<Connection, StoreError> {
+    let client = ClusterClient::builder(urls.iter().map(String::as_str))
+        .retries(0)
+        .connection_timeout(timeout)
+        .response_timeout(timeout)
+        .build()
+        .map_err(invalid_url)?;
+    match tokio::time::timeout(timeout, client.get_async_connection()).await {
+        Ok(Ok(connection)) => Ok(Connection::Cluster(connection)),
+        Ok(Err(error)) => Err(cluster_startup_error(urls, &error, timeout).await),
+        Err(_) => Err(no_answer(&cluster_at(urls), timeout)),
+    }
+}
+
+/// A connection failure at start-up, with what Redis said. Nothing stored has been read on
+/// this connection yet, so unlike the errors of requests ([`From<RedisError>`]) the redis
+/// crate's message cannot quote a stored value, and it holds the reason an operator needs:
+/// the server's refusal (`DB index is out of range`, a failed authentication) or the
+/// operating system's error.
+fn startup_error(subject: &str, error: &RedisError) -> StoreError {
+    StoreError::Unavailable(format!("{subject}: {error}"))
+}
+
+fn no_answer(subject: &str, timeout: Duration) -> StoreError {
+    StoreError::Unavailable(format!("{subject}: no answer within {timeout:?}"))
+}
+
+/// The cluster client's error names no node when none of the initial nodes can be reached,
+/// so each is tried on its own to say which failed and why.
+async fn cluster_startup_error(
+    urls: &[String],
+    error: &RedisError,
+    timeout: Duration,
+) -> StoreError {
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, url) in urls.iter().enumerate() {
+        let url = url.clone();
+        probes.spawn(async move { (i, probe(&url, timeout).await) });
+    }
+    let mut failures: Vec<(usize, String)> = Vec::new();
+    while let Some(done) = probes.join_next().await {
+        if let Ok((i, Some(failure))) = done {
+            failures.push((i, failure));
+        }
+    }
+    if failures.is_empty() {
+        // Every node answers on its own: the cluster itself is the problem.
+        return startup_error(&cluster_at(urls), error);
+    }
+    failures.sort();
+    let failures: Vec<String> = failures.into_iter().map(|(_, failure)| failure).collect();
+    StoreError::Unavailable(format!("redis cluster: {}", failures.join("; ")))
+}
+
+/// Why one node cannot be connected to, or `None` if it can.
+async fn probe(url: &str, timeout: Duration) -> Option<String> {
+    // The cluster client took this URL already.
+    let client = redis::Client::open(url).ok()?;
+    let place = place_of(&client);
+    match tokio::time::timeout(timeout, client.get_multiplexed_async_connection()).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(error)) => Some(format!("node {place}: {error}")),
+        Err(_) => Some(format!("node {place}: no answer within {timeout:?}")),
+    }
+}
+
+/// Host and port (or socket path) and database of a client, without user or password.
+fn place_of(client: &redis::Client) -> String {
+    let info = client.get_connection_info();
+    match info.redis_settings().db() {
+        0 => info.addr().to_string(),
+        db => format!("{} (database {db})", info.addr()),
+    }
+}
+
+/// `redis cluster at` the places of its initial nodes.
+fn cluster_at(urls: &[String]) -> String {
+    let places: Vec<String> = urls
+        .iter()
+        .filter_map(|url| redis::Client::open(url.as_str()).ok())
+        .map(|client| place_of(&client))
+        .collect();
+    format!("redis cluster at {}", places.join(", "))
 }
 
 /// A request: a script or a plain command.
