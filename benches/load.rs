@@ -282,7 +282,7 @@ impl Site {
         let wrong = code_matching_none(&enrolment, two_factor.now(), settings.horizon());
         let wrong_code_body = serde_json::json!({
             "device_id": enrolment.device.id.as_str(),
-            "token": wrong,
+            "code": wrong,
         })
         .to_string()
         .into();

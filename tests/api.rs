@@ -240,7 +240,7 @@ impl Harness {
         };
         let path = format!("/2fa/devices/{}/confirm", totp.id);
         let confirmed = client
-            .post(&path, json!({"token": totp.code(&self.clock, 0)}))
+            .post(&path, json!({"code": totp.code(&self.clock, 0)}))
             .await;
         assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
         self.later(30);
@@ -327,7 +327,16 @@ async fn adding_a_totp_device_provisions_it_once() {
         "{uri}"
     );
     assert!(uri.contains(provisioning["secret"].as_str().unwrap()));
-    assert!(provisioning["qr_svg"].as_str().unwrap().contains("<svg"));
+    assert!(
+        provisioning.get("qr_svg").is_none(),
+        "the QR code only when asked for"
+    );
+    let size: usize = reply.headers["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size < 2_000, "{size} bytes");
     assert_eq!(reply.json["device"]["confirmed"], false);
     assert_eq!(reply.json["device"]["method"], "totp");
     // Listing never shows the secret again.
@@ -435,40 +444,157 @@ async fn confirming_a_device_checks_the_code() {
     };
     let path = format!("/2fa/devices/{id}/confirm");
 
-    c.post(&path, json!({"token": "000000"}))
+    c.post(&path, json!({"code": "000000"}))
         .await
         .expect(StatusCode::UNAUTHORIZED, "invalid_code");
-    let throttled = c
-        .post(&path, json!({"token": totp.code(&h.clock, 0)}))
-        .await;
+    let throttled = c.post(&path, json!({"code": totp.code(&h.clock, 0)})).await;
     throttled.expect(StatusCode::TOO_MANY_REQUESTS, "throttled");
     assert_eq!(throttled.retry_after(), 1);
     h.later(2);
-    c.post(&path, json!({"token": "12a456"}))
+    c.post(&path, json!({"code": "12a456"}))
         .await
         .expect(StatusCode::BAD_REQUEST, "malformed_code");
     h.later(5);
     c.post(
         &format!("/2fa/devices/{}/confirm", "f".repeat(32)),
-        json!({"token": "123456"}),
+        json!({"code": "123456"}),
     )
     .await
     .expect(StatusCode::NOT_FOUND, "device_not_found");
-    c.post("/2fa/devices/..%2F/confirm", json!({"token": "123456"}))
+    c.post("/2fa/devices/..%2F/confirm", json!({"code": "123456"}))
         .await
         .expect(StatusCode::NOT_FOUND, "device_not_found");
-    let ok = c
-        .post(&path, json!({"token": totp.code(&h.clock, 0)}))
-        .await;
+    let ok = c.post(&path, json!({"code": totp.code(&h.clock, 0)})).await;
     assert_eq!(
         (ok.status, &ok.json["verified"]),
         (StatusCode::OK, &json!(true))
     );
     assert_eq!(ok.json["device"]["confirmed"], true);
     h.later(30);
-    c.post(&path, json!({"token": totp.code(&h.clock, 0)}))
+    c.post(&path, json!({"code": totp.code(&h.clock, 0)}))
         .await
         .expect(StatusCode::CONFLICT, "device_already_confirmed");
+}
+
+#[tokio::test]
+async fn the_qr_code_comes_when_asked_for() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    c.post(
+        "/2fa/devices?qr=png",
+        json!({"method": "totp", "name": "Phone"}),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(
+        h.client().get("/2fa/status").await.json["devices"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "a refused query adds nothing"
+    );
+    for method in ["totp", "hotp"] {
+        let reply = c
+            .post(
+                "/2fa/devices?qr=svg",
+                json!({"method": method, "name": method}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json);
+        let svg = reply.json["provisioning"]["qr_svg"].as_str().unwrap();
+        assert!(svg.contains("<svg"), "{method}");
+        assert!(reply.json["provisioning"]["otpauth_uri"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn the_code_goes_by_either_name() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    // `token`, the older name, confirms a device...
+    let reply = c
+        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+        .await;
+    let secret =
+        Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
+    let totp = Totp {
+        id: reply.json["device"]["id"].as_str().unwrap().to_owned(),
+        key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX),
+    };
+    let path = format!("/2fa/devices/{}/confirm", totp.id);
+    let confirmed = c
+        .post(&path, json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
+    // ...and verifies, as `code` does.
+    for name in ["token", "code"] {
+        h.later(30);
+        let mut s = h.client();
+        s.login("alice").await;
+        let reply = s
+            .post("/2fa/verify", json!({name: totp.code(&h.clock, 0)}))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{name}: {:?}", reply.json);
+    }
+    // Both at once is one field given twice.
+    let mut s = h.client();
+    s.login("alice").await;
+    let both = s
+        .post("/2fa/verify", json!({"code": "123456", "token": "123456"}))
+        .await;
+    both.expect(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(both.json["message"], "duplicate field `code`");
+}
+
+#[tokio::test]
+async fn a_missing_field_is_named_and_the_body_never_quoted() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    let cases = [
+        ("/2fa/verify", json!({}), "missing field `code`"),
+        (
+            "/2fa/verify",
+            json!({"remember": true}),
+            "missing field `code`",
+        ),
+        (
+            "/2fa/devices/0123456789abcdef0123456789abcdef/confirm",
+            json!({}),
+            "missing field `code`",
+        ),
+        (
+            "/2fa/devices",
+            json!({"name": "x"}),
+            "missing field `method`",
+        ),
+        ("/2fa/challenges", json!({}), "missing field `device_id`"),
+    ];
+    for (path, body, message) in cases {
+        let reply = c.post(path, body).await;
+        reply.expect(StatusCode::BAD_REQUEST, "invalid_request");
+        assert_eq!(reply.json["message"], message, "{path}");
+    }
+    let reply = c
+        .post(
+            "/2fa/devices",
+            json!({"method": "email", "name": "x", "config": {}}),
+        )
+        .await;
+    reply.expect(StatusCode::BAD_REQUEST, "invalid_settings");
+    assert_eq!(reply.json["message"], "config: missing field `destination`");
+    // A code in the wrong shape, or in a field of its own, is not repeated back.
+    for body in [
+        json!({"code": 493817}),
+        json!({"code": ["493817"]}),
+        json!({"code": "x", "493817": true}),
+    ] {
+        let reply = c.post("/2fa/disable", body.clone()).await;
+        reply.expect(StatusCode::BAD_REQUEST, "invalid_request");
+        let message = reply.json["message"].as_str().unwrap();
+        assert!(!message.contains("493817"), "{body}: {message}");
+    }
 }
 
 #[tokio::test]
@@ -508,7 +634,7 @@ async fn sensitive_changes_need_a_recent_code_verification() {
 
     assert_eq!(
         later
-            .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+            .post("/2fa/verify", json!({"code": totp.code(&h.clock, 0)}))
             .await
             .status,
         StatusCode::OK
@@ -576,7 +702,7 @@ async fn disabling_removes_every_device_and_remembered_browser() {
     let verified = c
         .post(
             "/2fa/verify",
-            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+            json!({"code": totp.code(&h.clock, 0), "remember": true}),
         )
         .await;
     assert_eq!(verified.json["remembered"], true);
@@ -697,7 +823,7 @@ async fn backup_codes_are_shown_once_and_counted() {
 
     let mut other = h.client();
     other.login("alice").await;
-    let used = other.post("/2fa/verify", json!({"token": codes[0]})).await;
+    let used = other.post("/2fa/verify", json!({"code": codes[0]})).await;
     assert_eq!(
         (used.status, &used.json["backup_codes_remaining"]),
         (StatusCode::OK, &json!(9))
@@ -707,7 +833,7 @@ async fn backup_codes_are_shown_once_and_counted() {
     let mut third = h.client();
     third.login("alice").await;
     third
-        .post("/2fa/verify", json!({"token": codes[0]}))
+        .post("/2fa/verify", json!({"code": codes[0]}))
         .await
         .expect(StatusCode::UNAUTHORIZED, "invalid_code");
 }
@@ -743,10 +869,7 @@ async fn out_of_band_devices_get_codes_with_a_cooldown() {
 
     let code = h.outbox.last_code_for("alice@example.com").unwrap();
     let confirmed = c
-        .post(
-            &format!("/2fa/devices/{id}/confirm"),
-            json!({"token": code}),
-        )
+        .post(&format!("/2fa/devices/{id}/confirm"), json!({"code": code}))
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
     // An authenticator device cannot be sent a code.
@@ -761,7 +884,7 @@ async fn verify_answers_every_failure_distinctly_but_never_says_replay() {
     let h = harness();
     let mut c = h.client();
     c.login("bob").await;
-    c.post("/2fa/verify", json!({"token": "123456"}))
+    c.post("/2fa/verify", json!({"code": "123456"}))
         .await
         .expect(StatusCode::CONFLICT, "not_configured");
     let totp = h.totp(&mut c).await;
@@ -769,7 +892,7 @@ async fn verify_answers_every_failure_distinctly_but_never_says_replay() {
     s.login("bob").await;
     let code = totp.code(&h.clock, 0);
     let ok = s
-        .post("/2fa/verify", json!({"device_id": totp.id, "token": code}))
+        .post("/2fa/verify", json!({"device_id": totp.id, "code": code}))
         .await;
     assert_eq!(
         (ok.status, &ok.json["device_id"]),
@@ -777,25 +900,22 @@ async fn verify_answers_every_failure_distinctly_but_never_says_replay() {
     );
     assert_eq!(ok.json["remembered"], false);
     h.later(5);
-    s.post("/2fa/verify", json!({"token": code}))
+    s.post("/2fa/verify", json!({"code": code}))
         .await
         .expect(StatusCode::UNAUTHORIZED, "invalid_code");
-    s.post("/2fa/verify", json!({"token": "000000"}))
+    s.post("/2fa/verify", json!({"code": "000000"}))
         .await
         .expect(StatusCode::TOO_MANY_REQUESTS, "throttled");
     s.post(
         "/2fa/verify",
-        json!({"device_id": "0".repeat(32), "token": "000000"}),
+        json!({"device_id": "0".repeat(32), "code": "000000"}),
     )
     .await
     .expect(StatusCode::NOT_FOUND, "device_not_found");
-    s.post(
-        "/2fa/verify",
-        json!({"device_id": "bad", "token": "000000"}),
-    )
-    .await
-    .expect(StatusCode::NOT_FOUND, "device_not_found");
-    s.post("/2fa/verify", json!({"token": 123456}))
+    s.post("/2fa/verify", json!({"device_id": "bad", "code": "000000"}))
+        .await
+        .expect(StatusCode::NOT_FOUND, "device_not_found");
+    s.post("/2fa/verify", json!({"code": 123456}))
         .await
         .expect(StatusCode::BAD_REQUEST, "invalid_request");
 }
@@ -809,7 +929,7 @@ async fn a_locked_user_gets_429_with_the_wait() {
     for _ in 0..100 {
         // The waits outlast sessions: log in again each time, as a patient attacker would.
         c.login("carol").await;
-        let reply = c.post("/2fa/verify", json!({"token": "000000"})).await;
+        let reply = c.post("/2fa/verify", json!({"code": "000000"})).await;
         assert!(
             matches!(reply.error(), "invalid_code" | "throttled"),
             "{:?}",
@@ -818,7 +938,7 @@ async fn a_locked_user_gets_429_with_the_wait() {
         h.later(16 * 60);
     }
     c.login("carol").await;
-    let locked = c.post("/2fa/verify", json!({"token": "000000"})).await;
+    let locked = c.post("/2fa/verify", json!({"code": "000000"})).await;
     locked.expect(StatusCode::TOO_MANY_REQUESTS, "locked");
     assert!(locked.retry_after() > 23 * 3600);
 }
@@ -837,7 +957,7 @@ async fn bearer_clients_get_the_upgraded_token() {
     let verified = api
         .post(
             "/2fa/verify",
-            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+            json!({"code": totp.code(&h.clock, 0), "remember": true}),
         )
         .await;
     assert_eq!(verified.status, StatusCode::OK);
@@ -871,7 +991,7 @@ async fn remembered_browsers_are_listed_and_revoked() {
     let reply = c
         .post(
             "/2fa/verify",
-            json!({"token": totp.code(&h.clock, 0), "remember": true}),
+            json!({"code": totp.code(&h.clock, 0), "remember": true}),
         )
         .await;
     assert_eq!(reply.json["remembered"], true);
@@ -943,7 +1063,7 @@ async fn status_offers_the_confirmed_devices_before_the_second_factor() {
     let confirmed = c
         .post(
             &format!("/2fa/devices/{mail_id}/confirm"),
-            json!({"token": code}),
+            json!({"code": code}),
         )
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
@@ -994,7 +1114,7 @@ async fn reading_factors_needs_the_second_factor() {
             .expect(StatusCode::FORBIDDEN, "otp_required");
     }
     let verified = password_only
-        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .post("/2fa/verify", json!({"code": totp.code(&h.clock, 0)}))
         .await;
     assert_eq!(verified.status, StatusCode::OK);
     for path in ["/2fa/devices", "/2fa/backup-codes", "/2fa/remembered"] {
@@ -1022,7 +1142,7 @@ fn state_changing_requests(device: &str) -> Vec<(&'static str, String, Value)> {
         (
             "POST",
             format!("/2fa/devices/{device}/confirm"),
-            json!({"token": "123456"}),
+            json!({"code": "123456"}),
         ),
         ("POST", "/2fa/disable".into(), json!({"code": "123456"})),
         ("POST", "/2fa/backup-codes".into(), json!({})),
@@ -1044,7 +1164,7 @@ fn state_changing_requests(device: &str) -> Vec<(&'static str, String, Value)> {
         (
             "POST",
             "/2fa/verify".into(),
-            json!({"token": "123456", "remember": true}),
+            json!({"code": "123456", "remember": true}),
         ),
         ("DELETE", "/2fa/remembered".into(), json!({})),
         ("DELETE", format!("/2fa/remembered/{id}"), json!({})),
@@ -1421,7 +1541,7 @@ async fn the_store_down_is_503_everywhere() {
                 method,
                 path,
                 Some("application/json"),
-                r#"{"token": "123456"}"#,
+                r#"{"code": "123456"}"#,
             )
             .await;
         reply.expect(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
@@ -1452,7 +1572,7 @@ async fn a_session_that_passed_only_the_password_tries_ten_codes_then_ends() {
     guesser.login("alice").await;
     for _ in 0..10 {
         guesser
-            .post("/2fa/verify", json!({"token": "000000"}))
+            .post("/2fa/verify", json!({"code": "000000"}))
             .await
             .expect(StatusCode::UNAUTHORIZED, "invalid_code");
         // Past the device's throttle (at most 256 s after 9 failures), within the session's
@@ -1461,7 +1581,7 @@ async fn a_session_that_passed_only_the_password_tries_ten_codes_then_ends() {
     }
     // Even the right code is not checked any more: the session is over.
     guesser
-        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .post("/2fa/verify", json!({"code": totp.code(&h.clock, 0)}))
         .await
         .expect(StatusCode::UNAUTHORIZED, "too_many_attempts");
     let status = guesser.get("/2fa/status").await;
@@ -1469,7 +1589,7 @@ async fn a_session_that_passed_only_the_password_tries_ten_codes_then_ends() {
     // A new login starts a new count.
     guesser.login("alice").await;
     let verified = guesser
-        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .post("/2fa/verify", json!({"code": totp.code(&h.clock, 0)}))
         .await;
     assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
 }
@@ -1485,7 +1605,7 @@ async fn a_session_that_passed_only_the_password_lives_ten_minutes_idle() {
     let mut verified = h.client();
     verified.login("alice").await;
     let reply = verified
-        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .post("/2fa/verify", json!({"code": totp.code(&h.clock, 0)}))
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
     // Nine minutes of quiet: both live on, and using them restarts their idle time.

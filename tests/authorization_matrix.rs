@@ -254,7 +254,7 @@ impl World {
                 let token = pending.code(&self.h.clock);
                 (
                     format!("/2fa/devices/{}/confirm", pending.id),
-                    Some(json!({"token": token})),
+                    Some(json!({"code": token})),
                 )
             }
             DisableWithCode => (
@@ -295,7 +295,7 @@ impl World {
             }
             Verify => (
                 "/2fa/verify".to_owned(),
-                Some(json!({"token": self.phone_code()})),
+                Some(json!({"code": self.phone_code()})),
             ),
             ListRemembered => ("/2fa/remembered".to_owned(), None),
             ForgetAllRemembered => ("/2fa/remembered".to_owned(), None),

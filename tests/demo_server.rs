@@ -251,7 +251,7 @@ async fn journey(demo: &Demo) {
         .call(
             "POST",
             &format!("/2fa/devices/{id}/confirm"),
-            Some(json!({"token": totp_code(&secret)})),
+            Some(json!({"code": totp_code(&secret)})),
         )
         .await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
@@ -289,7 +289,7 @@ async fn journey(demo: &Demo) {
         .call(
             "POST",
             "/2fa/verify",
-            Some(json!({"token": totp_code(&secret)})),
+            Some(json!({"code": totp_code(&secret)})),
         )
         .await;
     assert_eq!(verified.status, 200, "{}", verified.body);
@@ -303,7 +303,7 @@ async fn journey(demo: &Demo) {
         )
         .await;
     let by_code = tablet
-        .call("POST", "/2fa/verify", Some(json!({"token": codes[0]})))
+        .call("POST", "/2fa/verify", Some(json!({"code": codes[0]})))
         .await;
     assert_eq!(by_code.json()["backup_codes_remaining"], 9);
 
@@ -531,7 +531,7 @@ async fn enrol_app(browser: &mut Browser, name: &str) -> (String, String) {
         .call(
             "POST",
             &format!("/2fa/devices/{id}/confirm"),
-            Some(json!({"token": totp_code(&secret)})),
+            Some(json!({"code": totp_code(&secret)})),
         )
         .await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
@@ -584,7 +584,7 @@ async fn the_demo_adds_no_destination_of_an_attacker_who_knows_the_password() {
             .call(
                 "POST",
                 "/2fa/verify",
-                Some(json!({"device_id": device, "token": code})),
+                Some(json!({"device_id": device, "code": code})),
             )
             .await;
         let admin = attacker.call("GET", "/admin", None).await;
@@ -662,7 +662,7 @@ async fn a_device_planted_in_the_demo_before_enrolment_never_becomes_a_factor() 
             .call(
                 "POST",
                 &format!("/2fa/devices/{id}/confirm"),
-                Some(json!({"token": code})),
+                Some(json!({"code": code})),
             )
             .await;
         // Gone (404) or refused to a password alone (403): either way not confirmed.
@@ -679,11 +679,11 @@ async fn a_device_planted_in_the_demo_before_enrolment_never_becomes_a_factor() 
         .call(
             "POST",
             "/2fa/verify",
-            Some(json!({"device_id": planted_id, "token": token})),
+            Some(json!({"device_id": planted_id, "code": token})),
         )
         .await;
     let with_any = attacker
-        .call("POST", "/2fa/verify", Some(json!({"token": token})))
+        .call("POST", "/2fa/verify", Some(json!({"code": token})))
         .await;
     let remove_phone = attacker
         .call("DELETE", &format!("/2fa/devices/{phone}"), Some(json!({})))

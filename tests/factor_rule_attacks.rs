@@ -91,7 +91,7 @@ async fn confirmation_api_attack(backend: &Backend, channel: &str, destination: 
         .last_code_for(destination)
         .unwrap_or_else(|| "000000".into());
     let verified = attacker
-        .post("/2fa/verify", json!({"device_id": device, "token": code}))
+        .post("/2fa/verify", json!({"device_id": device, "code": code}))
         .await;
     chain.push(step("verify with it", &verified));
     chain.push(step("open the guarded page", &attacker.get("/admin").await));
@@ -161,13 +161,13 @@ async fn a_device_planted_before_enrolment_never_becomes_a_factor(backend: &Back
     let mut chain = Vec::new();
     let confirmations = [
         attacker
-            .post(&confirm(&planted.id), json!({"token": token}))
+            .post(&confirm(&planted.id), json!({"code": token}))
             .await,
         attacker
-            .post(&confirm(&planted_mail), json!({"token": mail_code}))
+            .post(&confirm(&planted_mail), json!({"code": mail_code}))
             .await,
         planter
-            .post(&confirm(&planted.id), json!({"token": token}))
+            .post(&confirm(&planted.id), json!({"code": token}))
             .await,
     ];
     chain.push(step(
@@ -175,13 +175,13 @@ async fn a_device_planted_before_enrolment_never_becomes_a_factor(backend: &Back
         &attacker
             .post(
                 "/2fa/verify",
-                json!({"device_id": planted.id, "token": token}),
+                json!({"device_id": planted.id, "code": token}),
             )
             .await,
     ));
     chain.push(step(
         "verify with any device",
-        &attacker.post("/2fa/verify", json!({"token": token})).await,
+        &attacker.post("/2fa/verify", json!({"code": token})).await,
     ));
     chain.push(step(
         "remove the user's phone",
@@ -331,10 +331,7 @@ async fn remembered_and_stale_sessions_change_no_factor(backend: &Backend) {
         assert_eq!(h.remembered_browsers().await, browsers, "{who:?}");
 
         let verified = session
-            .post(
-                "/2fa/verify",
-                json!({"token": account.phone.code(&h.clock)}),
-            )
+            .post("/2fa/verify", json!({"code": account.phone.code(&h.clock)}))
             .await;
         assert_eq!(verified.status, 200, "{who:?}: {:?}", verified.json);
         assert_eq!(session.state().await.as_deref(), Some("fresh"), "{who:?}");
@@ -383,7 +380,7 @@ async fn confirming_a_second_device_verifies_no_session(backend: &Backend) {
     let mut password_only = h.client();
     password_only.login(USER).await;
     let refused = password_only
-        .post(&path, json!({"token": tablet.code(&h.clock)}))
+        .post(&path, json!({"code": tablet.code(&h.clock)}))
         .await;
     assert_eq!(refused.outcome(), (403, "otp_required".to_owned()));
     assert!(!password_only.is_verified().await);
@@ -395,7 +392,7 @@ async fn confirming_a_second_device_verifies_no_session(backend: &Backend) {
     let verified_by = fresh.get("/2fa/status").await.json["device"]["id"].clone();
     assert_eq!(verified_by, json!(account.phone.id));
     let confirmed = fresh
-        .post(&path, json!({"token": tablet.code(&h.clock)}))
+        .post(&path, json!({"code": tablet.code(&h.clock)}))
         .await;
     assert_eq!(confirmed.status, 200, "{:?}", confirmed.json);
     let status = fresh.get("/2fa/status").await.json;
@@ -434,12 +431,12 @@ async fn a_code_sent_for_the_users_session_does_not_verify_the_attackers(backend
     assert_eq!(sent.status, 200, "{:?}", sent.json);
     let code = h.outbox.last_code_for(USER_EMAIL).unwrap();
     let stolen = attacker
-        .post("/2fa/verify", json!({"device_id": mail, "token": code}))
+        .post("/2fa/verify", json!({"device_id": mail, "code": code}))
         .await;
     assert_eq!(stolen.outcome(), (401, "invalid_code".to_owned()));
     assert!(!attacker.is_verified().await);
     let own = user
-        .post("/2fa/verify", json!({"device_id": mail, "token": code}))
+        .post("/2fa/verify", json!({"device_id": mail, "code": code}))
         .await;
     assert_eq!(own.status, 200, "{:?}", own.json);
 }

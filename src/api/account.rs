@@ -19,10 +19,12 @@ use crate::remember::BrowserId;
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The body of `POST verify`. `token` is the older name of `code`.
 #[derive(Deserialize)]
 pub(crate) struct VerifyRequest {
     device_id: Option<String>,
-    token: String,
+    #[serde(alias = "token")]
+    code: String,
     #[serde(default)]
     remember: bool,
 }
@@ -34,9 +36,9 @@ pub(crate) async fn verify(caller: Caller, ApiJson(body): ApiJson<VerifyRequest>
             let id: DeviceId = id
                 .parse()
                 .map_err(|_| ApiError::not_found("device_not_found"))?;
-            caller.session.verify(&id, &body.token).await
+            caller.session.verify(&id, &body.code).await
         }
-        None => caller.session.verify_any(&body.token).await,
+        None => caller.session.verify_any(&body.code).await,
     }
     .map_err(failed)?;
     // Remembering needs a cookie client and remember-device cookies on the layer; otherwise

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::http::header::CACHE_CONTROL;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, Caller, fields_error};
 use super::views::DeviceView;
 use super::{ApiConfig, ApiError};
 use crate::device::{Device, DeviceId, Enrollment, HotpSettings, TotpSettings};
@@ -97,8 +97,11 @@ struct OutOfBandConfig {
 pub(crate) async fn create(
     State(config): State<Arc<ApiConfig>>,
     caller: Caller,
+    RawQuery(query): RawQuery,
     ApiJson(body): ApiJson<NewDevice>,
 ) -> ApiResult {
+    // Checked before anything is added: a bad query must not leave a device behind.
+    let qr = wants_qr(query.as_deref())?;
     let two_factor = caller.session.two_factor();
     let now = caller.now();
     let failed = |e| ApiError::device(&e, now);
@@ -118,7 +121,7 @@ pub(crate) async fn create(
                 .enroll_totp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
-            provisioning(enrolment)
+            provisioning(enrolment, qr)
         }
         "hotp" => {
             let otp = otp_config(body.config)?;
@@ -136,7 +139,7 @@ pub(crate) async fn create(
                 .enroll_hotp(&caller.who, &body.name, &account, settings)
                 .await
                 .map_err(failed)?;
-            provisioning(enrolment)
+            provisioning(enrolment, qr)
         }
         "backup_codes" => Err(ApiError::bad_request(
             "unknown_method",
@@ -168,12 +171,12 @@ pub(crate) async fn create(
 }
 
 fn parse_config<T: serde::de::DeserializeOwned>(config: Option<Value>) -> Result<T, ApiError> {
-    serde_json::from_value(config.unwrap_or(Value::Null)).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_settings",
-            "The `config` object is not valid for this method.",
-        )
-    })
+    let invalid = |message: String| ApiError::bad_request("invalid_settings", message);
+    let config = config
+        .filter(|config| !config.is_null())
+        .ok_or_else(|| invalid("This method needs a `config` object.".to_owned()))?;
+    serde_json::from_value(config)
+        .map_err(|error| invalid(format!("config: {}", fields_error(&error))))
 }
 
 /// Algorithm, digits (6 or 8) and period of an OTP device's `config`.
@@ -201,21 +204,43 @@ fn otp_config(config: Option<Value>) -> Result<(Algorithm, Digits, Option<u64>),
     Ok((algorithm, digits, config.period))
 }
 
-/// The 201 answer of a new OTP device: the secret is shown once, never cached.
-fn provisioning(enrolment: Enrollment) -> ApiResult {
-    let qr_svg = enrolment.uri.to_svg().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_provisioning",
-            "The provisioning URI is too long for a QR code.",
-        )
-    })?;
+/// Whether the query asks for the QR code (`qr=svg`). Other parameters are ignored.
+fn wants_qr(query: Option<&str>) -> Result<bool, ApiError> {
+    let mut wants = false;
+    for pair in query.unwrap_or_default().split('&') {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("qr", "svg") => wants = true,
+            ("qr", _) => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "`qr` takes one value: `svg`.",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(wants)
+}
+
+/// The 201 answer of a new OTP device: the secret is shown once, never cached. The QR code
+/// (some 23 KB of SVG) only when asked for: most clients draw it from `otpauth_uri`.
+fn provisioning(enrolment: Enrollment, qr: bool) -> ApiResult {
+    let mut provisioning = json!({
+        "secret": enrolment.secret.to_base32().as_str(),
+        "otpauth_uri": enrolment.uri.as_str(),
+    });
+    if qr {
+        let svg = enrolment.uri.to_svg().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_provisioning",
+                "The provisioning URI is too long for a QR code.",
+            )
+        })?;
+        provisioning["qr_svg"] = json!(svg.as_str());
+    }
     let body = json!({
         "device": DeviceView::from(&enrolment.device),
-        "provisioning": {
-            "secret": enrolment.secret.to_base32().as_str(),
-            "otpauth_uri": enrolment.uri.as_str(),
-            "qr_svg": qr_svg.as_str(),
-        },
+        "provisioning": provisioning,
     });
     Ok(no_store(StatusCode::CREATED, body))
 }
@@ -226,9 +251,11 @@ fn device_id(id: &str) -> Result<DeviceId, ApiError> {
         .map_err(|_| ApiError::not_found("device_not_found"))
 }
 
+/// A body holding a code. `token` is the older name of `code`.
 #[derive(Deserialize)]
 pub(crate) struct Code {
-    token: String,
+    #[serde(alias = "token")]
+    code: String,
 }
 
 pub(crate) async fn confirm(
@@ -239,7 +266,7 @@ pub(crate) async fn confirm(
     let id = device_id(&id)?;
     let done = caller
         .session
-        .confirm_device(&id, &body.token)
+        .confirm_device(&id, &body.code)
         .await
         .map_err(|e| ApiError::session(&e, caller.now()))?;
     // Only a first device verifies the session; a further one leaves it as it was.

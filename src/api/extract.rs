@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::ApiError;
 use crate::device::UserId;
@@ -24,24 +25,69 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_error(&rejection)),
-        }
+        // Any JSON first, then the endpoint's fields: serde's own error, not the extractor's,
+        // says which field is missing.
+        let Json(value) = Json::<Value>::from_request(request, state)
+            .await
+            .map_err(|rejection| json_error(&rejection))?;
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|error| ApiError::bad_request("invalid_request", fields_error(&error)))
     }
 }
 
 fn json_error(rejection: &JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
-        JsonRejection::JsonDataError(_) => ApiError::bad_request(
-            "invalid_request",
-            "The JSON body does not have the fields this endpoint expects.",
-        ),
+        JsonRejection::JsonDataError(_) => ApiError::bad_request("invalid_request", NOT_THE_FIELDS),
         JsonRejection::JsonSyntaxError(_) => {
             ApiError::bad_request("malformed_json", "The body is not valid JSON.")
         }
         _ => ApiError::bad_request("malformed_request", "The request body could not be read."),
+    }
+}
+
+const NOT_THE_FIELDS: &str = "The JSON body does not have the fields this endpoint expects.";
+const OTHER_FIELDS: &str = "the fields are not those expected";
+
+/// What is wrong with a JSON value's fields, for people, without quoting the value: for
+/// example "missing field `code`".
+///
+/// serde's messages name the field that is missing or given twice (the endpoint's own field
+/// names) and end with what was expected (also the endpoint's own words); they also quote the
+/// unknown field or the wrong value, which come from the body and may hold a code. Only the
+/// endpoint's parts are kept: the body's come before serde's last `, expected `.
+pub(crate) fn fields_error(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let named = |prefix: &str| {
+        let name = message.strip_prefix(prefix)?.strip_suffix('`')?;
+        let plain =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        plain.then(|| format!("{prefix}{name}`"))
+    };
+    let expected = || {
+        message
+            .rsplit_once(", expected ")
+            .map(|(_, expected)| expected)
+    };
+    if let Some(missing) = named("missing field `") {
+        missing
+    } else if let Some(twice) = named("duplicate field `") {
+        twice
+    } else if message.contains("expected struct ") {
+        "expected a JSON object".to_owned()
+    } else if message.starts_with("unknown field `") {
+        match message.rsplit_once("`, expected ") {
+            Some((_, fields)) => format!("unknown field; expected {fields}"),
+            None => "unknown field; this endpoint takes no fields".to_owned(),
+        }
+    } else if message.starts_with("invalid type: ") || message.starts_with("invalid value: ") {
+        match expected() {
+            Some(expected) => format!("a field has the wrong type or value; expected {expected}"),
+            None => OTHER_FIELDS.to_owned(),
+        }
+    } else {
+        OTHER_FIELDS.to_owned()
     }
 }
 
@@ -149,5 +195,70 @@ impl Caller {
             .is_configured(&self.user)
             .await
             .map_err(|e| ApiError::device(&e, self.now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        #[serde(alias = "token")]
+        code: String,
+        #[serde(default)]
+        remember: bool,
+    }
+
+    fn problem(body: Value) -> String {
+        fields_error(&serde_json::from_value::<Body>(body).unwrap_err())
+    }
+
+    #[test]
+    fn missing_and_repeated_fields_are_named() {
+        assert_eq!(problem(serde_json::json!({})), "missing field `code`");
+        assert_eq!(
+            problem(serde_json::json!({"remember": true})),
+            "missing field `code`"
+        );
+        // The alias stands for the same field.
+        assert_eq!(
+            problem(serde_json::json!({"code": "1", "token": "2"})),
+            "duplicate field `code`"
+        );
+    }
+
+    #[test]
+    fn the_body_is_never_quoted() {
+        let secret = "493817";
+        let cases = [
+            serde_json::json!({"code": 493817}),
+            serde_json::json!({"code": ["493817"]}),
+            serde_json::json!({"code": "x", "493817": 1}),
+            serde_json::json!({"code": "x", "493817`, expected `nothing": 1}),
+            serde_json::json!({"code": "x", "remember": "493817, expected y"}),
+            serde_json::json!("493817"),
+            serde_json::json!([493817]),
+        ];
+        for body in cases {
+            let message = problem(body.clone());
+            assert!(!message.contains(secret), "{body}: {message}");
+        }
+        assert_eq!(
+            problem(serde_json::json!({"code": 493817})),
+            "a field has the wrong type or value; expected a string"
+        );
+        assert_eq!(
+            problem(serde_json::json!({"code": "x", "colour": 1})),
+            "unknown field; expected one of `code`, `token`, `remember`"
+        );
+        assert_eq!(
+            problem(serde_json::json!("493817")),
+            "expected a JSON object"
+        );
     }
 }

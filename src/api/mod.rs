@@ -15,24 +15,27 @@
 //!     .layer(OtpLayer::new(two_factor));
 //! ```
 //!
-//! JSON in, JSON out; times are milliseconds since the Unix epoch. Errors are
-//! `{"error": "<stable_code>", "message": "..."}`: 400 malformed request, 401 not
-//! authenticated or wrong code, 403 not allowed (for example `reauthentication_required`),
-//! 404 unknown, 409 conflict, 429 throttled (with `Retry-After`), 503 store down.
+//! JSON in, JSON out; times are milliseconds since the Unix epoch. A one-time code, from an
+//! app, a token, a message or the backup codes, is always sent as `code` (`token`, its older
+//! name, is accepted too). Errors are `{"error": "<stable_code>", "message": "..."}`: 400
+//! malformed request (`invalid_request` names a missing field: "missing field `code`"), 401
+//! not authenticated or wrong code, 403 not allowed (for example
+//! `reauthentication_required`), 404 unknown, 409 conflict, 429 throttled (with
+//! `Retry-After`), 503 store down. Messages never quote the request body.
 //!
 //! | endpoint | does |
 //! | --- | --- |
 //! | `GET methods` | the available methods (and confirmation methods) |
 //! | `GET devices` | the user's devices |
-//! | `POST devices` `{method, name, config?}` | adds a device: `totp` (`config`: `algorithm`, `digits` 6/8, `period`) and `hotp` answer `{"device", "provisioning": {"secret", "otpauth_uri", "qr_svg"}}` once; an out-of-band channel (`config`: `destination`) sends the first code |
-//! | `POST devices/{id}/confirm` `{token}` | confirms a new device with a code (and verifies the session) |
+//! | `POST devices` `{method, name, config?}` | adds a device: `totp` (`config`: `algorithm`, `digits` 6/8, `period`) and `hotp` answer `{"device", "provisioning": {"secret", "otpauth_uri"}}` once, and `POST devices?qr=svg` adds `qr_svg`, the URI as an SVG QR code (about 23 KB); an out-of-band channel (`config`: `destination`) sends the first code |
+//! | `POST devices/{id}/confirm` `{code}` | confirms a new device with a code (and verifies the session) |
 //! | `PATCH devices/{id}` `{name?, default?}` | renames it, or makes it the default |
 //! | `DELETE devices/{id}` | removes it |
-//! | `POST disable` `{code}` | removes every device, once `code` (or `token`) from one of them verified the session; without a confirmed device there is nothing to remove and no code is needed |
+//! | `POST disable` `{code}` | removes every device, once `code` from one of them verified the session; without a confirmed device there is nothing to remove and no code is needed |
 //! | `POST backup-codes` / `GET backup-codes` | a new set (shown once) / how many remain |
 //! | `POST challenges` `{device_id}` | sends a code to an out-of-band device |
 //! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
-//! | `POST verify` `{device_id?, token, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated `token` |
+//! | `POST verify` `{device_id?, code, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated session `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
 //! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |

@@ -216,7 +216,7 @@ impl Harness {
         let confirmed = client
             .post(
                 &format!("/2fa/devices/{}/confirm", totp.id),
-                json!({"token": totp.code(&self.clock)}),
+                json!({"code": totp.code(&self.clock)}),
             )
             .await;
         assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
@@ -235,10 +235,7 @@ impl Harness {
         let id = added.json["device"]["id"].as_str().unwrap().to_owned();
         let code = self.outbox.last_code_for(address).unwrap();
         let confirmed = client
-            .post(
-                &format!("/2fa/devices/{id}/confirm"),
-                json!({"token": code}),
-            )
+            .post(&format!("/2fa/devices/{id}/confirm"), json!({"code": code}))
             .await;
         assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
         id
@@ -255,7 +252,7 @@ impl Harness {
         let remembered = browser
             .post(
                 "/2fa/verify",
-                json!({"token": phone.code(&self.clock), "remember": true}),
+                json!({"code": phone.code(&self.clock), "remember": true}),
             )
             .await;
         assert_eq!(remembered.json["remembered"], true, "{:?}", remembered.json);
@@ -274,7 +271,7 @@ impl Harness {
         let verified = client
             .post(
                 "/2fa/verify",
-                json!({"token": account.phone.code(&self.clock)}),
+                json!({"code": account.phone.code(&self.clock)}),
             )
             .await;
         assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
