@@ -186,7 +186,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every instance sharing a Redis needs the same server key; a real application loads it
     // from its configuration.
     let two_factor =
-        TwoFactor::from_shared(store, ServerKey::generate()).with_issuer("axum admin example");
+        TwoFactor::from_shared(store, ServerKey::generate()).with_issuer("axum admin example")?;
     // Plain HTTP on loopback: no `Secure` cookie (and so no `__Host-` prefix).
     let config = SessionConfig::new().with_secure(false)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;

@@ -167,8 +167,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let backend = Backend { users };
 
-    let two_factor =
-        TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("axum-login example");
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+        .with_issuer("axum-login example")?;
     let is_staff = move |user: UserId| {
         let staff = staff.contains(&user.as_str().to_owned());
         async move { staff }

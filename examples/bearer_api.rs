@@ -158,8 +158,8 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokens = Tokens::default();
-    let two_factor =
-        TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("bearer API example");
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+        .with_issuer("bearer API example")?;
     // The second factor is bound to the user and the token id: a new token starts unverified.
     let identity = |parts: &axum::http::request::Parts| {
         let claims = parts.extensions.get::<Claims>()?;

@@ -224,7 +224,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
     let two_factor = TwoFactor::from_shared(store, keys.server_key())
-        .with_issuer("tower-otp demo")
+        .with_issuer("tower-otp demo")?
         .with_events(events)
         .with_sealer(SecretSealer::new(vec![keys.sealing_key()])?)
         .with_sender("email", ConsoleSender::with_writer(std::io::stderr()))

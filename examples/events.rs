@@ -114,7 +114,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ServerKey::generate(),
     )
     .with_clock(clock.clone())
-    .with_issuer("events example");
+    .with_issuer("events example")?;
 
     // The subscriber: an async stream on its own task. It never slows the flow down; had it
     // fallen more than the bus's capacity behind, it would be told how many events it missed.

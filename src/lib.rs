@@ -35,7 +35,9 @@
 //! use tower_otp::store::MemoryStore;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("ACME");
+//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+//!     .with_issuer("ACME")
+//!     .unwrap();
 //! let user = UserId::new("alice").unwrap();
 //! let enrolment = two_factor
 //!     .enroll_totp(&user, "Phone", "alice@example.com", TotpSettings::default())

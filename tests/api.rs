@@ -42,6 +42,7 @@ fn harness_with(api_config: impl FnOnce(ApiConfig) -> ApiConfig) -> Harness {
     let two_factor = TwoFactor::new(store.clone(), ServerKey::new(&[5; 32]).unwrap())
         .with_clock(clock.clone())
         .with_issuer("API test")
+        .unwrap()
         .with_sender("email", outbox.clone())
         .with_sender("sms", outbox.clone());
     let confirmer = Confirmer::new(&two_factor)
@@ -474,6 +475,53 @@ async fn confirming_a_device_checks_the_code() {
     c.post(&path, json!({"code": totp.code(&h.clock, 0)}))
         .await
         .expect(StatusCode::CONFLICT, "device_already_confirmed");
+}
+
+#[tokio::test]
+async fn a_user_id_with_a_colon_enrols() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("tenant:alice").await;
+    let totp = h.totp(&mut c).await;
+    let device = c.get("/2fa/devices").await.json["devices"][0].clone();
+    assert_eq!(
+        (&device["id"], &device["confirmed"]),
+        (&json!(totp.id), &json!(true))
+    );
+    let reply = c
+        .post("/2fa/devices", json!({"method": "hotp", "name": "Key"}))
+        .await;
+    let uri = reply.json["provisioning"]["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://hotp/API%20test:tenant_alice?secret="),
+        "{uri}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_label_of_the_applications_own_is_made_valid() {
+    let h = harness_with(|config| config.with_account_label(|user| format!("EU:{user}")));
+    let mut c = h.client();
+    c.login("alice").await;
+    let reply = c
+        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json);
+    let uri = reply.json["provisioning"]["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/API%20test:EU_alice?"),
+        "{uri}"
+    );
+}
+
+#[test]
+fn an_issuer_that_would_break_every_enrolment_is_refused_at_once() {
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+    let refused = two_factor.clone().with_issuer("ACME:EU").unwrap_err();
+    assert_eq!(refused.kind(), "colon_in_label");
+    let refused = two_factor.clone().with_issuer("x".repeat(257)).unwrap_err();
+    assert_eq!(refused.kind(), "label_too_long");
+    assert!(two_factor.with_issuer("ACME EU").is_ok());
 }
 
 #[tokio::test]

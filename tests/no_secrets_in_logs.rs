@@ -50,6 +50,7 @@ async fn enrol_verify_and_fail(flow: &mut Flow) {
     let sealer = SecretSealer::new(vec![SealingKey::new("k1", &[5; 32]).unwrap()]).unwrap();
     let two_factor = TwoFactor::new(store.clone(), ServerKey::new(&[3; 32]).unwrap())
         .with_issuer("Leak Test")
+        .unwrap()
         .with_sealer(sealer);
     let user = UserId::new("alice").unwrap();
     let mut debug = |value: &dyn std::fmt::Debug| flow.debug.push_str(&format!("{value:?}\n"));

@@ -35,7 +35,8 @@ fn fixture_with(configure: impl FnOnce(TwoFactor) -> TwoFactor) -> Fixture {
     let two_factor = configure(
         TwoFactor::new(store.clone(), ServerKey::new(&[7; 32]).unwrap())
             .with_clock(clock.clone())
-            .with_issuer("Test"),
+            .with_issuer("Test")
+            .unwrap(),
     );
     Fixture {
         clock,

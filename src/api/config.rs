@@ -28,7 +28,8 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// The defaults: no confirmation methods, the user id as the account label in
-    /// authenticator apps, forwarded headers not trusted.
+    /// authenticator apps (made valid, see [`ApiConfig::with_account_label`]), forwarded
+    /// headers not trusted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -40,12 +41,23 @@ impl ApiConfig {
     }
 
     /// The account name shown in authenticator apps for a user (default: the user id).
+    ///
+    /// Whatever the label, it is made one that a provisioning URI can carry, so that no user
+    /// is kept from enrolling by their name: each `:` (which separates issuer and account in
+    /// the apps, and cannot be escaped) becomes `_`, so that user `tenant:alice` shows as
+    /// `tenant_alice`; a label longer than 256 bytes is cut; an empty one is replaced by the
+    /// user id.
     pub fn with_account_label(
         mut self,
         label: impl Fn(&UserId) -> String + Send + Sync + 'static,
     ) -> Self {
         self.account_label = Arc::new(label);
         self
+    }
+
+    /// The account label of `user`, valid in a provisioning URI.
+    pub(crate) fn account_for(&self, user: &UserId) -> String {
+        crate::otp::account_name(&(self.account_label)(user), user.as_str())
     }
 
     /// Whether the request's own origin, which a state-changing request's `Origin` must

@@ -105,7 +105,7 @@ pub(crate) async fn create(
     let two_factor = caller.session.two_factor();
     let now = caller.now();
     let failed = |e| ApiError::device(&e, now);
-    let account = (config.account_label)(&caller.user);
+    let account = config.account_for(&caller.user);
     match body.method.as_str() {
         "totp" => {
             let otp = otp_config(body.config)?;

@@ -35,6 +35,7 @@ mod token;
 pub use algorithm::{Algorithm, Digits, InvalidDigits, UnknownAlgorithm};
 pub use code::{Code, OtpKey, TotpParams, find_match};
 pub use provisioning::{OtpauthUri, ProvisioningError};
+pub(crate) use provisioning::{account_name, check_issuer};
 pub use secret::{Secret, SecretError};
 pub use token::{Token, TokenError};
 

@@ -141,6 +141,28 @@ impl fmt::Debug for OtpauthUri {
     }
 }
 
+/// Checks that `issuer` can be the issuer of a provisioning URI: no `:`, at most 256 bytes
+/// (empty is allowed: the label is then the account name alone).
+pub(crate) fn check_issuer(issuer: &str) -> Result<(), ProvisioningError> {
+    check_label_part(issuer, true)
+}
+
+/// `label` made a valid account name, for labels the crate chooses on its own (a user id,
+/// say): every `:` replaced with `_` (the format has no way to escape it: `%3A` counts as a
+/// separator too), cut to 256 bytes at a character boundary, and `fallback` if it is empty.
+pub(crate) fn account_name(label: &str, fallback: &str) -> String {
+    let label = if label.is_empty() { fallback } else { label };
+    let mut name = label.replace(':', "_");
+    if name.len() > MAX_LABEL_PART {
+        let mut end = MAX_LABEL_PART;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
+    name
+}
+
 fn check_label_part(part: &str, may_be_empty: bool) -> Result<(), ProvisioningError> {
     if part.is_empty() && !may_be_empty {
         return Err(ProvisioningError::EmptyAccount);
@@ -170,6 +192,18 @@ pub enum ProvisioningError {
     /// The URI does not fit in a QR code.
     #[error("the provisioning URI is too long for a QR code")]
     QrTooLong,
+}
+
+impl ProvisioningError {
+    /// A stable, machine-readable name of the error kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProvisioningError::EmptyAccount => "empty_account_name",
+            ProvisioningError::Colon => "colon_in_label",
+            ProvisioningError::TooLong => "label_too_long",
+            ProvisioningError::QrTooLong => "qr_too_long",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -219,6 +253,25 @@ mod tests {
             totp("a", &"x".repeat(300)).unwrap_err(),
             ProvisioningError::TooLong
         );
+    }
+
+    #[test]
+    fn any_label_becomes_a_valid_account_name() {
+        let secret = rfc_secret();
+        let valid = |account: &str| {
+            OtpauthUri::totp("i", account, &secret, Algorithm::Sha1, Digits::SIX, 30).is_ok()
+        };
+        for label in ["tenant:alice", ":", "a::b:", "", &"é:".repeat(200), "plain"] {
+            let name = account_name(label, "fallback");
+            assert!(valid(&name), "{label:?} gave {name:?}");
+            assert!(!name.contains(':'));
+        }
+        assert_eq!(account_name("tenant:alice", "x"), "tenant_alice");
+        assert_eq!(account_name("", "fallback"), "fallback");
+        assert_eq!(account_name("plain", "x"), "plain");
+        assert_eq!(account_name(&"é".repeat(200), "x"), "é".repeat(128));
+        assert!(check_issuer("ACME").is_ok() && check_issuer("").is_ok());
+        assert_eq!(check_issuer("A:B"), Err(ProvisioningError::Colon));
     }
 
     #[test]

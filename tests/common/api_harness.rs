@@ -108,6 +108,7 @@ impl Harness {
         let two_factor = TwoFactor::from_shared(store, ServerKey::new(&[7; 32]).unwrap())
             .with_clock(clock.clone())
             .with_issuer("Matrix")
+            .unwrap()
             .with_sender("email", outbox.clone())
             .with_sender("sms", outbox.clone());
         let confirmer = Confirmer::new(&two_factor)

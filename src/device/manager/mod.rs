@@ -49,7 +49,9 @@ const DEFAULT_REAUTHENTICATION_WINDOW: Duration = Duration::from_secs(20 * 60);
 /// use tower_otp::store::MemoryStore;
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate()).with_issuer("ACME");
+/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+///     .with_issuer("ACME")
+///     .unwrap();
 /// let alice = UserId::new("alice").unwrap();
 ///
 /// // Enrol: show `uri` as a QR code, then confirm with the first code the app shows.
@@ -228,10 +230,32 @@ impl TwoFactor {
         self.configure(|c| c.clock = clock)
     }
 
-    /// The issuer shown in authenticator apps (your service's name). No `:` allowed.
-    pub fn with_issuer(self, issuer: impl Into<String>) -> Self {
+    /// The issuer shown in authenticator apps: your service's name (default: none).
+    ///
+    /// Checked now rather than at each enrolment: an issuer that no provisioning URI can
+    /// carry, one with a `:` (it separates issuer and account in the apps' label, and the
+    /// format cannot escape it) or longer than 256 bytes, is refused here with a
+    /// [`ProvisioningError`](crate::otp::ProvisioningError) instead of failing every
+    /// enrolment later. Like the crate's other settings that can be wrong
+    /// ([`SessionConfig`](crate::session::SessionConfig)), it returns a `Result` at
+    /// configuration time, so that a name read from configuration and a literal alike need
+    /// only a `?`, with no separate issuer type to build.
+    ///
+    /// ```
+    /// use tower_otp::{MemoryStore, ServerKey, TwoFactor};
+    ///
+    /// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+    /// assert!(two_factor.clone().with_issuer("ACME").is_ok());
+    /// let refused = two_factor.with_issuer("ACME:EU").unwrap_err();
+    /// assert_eq!(refused.to_string(), "issuer and account name must not contain ':'");
+    /// ```
+    pub fn with_issuer(
+        self,
+        issuer: impl Into<String>,
+    ) -> Result<Self, crate::otp::ProvisioningError> {
         let issuer = issuer.into();
-        self.configure(|c| c.issuer = issuer)
+        crate::otp::check_issuer(&issuer)?;
+        Ok(self.configure(|c| c.issuer = issuer))
     }
 
     /// Seals device secrets at rest with these keys (default: stored unencrypted).
