@@ -229,7 +229,7 @@ async fn journey(demo: &Demo) {
     let enrolled = alice
         .call(
             "POST",
-            "/2fa/devices",
+            "/2fa/devices?qr=svg",
             Some(json!({"method": "totp", "name": "Phone"})),
         )
         .await;
