@@ -39,8 +39,8 @@
 //!   opens the secrets it sealed (each sealed secret names its key's id, which
 //!   [`Keys::sealing_key`] derives from the master too):
 //!   `SecretSealer::new(vec![new.sealing_key(), old.sealing_key()])`. Keep the old key until
-//!   no stored secret uses it ([`SecretSealer::needs_reseal`] tells; re-enrolling a device
-//!   seals its new secret under the new key).
+//!   no stored secret uses it ([`needs_reseal`](crate::device::SecretSealer::needs_reseal)
+//!   tells; re-enrolling a device seals its new secret under the new key).
 //! * **Server key**: it cannot rotate without losing what is hashed under it. A hash cannot
 //!   be recomputed without the code, so a new server key makes every stored backup code and
 //!   pending out-of-band code unusable: users would need new backup codes. To rotate the
