@@ -271,7 +271,7 @@ impl Confirmer {
         };
         let id = ConfirmationId::generate();
         self.store
-            .insert_confirmation(&ConfirmationKey::new(user, &id), &record)
+            .insert_confirmation(&self.key(user, &id), &record)
             .await?;
         tracing::debug!(user = %user, method, status = %status, "confirmation requested");
         let method_key = method.to_owned();
@@ -301,7 +301,7 @@ impl Confirmer {
     ) -> Result<Confirmation, ConfirmError> {
         let caller = caller.into();
         let user = caller.user();
-        let key = ConfirmationKey::new(user, id);
+        let key = self.key(user, id);
         let now = self.now();
         let max = self.policy.max_attempts;
         let mut record = match self
@@ -369,7 +369,7 @@ impl Confirmer {
         user: &UserId,
         id: &ConfirmationId,
     ) -> Result<Confirmation, ConfirmError> {
-        let record = self.load(&ConfirmationKey::new(user, id), user).await?;
+        let record = self.load(&self.key(user, id), user).await?;
         Ok(self.view(id.clone(), &record, self.now()))
     }
 
@@ -385,7 +385,7 @@ impl Confirmer {
         id: &ConfirmationId,
         method: &str,
     ) -> Result<Confirmation, ConfirmError> {
-        let key = ConfirmationKey::new(user, id);
+        let key = self.key(user, id);
         if self.load(&key, user).await?.method != method {
             return Err(ConfirmError::WrongMethod);
         }
@@ -403,6 +403,11 @@ impl Confirmer {
             }
             None => Err(self.current_error(&key, user, now).await),
         }
+    }
+
+    /// Where confirmation `id` of `user` lives in the store.
+    fn key(&self, user: &UserId, id: &ConfirmationId) -> ConfirmationKey {
+        ConfirmationKey::new(self.store.user_tag(user), id)
     }
 
     async fn load(

@@ -7,18 +7,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_otp::DeviceKind;
+use sha2::Digest;
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
 use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceConfig, DeviceId, DeviceState, ThrottlePolicy, UserId,
 };
 use tower_otp::remember::{BrowserId, RememberedBrowser};
-use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use tower_otp::session::{SessionKey, SessionRecord, VerifiedBy};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
     ConfirmationAttempt, DeviceInsert, DeviceLimits, SharedStore, StoreError, SuccessProof,
 };
+use tower_otp::{DeviceKind, ServerKey};
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
 /// `impl Fn() -> impl Future<Output = (SharedStore, SharedStore)>`.
@@ -71,6 +72,7 @@ macro_rules! store_conformance_tests {
             new_backup_codes_forget_the_browsers_they_remembered,
             unverified_sessions_live_the_pending_idle_time,
             session_attempts_are_counted_once_each_and_expire,
+            user_tags_are_keyed_alike_by_every_client,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -78,10 +80,18 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (a, b) = ($clients)().await;
+                $crate::common::conformance::bind_one_tag_key(&a, &b);
                 $crate::common::conformance::$name(a, b).await;
             }
         )*
     };
+}
+
+/// Binds one tag key into both clients, as the `TwoFactor` of every instance does.
+pub fn bind_one_tag_key(a: &SharedStore, b: &SharedStore) {
+    let key = ServerKey::generate();
+    a.bind_tag_key(key.tag_key());
+    b.bind_tag_key(key.tag_key());
 }
 
 fn user(name: &str) -> UserId {
@@ -153,8 +163,9 @@ fn session(owner: &UserId) -> SessionRecord {
     }
 }
 
-fn session_key(owner: &UserId, secret: &str) -> SessionKey {
-    SessionKey::new(UserTag::of(owner), secret.as_bytes())
+/// The key of a session of `owner`, tagged as `store` tags its users.
+fn session_key(store: &SharedStore, owner: &UserId, secret: &str) -> SessionKey {
+    SessionKey::new(store.user_tag(owner), secret.as_bytes())
 }
 
 fn throttle_off() -> ThrottlePolicy {
@@ -739,7 +750,7 @@ pub async fn user_stamps_start_at_zero_and_change(a: SharedStore, b: SharedStore
 pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
-    let key = session_key(&alice, "first");
+    let key = session_key(&a, &alice, "first");
     let record = session(&alice);
     assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     a.save_session(&key, &record, hour).await.unwrap();
@@ -755,7 +766,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
         at: t(5),
         remembered: false,
     });
-    let rotated = session_key(&alice, "second");
+    let rotated = session_key(&a, &alice, "second");
     assert!(
         b.rotate_session(&key, &rotated, &verified, hour)
             .await
@@ -767,7 +778,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
         Some(verified.clone())
     );
     // The old id cannot be rotated again (it was used), and nothing is created for it.
-    let third = session_key(&alice, "third");
+    let third = session_key(&a, &alice, "third");
     assert!(
         !a.rotate_session(&key, &third, &verified, hour)
             .await
@@ -775,7 +786,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
     );
     assert_eq!(b.load_session(&third, hour, hour).await.unwrap(), None);
     // Rotation stays within one user.
-    let bobs = session_key(&user("bob"), "x");
+    let bobs = session_key(&a, &user("bob"), "x");
     assert!(
         a.rotate_session(&rotated, &bobs, &verified, hour)
             .await
@@ -789,7 +800,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
 
 pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let key = session_key(&alice, "idle");
+    let key = session_key(&a, &alice, "idle");
     let idle = Duration::from_millis(1_000);
     a.save_session(&key, &session(&alice), idle).await.unwrap();
     // Reading extends the idle time.
@@ -800,7 +811,7 @@ pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(a.load_session(&key, idle, idle).await.unwrap(), None);
     // Rotation of an expired session does nothing.
-    let next = session_key(&alice, "next");
+    let next = session_key(&a, &alice, "next");
     assert!(
         !a.rotate_session(&key, &next, &session(&alice), idle)
             .await
@@ -813,15 +824,15 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     let bob = user("bob");
     let hour = Duration::from_secs(3600);
     let alices: Vec<_> = (0..5)
-        .map(|i| session_key(&alice, &format!("a{i}")))
+        .map(|i| session_key(&a, &alice, &format!("a{i}")))
         .collect();
     for key in &alices {
         a.save_session(key, &session(&alice), hour).await.unwrap();
     }
-    let bobs = session_key(&bob, "b");
+    let bobs = session_key(&a, &bob, "b");
     b.save_session(&bobs, &session(&bob), hour).await.unwrap();
     // A rotated session is still found.
-    let rotated = session_key(&alice, "rotated");
+    let rotated = session_key(&a, &alice, "rotated");
     assert!(
         a.rotate_session(&alices[0], &rotated, &session(&alice), hour)
             .await
@@ -830,7 +841,7 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     assert!(a.delete_session(&alices[1]).await.unwrap());
 
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
         4
     );
     for key in alices.iter().chain([&rotated]) {
@@ -838,7 +849,7 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     }
     assert!(a.load_session(&bobs, hour, hour).await.unwrap().is_some());
     assert_eq!(
-        a.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        a.delete_user_sessions(&a.user_tag(&alice)).await.unwrap(),
         0
     );
 }
@@ -1270,7 +1281,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
 pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
-    let key = session_key(&alice, "zero");
+    let key = session_key(&a, &alice, "zero");
     a.save_session(&key, &session(&alice), Duration::ZERO)
         .await
         .unwrap();
@@ -1286,14 +1297,14 @@ pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: S
     );
     assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
         0
     );
 }
 
 /// A confirmation of `owner` in process, requested now, expiring in 10 minutes and kept an
 /// hour more; and its key.
-fn confirmation(owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
+fn confirmation(store: &SharedStore, owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
     let now = SystemClock.now();
     let expires_at = now.saturating_add(Duration::from_secs(600));
     let record = ConfirmationRecord {
@@ -1307,7 +1318,7 @@ fn confirmation(owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
         retain_until: expires_at.saturating_add(Duration::from_secs(3600)),
     };
     (
-        ConfirmationKey::new(owner, &ConfirmationId::generate()),
+        ConfirmationKey::new(store.user_tag(owner), &ConfirmationId::generate()),
         record,
     )
 }
@@ -1329,8 +1340,8 @@ fn refused(attempt: ConfirmationAttempt) -> ConfirmationRecord {
 pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let id = ConfirmationId::generate();
-    let key = ConfirmationKey::new(&alice, &id);
-    let (_, record) = confirmation(&alice);
+    let key = ConfirmationKey::new(a.user_tag(&alice), &id);
+    let (_, record) = confirmation(&a, &alice);
     assert_eq!(b.get_confirmation(&key).await.unwrap(), None);
     a.insert_confirmation(&key, &record).await.unwrap();
     assert_eq!(
@@ -1342,7 +1353,7 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
         Err(StoreError::Conflict)
     ));
     // The same id under another user is another key: nothing there.
-    let bobs = ConfirmationKey::new(&user("bob"), &id);
+    let bobs = ConfirmationKey::new(b.user_tag(&user("bob")), &id);
     assert_eq!(a.get_confirmation(&bobs).await.unwrap(), None);
     assert_eq!(
         a.begin_confirmation_attempt(&bobs, 5, SystemClock.now())
@@ -1364,7 +1375,7 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
 
 pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let now = SystemClock.now();
     for n in 1..=3 {
@@ -1400,7 +1411,7 @@ pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: Shar
 
 pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let now = SystemClock.now();
     for wrong in [
@@ -1440,7 +1451,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
         stored
     );
 
-    let (other, record) = confirmation(&alice);
+    let (other, record) = confirmation(&a, &alice);
     a.insert_confirmation(&other, &record).await.unwrap();
     assert!(
         b.settle_confirmation(&other, ConfirmationStatus::Failed, now)
@@ -1456,7 +1467,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
 
 pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let now = SystemClock.now();
     assert_eq!(
@@ -1483,7 +1494,7 @@ pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore,
 
 pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let at_expiry = record.expires_at;
     let before = at_expiry.saturating_sub(Duration::from_millis(1));
@@ -1515,7 +1526,7 @@ pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b
 
 pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, mut record) = confirmation(&alice);
+    let (key, mut record) = confirmation(&a, &alice);
     let now = SystemClock.now();
     record.expires_at = now.saturating_add(Duration::from_millis(400));
     record.retain_until = now.saturating_add(Duration::from_millis(800));
@@ -1529,14 +1540,14 @@ pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: Shar
         ConfirmationAttempt::Missing
     );
     assert_eq!(a.use_confirmation(&key, now).await.unwrap(), None);
-    a.insert_confirmation(&key, &confirmation(&alice).1)
+    a.insert_confirmation(&key, &confirmation(&a, &alice).1)
         .await
         .unwrap();
 }
 
 pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let now = SystemClock.now();
     assert!(
@@ -1558,7 +1569,7 @@ pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: Shared
 
 pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record).await.unwrap();
     let now = SystemClock.now();
     let granted = race(&a, &b, |store| {
@@ -2093,7 +2104,7 @@ async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) ->
         let remembered = browser(&bob, &bobs.id, now, lifetime);
         b.put_remembered(&remembered).await.unwrap();
         bobs_browsers.push(remembered.id);
-        let key = session_key(&bob, &format!("bob-{i}"));
+        let key = session_key(a, &bob, &format!("bob-{i}"));
         let record = verified_by(&bob, &bobs.id, false);
         a.save_session(&key, &record, SESSION_TTL).await.unwrap();
         bobs_sessions.push((key, record));
@@ -2106,13 +2117,13 @@ async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) ->
         session(&alice),
     ]
     .map(|record| {
-        let key = session_key(&alice, &format!("{:?}", record.verified));
+        let key = session_key(a, &alice, &format!("{:?}", record.verified));
         (key, record)
     });
     for (key, record) in &sessions {
         b.save_session(key, record, SESSION_TTL).await.unwrap();
     }
-    let witness = session_key(&alice, "witness");
+    let witness = session_key(a, &alice, "witness");
     let record = verified_by(&alice, &doomed.id, false);
     a.save_session(&witness, &record, SESSION_TTL)
         .await
@@ -2227,9 +2238,7 @@ pub async fn deleting_all_devices_revokes_every_verification(a: SharedStore, b: 
 pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: SharedStore) {
     let r = revocable(&a, &b, DeviceKind::Totp).await;
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&r.alice))
-            .await
-            .unwrap(),
+        b.delete_user_sessions(&b.user_tag(&r.alice)).await.unwrap(),
         5
     );
     assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
@@ -2254,9 +2263,7 @@ pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: Sh
     );
     a.put_remembered(&again).await.unwrap();
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&r.alice))
-            .await
-            .unwrap(),
+        b.delete_user_sessions(&b.user_tag(&r.alice)).await.unwrap(),
         0
     );
     assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
@@ -2296,8 +2303,8 @@ pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: S
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
     let pending = Duration::from_millis(500);
-    let unverified = session_key(&alice, "pending");
-    let verified = session_key(&alice, "verified");
+    let unverified = session_key(&a, &alice, "pending");
+    let verified = session_key(&a, &alice, "verified");
     let mut record = session(&alice);
     a.save_session(&unverified, &record, hour).await.unwrap();
     record.verified = Some(VerifiedBy {
@@ -2333,7 +2340,7 @@ pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: S
 
 pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let key = session_key(&alice, "tries");
+    let key = session_key(&a, &alice, "tries");
     let ttl = Duration::from_millis(600);
     let mut tasks = Vec::new();
     for i in 0..50 {
@@ -2350,8 +2357,33 @@ pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b
     counts.sort_unstable();
     assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
     // Another session's count is its own.
-    let other = session_key(&alice, "other");
+    let other = session_key(&a, &alice, "other");
     assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
+}
+
+/// Clients bound with one key tag every user alike, and not with the plain digest of the user
+/// id, which anyone could check a guess against; a key bound later changes nothing.
+pub async fn user_tags_are_keyed_alike_by_every_client(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let tag = a.user_tag(&alice);
+    assert_eq!(b.user_tag(&alice), tag);
+    assert_ne!(a.user_tag(&user("bob")), tag);
+    let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(b"alice")[..16]);
+    assert_ne!(tag.as_str(), plain);
+
+    let key = session_key(&a, &alice, "tagged");
+    a.save_session(&key, &session(&alice), Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.bind_tag_key(ServerKey::generate().tag_key());
+    b.bind_tag_key(ServerKey::generate().tag_key());
+    assert_eq!(a.user_tag(&alice), tag);
+    assert_eq!(b.user_tag(&alice), tag);
+    assert_eq!(
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
+        1,
+        "the session is found under the first key's tag"
+    );
 }

@@ -191,7 +191,11 @@ impl TwoFactor {
     }
 
     /// A `TwoFactor` over a store that is shared with other components.
+    ///
+    /// It binds the user-tag key derived from `server_key` into the store (see
+    /// [`Store::bind_tag_key`]): every instance sharing a store must use the same `server_key`.
     pub fn from_shared(store: SharedStore, server_key: ServerKey) -> Self {
+        store.bind_tag_key(server_key.tag_key());
         TwoFactor {
             inner: Arc::new(Inner {
                 store,
