@@ -490,7 +490,7 @@ impl OtpSession {
         };
         let stamp = self.store().put_remembered(&browser).await?;
         let value = config.sign(&RememberClaims {
-            user: browser.user.clone(),
+            user: self.store().user_tag(&browser.user),
             device: browser.device_id.clone(),
             browser: browser.id.clone(),
             stamp,
@@ -674,8 +674,9 @@ impl OtpSession {
             return Ok(());
         };
         let now = self.now();
+        let tag = self.store().user_tag(&user);
         let claims = match config.verify(cookie) {
-            Some(claims) if claims.user != user => Err(("wrong_user", false)),
+            Some(claims) if !claims.user.matches(&tag) => Err(("wrong_user", false)),
             Some(claims) if claims.expires_at <= now => Err(("expired", true)),
             Some(claims) => Ok(claims),
             None => Err(("invalid", true)),
