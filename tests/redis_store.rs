@@ -14,7 +14,11 @@ use tower_otp::device::{
     TotpSettings, UserId,
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
-use tower_otp::store::{Challenge, RedisConfig, RedisStore, Store, StoreError, SuccessProof};
+use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
+use tower_otp::store::{
+    Challenge, RateBucket, RateKey, RateLimit, RedisConfig, RedisStore, Store, StoreError,
+    SuccessProof,
+};
 use tower_otp::{DeviceKind, ServerKey, TwoFactor};
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -123,6 +127,9 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(30)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     store
         .put_challenge(owner, &oob.id, &challenge, now)
@@ -550,8 +557,33 @@ async fn every_operation_is_one_round_trip() {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(60)),
         resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     let proof = SuccessProof::BackupCode(hash(1));
+    let confirmation_key = ConfirmationKey::new(&alice, &ConfirmationId::generate());
+    let confirmation = ConfirmationRecord {
+        user: alice.clone(),
+        method: "device".into(),
+        status: ConfirmationStatus::InProcess,
+        state: serde_json::Value::Null,
+        attempts: 0,
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+        retain_until: now.saturating_add(Duration::from_secs(120)),
+    };
+    // A user's counters share the user's slot: one script for all of them.
+    let limits: Vec<RateBucket> = ["sends", "pending-sends"]
+        .into_iter()
+        .map(|name| RateBucket {
+            key: RateKey::User {
+                tag: tag.clone(),
+                name: name.into(),
+            },
+            limit: RateLimit::new(1_000, HOUR),
+        })
+        .collect();
     let ids = [d.id.clone(), oob.id.clone()];
 
     let mut monitor = server.monitor();
@@ -593,6 +625,19 @@ async fn every_operation_is_one_round_trip() {
         measure!(
             "commit_success",
             store.commit_success(&alice, &oob.id, &proof, &ids, now)
+        );
+        measure!(
+            "insert_confirmation",
+            store.insert_confirmation(&confirmation_key, &confirmation, 10)
+        );
+        measure!(
+            "start_confirmation",
+            store.start_confirmation(&confirmation_key, &confirmation)
+        );
+        measure!("count_rate_limited", store.count_rate_limited(&limits, now));
+        measure!(
+            "uncount_rate_limited",
+            store.uncount_rate_limited(&limits, now)
         );
         measure!("reset_user_failures", store.reset_user_failures(&alice));
         measure!("user_failures", store.user_failures(&alice));

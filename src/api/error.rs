@@ -85,9 +85,10 @@ impl ApiError {
             Error::Store(store) => return Self::store(store),
             Error::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_code"),
             Error::InvalidCode | Error::Replayed => (StatusCode::UNAUTHORIZED, "invalid_code"),
-            Error::Throttled { .. } | Error::Locked { .. } | Error::Cooldown { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, error.kind())
-            }
+            Error::Throttled { .. }
+            | Error::Locked { .. }
+            | Error::Cooldown { .. }
+            | Error::SendLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, error.kind()),
             Error::DeviceNotFound => (StatusCode::NOT_FOUND, error.kind()),
             Error::VerificationRequired | Error::ReauthenticationRequired => {
                 (StatusCode::FORBIDDEN, error.kind())
@@ -129,6 +130,7 @@ impl ApiError {
             ConfirmError::Store(error) => return Self::store(error),
             ConfirmError::UnknownMethod | ConfirmError::NotFound => StatusCode::NOT_FOUND,
             ConfirmError::Rejected { .. } => StatusCode::UNAUTHORIZED,
+            ConfirmError::TooManyOpen => StatusCode::TOO_MANY_REQUESTS,
             ConfirmError::NotPending { .. } | ConfirmError::WrongMethod => StatusCode::CONFLICT,
             ConfirmError::InvalidData(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,

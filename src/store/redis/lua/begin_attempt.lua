@@ -1,7 +1,11 @@
--- KEYS: devices, user. ARGV: now, user failure limit, lock end (now + lock period), number of
+-- KEYS: devices, user, then the challenge of each device named. ARGV: now, user failure
+-- limit, lock end (now + lock period), number of
 -- devices N, N device ids, then the throttle thresholds t[0..C]: a device with F failures, the
 -- last at L, is throttled if L > t[min(F, C)] ('*': always). The client derives the thresholds
 -- from its throttle policy, so that this script does no time arithmetic.
+--
+-- Each allowed attempt also takes one try of its device's challenge, if it has one ('t' up
+-- by one); a challenge that has had its 'mt' tries is deleted instead.
 --
 -- Returns {'locked', until}, or one slot per device: {'missing'}, {'throttled', device} or
 -- {'allowed', device}, each device (see parse_device) as it was before this attempt.
@@ -24,11 +28,28 @@ end
 
 -- Read and check every device before the first write. A device named twice sees the effect of
 -- its first slot, as if the slots were taken one after another.
-local current = {}
+local current, challenges = {}, {}
 for i = 1, count do
   local id = ARGV[4 + i]
   if current[id] == nil then
     current[id] = read_device(devices, id) or false
+    challenges[id] = read_challenge_tries(KEYS[2 + i]) or false
+  end
+end
+
+-- Takes one try of the device's challenge, or deletes a challenge that has none left.
+local function take_challenge_try(id)
+  local challenge = challenges[id]
+  if not challenge then
+    return
+  end
+  if gt(challenge.max_tries, challenge.tries) then
+    -- Tries never exceed max tries, a u32: exact as a Lua number.
+    challenge.tries = tostring(tonumber(challenge.tries) + 1)
+    redis.call('HSET', challenge.key, 't', challenge.tries)
+  else
+    redis.call('DEL', challenge.key)
+    challenges[id] = false
   end
 end
 
@@ -55,6 +76,7 @@ for i = 1, count do
     local counted = {device[1], device[2], device[3], device[4], failures, now, device[7]}
     write_state(devices, id, counted)
     current[id] = counted
+    take_challenge_try(id)
     any_allowed = true
   end
 end
