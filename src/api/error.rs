@@ -153,3 +153,33 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_over_its_limits_is_429_with_retry_after() {
+        let now = Timestamp::from_secs(1_000);
+        let limited = Error::SendLimited {
+            until: Timestamp::from_millis(1_090_500),
+            retry_after: Duration::from_millis(90_500),
+        };
+        let error = ApiError::device(&limited, now);
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "send_limited")
+        );
+        let response = error.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "91");
+    }
+
+    #[test]
+    fn too_many_open_confirmations_is_429() {
+        let error = ApiError::confirm(&ConfirmError::TooManyOpen, Timestamp::from_secs(1));
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_confirmations")
+        );
+    }
+}
