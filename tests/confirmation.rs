@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::sessions::new_login;
 use async_trait::async_trait;
+use common::sessions::new_login;
 use serde_json::{Value, json};
 use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
@@ -731,10 +731,10 @@ async fn open_confirmations_are_capped_before_anything_is_sent() {
 #[tokio::test]
 async fn a_request_whose_method_fails_takes_no_place() {
     let f = fixture_with(ConfirmPolicy::new().with_max_open(1));
-    let confirmer = f
-        .confirmer
-        .clone()
-        .with_method(Method::new("inflating", "Inflating", Inflating));
+    let confirmer =
+        f.confirmer
+            .clone()
+            .with_method(Method::new("inflating", "Inflating", Inflating));
     for method in ["sms", "inflating"] {
         let state = json!({"destination": "+31612345658"});
         let error = confirmer.request(&f.user, method, state).await.unwrap_err();
@@ -783,11 +783,7 @@ async fn a_code_sent_for_a_confirmation_confirms_it_only_from_the_same_login() {
     let other = new_login(&f.two_factor, &f.user).await;
     let pending = f
         .confirmer
-        .request(
-            &asked,
-            "email",
-            json!({"destination": "alice@example.com"}),
-        )
+        .request(&asked, "email", json!({"destination": "alice@example.com"}))
         .await
         .unwrap();
     let code = f.code();
@@ -797,7 +793,11 @@ async fn a_code_sent_for_a_confirmation_confirms_it_only_from_the_same_login() {
         "{elsewhere:?}"
     );
     f.advance(2_000); // past the device's throttle after one failure
-    let confirmed = f.confirmer.confirm(&asked, &pending.id, &code).await.unwrap();
+    let confirmed = f
+        .confirmer
+        .confirm(&asked, &pending.id, &code)
+        .await
+        .unwrap();
     assert_eq!(confirmed.status, ConfirmationStatus::Confirmed);
 }
 

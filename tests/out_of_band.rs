@@ -80,7 +80,8 @@ impl Fixture {
     }
 
     async fn verify(&self, device: &Device, code: &str) -> &'static str {
-        self.verify_as(&Caller::from(&self.user), device, code).await
+        self.verify_as(&Caller::from(&self.user), device, code)
+            .await
     }
 
     async fn verify_as(&self, caller: &Caller, device: &Device, code: &str) -> &'static str {
@@ -668,7 +669,11 @@ async fn a_user_gets_ten_codes_an_hour_in_all() {
     let first_sent = Timestamp::from_millis(START);
     assert_eq!(
         refused.retry_after(f.two_factor.now()),
-        Some(first_sent.saturating_add(Duration::from_secs(3600)).since(f.two_factor.now()))
+        Some(
+            first_sent
+                .saturating_add(Duration::from_secs(3600))
+                .since(f.two_factor.now())
+        )
     );
 }
 

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceId, DeviceState, SealingKey, SecretSealer, ThrottlePolicy,
     TotpSettings, UserId,
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
-use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::store::{
     Challenge, RateBucket, RateKey, RateLimit, RedisConfig, RedisStore, Store, StoreError,
     SuccessProof,

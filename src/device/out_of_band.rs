@@ -25,7 +25,7 @@
 //! Every send counts against these limits, checked and counted in one atomic step of the
 //! store ([`Store::count_rate_limited`](crate::store::Store::count_rate_limited)); if any is
 //! reached, nothing is counted or sent and the send fails with
-//! [`Error::SendLimited`](super::Error::SendLimited) (HTTP 429 with `Retry-After` in the JSON
+//! [`Error::SendLimited`] (HTTP 429 with `Retry-After` in the JSON
 //! API). A send refused by the cooldown is not counted; one that fails to deliver is, since it
 //! reached the sender.
 //!

@@ -9,7 +9,8 @@
 //! the guarantees hold across any number of application instances sharing one store.
 //!
 //! All of a user's keys share the user's [`UserTag`], so a Redis Cluster backend can keep them
-//! in one hash slot.
+//! in one hash slot. Only rate-limit counters shared by all users ([`RateKey::Shared`], the
+//! sends to one destination, say) belong to no user; each is a single key of its own.
 //!
 //! Backends are held as `Arc<dyn Store>`; implement the trait with `#[async_trait]`. The
 //! crate's conformance suite (`tests/store_conformance.rs`) states the contract as tests and

@@ -17,8 +17,7 @@ use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
     AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, ConfirmationInsert,
-    LoginBinding, RateBucket, RateCount, RateKey, RateLimit, SharedStore, StoreError,
-    SuccessProof,
+    LoginBinding, RateBucket, RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -1898,9 +1897,7 @@ pub async fn race_two_hundred_events_against_one_rate_limit(a: SharedStore, b: S
     let buckets = [user_bucket(&alice, "sends", 10), shared_bucket(20)];
     let counted = race(&a, &b, |store| {
         let buckets = buckets.clone();
-        async move {
-            store.count_rate_limited(&buckets, now).await.unwrap() == RateCount::Counted
-        }
+        async move { store.count_rate_limited(&buckets, now).await.unwrap() == RateCount::Counted }
     })
     .await;
     assert_eq!(counted, 10);
@@ -1935,7 +1932,9 @@ pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedSto
         open.push(key);
     }
     let (refused_key, record) = confirmation(&alice);
-    assert!(!inserted(b.insert_confirmation(&refused_key, &record, 3).await));
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record, 3).await
+    ));
     assert_eq!(a.get_confirmation(&refused_key).await.unwrap(), None);
     // Another user's count is their own.
     let (key, record) = confirmation(&bob);
@@ -1947,7 +1946,10 @@ pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedSto
             .await
             .unwrap()
     );
-    assert!(!inserted(b.insert_confirmation(&refused_key, &record_of(&alice), 3).await));
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+            .await
+    ));
     a.use_confirmation(&open[0], now).await.unwrap().unwrap();
     let (key, record) = confirmation(&alice);
     assert!(inserted(b.insert_confirmation(&key, &record, 3).await));
@@ -1958,7 +1960,10 @@ pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedSto
     );
     let (key, record) = confirmation(&alice);
     assert!(inserted(a.insert_confirmation(&key, &record, 3).await));
-    assert!(!inserted(b.insert_confirmation(&refused_key, &record_of(&alice), 3).await));
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+            .await
+    ));
 
     // An expired one does not count either (nor does one inserted expired).
     let dave = user("dave");
@@ -1992,8 +1997,14 @@ pub async fn reserved_confirmations_are_started_once(a: SharedStore, b: SharedSt
     started.state = serde_json::json!({"masked_destination": "a***@example.com"});
     started.status = ConfirmationStatus::Confirmed;
     assert!(b.start_confirmation(&key, &started).await.unwrap());
-    assert_eq!(a.get_confirmation(&key).await.unwrap(), Some(started.clone()));
-    assert!(!a.start_confirmation(&key, &started).await.unwrap(), "started already");
+    assert_eq!(
+        a.get_confirmation(&key).await.unwrap(),
+        Some(started.clone())
+    );
+    assert!(
+        !a.start_confirmation(&key, &started).await.unwrap(),
+        "started already"
+    );
     assert!(a.use_confirmation(&key, now).await.unwrap().is_some());
 
     // Only an unanswered one is started; a missing one is not created.

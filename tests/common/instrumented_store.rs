@@ -200,7 +200,9 @@ impl Store for InstrumentedStore {
         record: &ConfirmationRecord,
         max_open: u32,
     ) -> Result<ConfirmationInsert, StoreError> {
-        self.gate()?.insert_confirmation(key, record, max_open).await
+        self.gate()?
+            .insert_confirmation(key, record, max_open)
+            .await
     }
     async fn start_confirmation(
         &self,

@@ -11,7 +11,9 @@ use crate::store::{AttemptGrant, AttemptSlot, LoginBinding, SuccessProof};
 impl TwoFactor {
     // ----- verification --------------------------------------------------------------------
 
-    /// Verifies `input` as a code of the caller's user's confirmed device `device`.
+    /// Verifies `input` as a code of the caller's user's confirmed device `device`. An
+    /// out-of-band code verifies only for the login it was sent for (see
+    /// [`TwoFactor::send_challenge`]).
     pub async fn verify(
         &self,
         caller: impl Into<Caller>,

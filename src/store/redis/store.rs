@@ -811,8 +811,7 @@ impl Store for RedisStore {
     ) -> Result<RateCount, StoreError> {
         let groups = slot_groups(buckets);
         for (counted, group) in groups.iter().enumerate() {
-            let RateCount::Limited { mut until } =
-                self.count_rate_group(group, now, false).await?
+            let RateCount::Limited { mut until } = self.count_rate_group(group, now, false).await?
             else {
                 continue;
             };
