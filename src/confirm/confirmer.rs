@@ -313,8 +313,9 @@ impl Confirmer {
         record.status = status;
         record.state = state;
         if !self.store.start_confirmation(&key, &record).await? {
-            // Only this request knows the id: nothing else can have answered it.
-            return Err(ConfirmError::NotFound);
+            // Only this request knows the id, so nothing answered it: it expired while the
+            // method ran, or the store forgot it.
+            return Err(self.current_error(&key, user, self.now()).await);
         }
         tracing::debug!(user = %user, method, status = %status, "confirmation requested");
         let method_key = method.to_owned();
