@@ -4,8 +4,11 @@
 //! `/2fa`, a logged-in page and a staff-only admin page behind a verified second factor.
 //!
 //! * `GET /` — public
-//! * `POST /login` `{"username", "password"}` — users `alice` (staff) and `bob`, password
-//!   `password`; answers `{"user", "token"}` and sets the session cookie
+//! * `POST /login` `{"username", "password", "bearer"?}` — users `alice` (staff) and `bob`,
+//!   password `password`; sets the session cookie and answers `{"user"}`. With
+//!   `"bearer": true` the answer is `{"user", "token"}`, the session token to send as
+//!   `Authorization: Bearer TOKEN`: a token in a body is only for clients that asked for one,
+//!   never for a browser page whose scripts could read it.
 //! * `/2fa/...` — the JSON API (see `tower_otp::api`)
 //! * `GET /account` — logged in
 //! * `GET /admin` — staff, second factor verified
@@ -128,6 +131,9 @@ async fn store(options: &Options) -> Result<(SharedStore, String), Box<dyn std::
 struct Login {
     username: String,
     password: String,
+    /// The client keeps the session token itself, rather than in a cookie.
+    #[serde(default)]
+    bearer: bool,
 }
 
 /// The demo's first factor: a fixed password, compared in constant time.
@@ -148,7 +154,10 @@ async fn login(session: OtpSession, Json(login): Json<Login>) -> Response {
         return StatusCode::BAD_REQUEST.into_response();
     };
     match session.login(user.clone()).await {
-        Ok(token) => Json(json!({"user": user.as_str(), "token": token.expose()})).into_response(),
+        Ok(token) if login.bearer => {
+            Json(json!({"user": user.as_str(), "token": token.expose()})).into_response()
+        }
+        Ok(_) => Json(json!({"user": user.as_str()})).into_response(),
         Err(error) => {
             let body = json!({"error": error.kind(), "message": error.to_string()});
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -31,6 +32,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
+    harness_with(|config| config)
+}
+
+fn harness_with(api_config: impl FnOnce(ApiConfig) -> ApiConfig) -> Harness {
     let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
     let store = InstrumentedStore::new(MemoryStore::new().with_clock(clock.clone()));
     let outbox = OutboxSender::new();
@@ -43,15 +48,11 @@ fn harness() -> Harness {
         .with_clock(clock.clone())
         .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
         .with_method(DeviceMethod::new(two_factor.clone()).into_method());
-    let login = |session: OtpSession, body: String| async move {
-        let token = session.login(UserId::new(body).unwrap()).await.unwrap();
-        token.expose().to_owned()
-    };
     let app = Router::new()
         .route("/login", post(login))
         .nest(
             "/2fa",
-            api::router(ApiConfig::new().with_confirmer(confirmer)),
+            api::router(api_config(ApiConfig::new().with_confirmer(confirmer))),
         )
         .layer(OtpLayer::new(two_factor).with_remember(RememberConfig::new([[8u8; 32]]).unwrap()));
     Harness {
@@ -59,6 +60,16 @@ fn harness() -> Harness {
         store,
         outbox,
         app,
+    }
+}
+
+/// The application's first factor, reduced to naming the user: the session token, or a 503
+/// with the error's kind.
+async fn login(session: OtpSession, body: String) -> (StatusCode, String) {
+    let user = UserId::new(body).unwrap();
+    match session.login(user).await {
+        Ok(token) => (StatusCode::OK, token.expose().to_owned()),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.kind().to_owned()),
     }
 }
 
@@ -106,17 +117,21 @@ impl Client {
         content_type: Option<&str>,
         body: &str,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
-        }
-        if let Some(bearer) = &self.bearer {
-            request = request.header("authorization", format!("Bearer {bearer}"));
-        }
-        let mut request = request.body(Body::from(body.to_owned())).unwrap();
-        self.jar.add_to(request.headers_mut());
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        self.jar.update(response.headers());
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|content_type| ("content-type", content_type))
+            .into_iter()
+            .collect();
+        self.send(method, path, &headers, body).await
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let response = self.request(method, path, headers, body).await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -130,12 +145,35 @@ impl Client {
         }
     }
 
+    /// Sends a request with the client's cookies (or bearer token) and keeps the cookies it
+    /// sets.
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(bearer) = &self.bearer {
+            request = request.header("authorization", format!("Bearer {bearer}"));
+        }
+        let mut request = request.body(Body::from(body.to_owned())).unwrap();
+        self.jar.add_to(request.headers_mut());
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        self.jar.update(response.headers());
+        response
+    }
+
     async fn get(&mut self, path: &str) -> Reply {
         self.raw("GET", path, None, "").await
     }
 
     async fn delete(&mut self, path: &str) -> Reply {
-        self.raw("DELETE", path, None, "").await
+        self.raw("DELETE", path, Some("application/json"), "").await
     }
 
     async fn post(&mut self, path: &str, body: Value) -> Reply {
@@ -148,12 +186,10 @@ impl Client {
             .await
     }
 
+    /// Logs `user` in, presenting the session the client holds: the new session token, or
+    /// the error's kind.
     async fn login(&mut self, user: &str) -> String {
-        let request = Request::post("/login")
-            .body(Body::from(user.to_owned()))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        self.jar.update(response.headers());
+        let response = self.request("POST", "/login", &[], user).await;
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -456,7 +492,7 @@ async fn sensitive_changes_need_a_recent_code_verification() {
     later
         .post("/2fa/disable", json!({}))
         .await
-        .expect(StatusCode::FORBIDDEN, "otp_required");
+        .expect(StatusCode::BAD_REQUEST, "code_required");
     later
         .post("/2fa/backup-codes", json!({}))
         .await
@@ -544,10 +580,15 @@ async fn disabling_removes_every_device_and_remembered_browser() {
         )
         .await;
     assert_eq!(verified.json["remembered"], true);
-    let reply = c.post("/2fa/disable", json!({})).await;
+    h.later(30);
+    let reply = c
+        .post("/2fa/disable", json!({"code": totp.code(&h.clock, 0)}))
+        .await;
     assert_eq!(
         (reply.status, &reply.json["removed"]),
-        (StatusCode::OK, &json!(2))
+        (StatusCode::OK, &json!(2)),
+        "{:?}",
+        reply.json
     );
     let status = c.get("/2fa/status").await;
     assert_eq!(status.json["configured"], false);
@@ -557,6 +598,79 @@ async fn disabling_removes_every_device_and_remembered_browser() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn disabling_needs_a_code_even_from_a_verified_session() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    h.totp(&mut c).await;
+    let codes = c.post("/2fa/backup-codes", json!({})).await.json["codes"].clone();
+    let devices = |reply: Reply| reply.json["devices"].as_array().unwrap().len();
+
+    c.post("/2fa/disable", json!({}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "code_required");
+    c.post("/2fa/disable", json!({"code": "000000"}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+    c.post("/2fa/disable", json!({"code": "123456", "colour": "red"}))
+        .await
+        .expect(StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(devices(c.get("/2fa/devices").await), 2, "nothing removed");
+
+    // A password-only session that knows a code is the user: the code is the factor. The
+    // backup code comes in the `token` field, the alias of `code`.
+    h.later(60);
+    let mut fresh = h.client();
+    fresh.login("alice").await;
+    let reply = fresh.post("/2fa/disable", json!({"token": codes[0]})).await;
+    assert_eq!(
+        (reply.status, &reply.json["removed"]),
+        (StatusCode::OK, &json!(2)),
+        "{:?}",
+        reply.json
+    );
+    assert_eq!(devices(fresh.get("/2fa/devices").await), 0);
+}
+
+#[tokio::test]
+async fn disabling_without_a_confirmed_device_needs_no_code() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("bob").await;
+    let pending = c
+        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED);
+    let reply = c.post("/2fa/disable", json!({})).await;
+    // The pending device goes with it.
+    assert_eq!(
+        (reply.status, &reply.json),
+        (StatusCode::OK, &json!({"removed": 1}))
+    );
+    assert_eq!(c.get("/2fa/devices").await.json["devices"], json!([]));
+}
+
+#[tokio::test]
+async fn a_bearer_client_keeps_its_session_through_disabling() {
+    let h = harness();
+    let mut browser = h.client();
+    browser.login("alice").await;
+    let totp = h.totp(&mut browser).await;
+    let mut api = h.client();
+    let token = api.login("alice").await;
+    api.jar = CookieJar::default();
+    api.bearer = Some(token.clone());
+    let reply = api
+        .post("/2fa/disable", json!({"code": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    let rotated = reply.json["token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, token);
+    api.bearer = Some(rotated);
+    assert_eq!(api.get("/2fa/status").await.json["authenticated"], true);
 }
 
 #[tokio::test]
@@ -796,7 +910,7 @@ async fn status_reports_the_session() {
     assert_eq!(
         anonymous.json,
         json!({"authenticated": false, "user": null, "verified": false, "device": null,
-                                      "verified_at": null, "remembered": false, "configured": false})
+               "verified_at": null, "remembered": false, "configured": false, "devices": []})
     );
     c.login("alice").await;
     let totp = h.totp(&mut c).await;
@@ -804,6 +918,367 @@ async fn status_reports_the_session() {
     assert_eq!(status["device"], json!({"id": totp.id, "kind": "totp"}));
     assert_eq!(status["configured"], true);
     assert!(status["verified_at"].as_u64().unwrap() >= 1_800_000_000_000);
+}
+
+#[tokio::test]
+async fn status_offers_the_confirmed_devices_before_the_second_factor() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    let totp = h.totp(&mut c).await;
+    let mail = c
+        .post(
+            "/2fa/devices",
+            json!({"method": "email", "name": "Mail",
+                                      "config": {"destination": "alice@example.com"}}),
+        )
+        .await;
+    let mail_id = mail.json["device"]["id"].as_str().unwrap().to_owned();
+    let code = h.outbox.last_code_for("alice@example.com").unwrap();
+    let confirmed = c
+        .post(
+            &format!("/2fa/devices/{mail_id}/confirm"),
+            json!({"token": code}),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{:?}", confirmed.json);
+    c.patch(&format!("/2fa/devices/{mail_id}"), json!({"default": true}))
+        .await;
+    h.later(30);
+    let pending = c
+        .post(
+            "/2fa/devices",
+            json!({"method": "hotp", "name": "Pending token"}),
+        )
+        .await;
+    assert_eq!(pending.status, StatusCode::CREATED, "{:?}", pending.json);
+
+    let mut login_page = h.client();
+    login_page.login("alice").await;
+    let status = login_page.get("/2fa/status").await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(
+        (&status.json["authenticated"], &status.json["verified"]),
+        (&json!(true), &json!(false))
+    );
+    // Exactly what choosing a device needs: no secrets, no times, no pending device.
+    assert_eq!(
+        status.json["devices"],
+        json!([
+            {"id": totp.id, "kind": "totp", "name": "Phone", "default": false},
+            {"id": mail_id, "kind": "out_of_band", "name": "Mail", "default": true,
+             "destination": "a***@example.com"},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn reading_factors_needs_the_second_factor() {
+    let h = harness();
+    let mut c = h.client();
+    c.login("alice").await;
+    let totp = h.totp(&mut c).await;
+    c.post("/2fa/backup-codes", json!({})).await;
+
+    let mut password_only = h.client();
+    password_only.login("alice").await;
+    for path in ["/2fa/devices", "/2fa/backup-codes", "/2fa/remembered"] {
+        password_only
+            .get(path)
+            .await
+            .expect(StatusCode::FORBIDDEN, "otp_required");
+    }
+    let verified = password_only
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK);
+    for path in ["/2fa/devices", "/2fa/backup-codes", "/2fa/remembered"] {
+        let reply = password_only.get(path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.json);
+    }
+}
+
+/// Every state-changing request the API serves (and two it does not), with a body each
+/// would accept.
+fn state_changing_requests(device: &str) -> Vec<(&'static str, String, Value)> {
+    let id = "0".repeat(32);
+    vec![
+        (
+            "POST",
+            "/2fa/devices".into(),
+            json!({"method": "totp", "name": "Evil"}),
+        ),
+        (
+            "PATCH",
+            format!("/2fa/devices/{device}"),
+            json!({"name": "Evil"}),
+        ),
+        ("DELETE", format!("/2fa/devices/{device}"), json!({})),
+        (
+            "POST",
+            format!("/2fa/devices/{device}/confirm"),
+            json!({"token": "123456"}),
+        ),
+        ("POST", "/2fa/disable".into(), json!({"code": "123456"})),
+        ("POST", "/2fa/backup-codes".into(), json!({})),
+        (
+            "POST",
+            "/2fa/challenges".into(),
+            json!({"device_id": device}),
+        ),
+        (
+            "POST",
+            "/2fa/confirmations".into(),
+            json!({"method": "device"}),
+        ),
+        (
+            "POST",
+            format!("/2fa/confirmations/{id}/confirm"),
+            json!({}),
+        ),
+        (
+            "POST",
+            "/2fa/verify".into(),
+            json!({"token": "123456", "remember": true}),
+        ),
+        ("DELETE", "/2fa/remembered".into(), json!({})),
+        ("DELETE", format!("/2fa/remembered/{id}"), json!({})),
+        ("POST", "/2fa/logout".into(), json!({})),
+        ("POST", "/2fa/logout-all".into(), json!({})),
+        ("POST", "/2fa/no-such-endpoint".into(), json!({})),
+        ("PUT", "/2fa/status".into(), json!({})),
+    ]
+}
+
+/// A verified session with a TOTP device and backup codes, its device ids.
+async fn verified_user(h: &Harness, c: &mut Client) -> Totp {
+    c.login("alice").await;
+    let totp = h.totp(c).await;
+    let codes = c.post("/2fa/backup-codes", json!({})).await;
+    assert_eq!(codes.status, StatusCode::CREATED);
+    totp
+}
+
+/// The session still stands, verified, with both devices and all ten backup codes.
+async fn nothing_changed(c: &mut Client) {
+    let status = c.get("/2fa/status").await.json;
+    assert_eq!(
+        (&status["authenticated"], &status["verified"]),
+        (&json!(true), &json!(true)),
+        "{status}"
+    );
+    assert_eq!(
+        c.get("/2fa/devices").await.json["devices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(c.get("/2fa/backup-codes").await.json["remaining"], 10);
+    assert_eq!(c.get("/2fa/remembered").await.json["remembered"], json!([]));
+}
+
+#[tokio::test]
+async fn other_sites_cannot_change_anything() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    let host = ("host", "app.example.com");
+    let forgeries: [&[(&str, &str)]; 5] = [
+        &[host, ("sec-fetch-site", "cross-site")],
+        &[host, ("origin", "https://evil.example")],
+        &[host, ("origin", "null")],
+        // A sibling subdomain is `same-site` to the browser, but not the same origin.
+        &[
+            host,
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://blog.example.com"),
+        ],
+        &[host, ("origin", "https://app.example.com:8443")],
+    ];
+    for (method, path, body) in state_changing_requests(&totp.id) {
+        for forgery in forgeries {
+            let mut headers = forgery.to_vec();
+            headers.push(("content-type", "application/json"));
+            let reply = c.send(method, &path, &headers, &body.to_string()).await;
+            reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+            assert!(reply.json["message"].is_string(), "{:?}", reply.json);
+        }
+    }
+    nothing_changed(&mut c).await;
+}
+
+#[tokio::test]
+async fn only_json_requests_change_anything() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    // What a form, or a `fetch` that needs no preflight, can send.
+    let simple = [
+        None,
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+    ];
+    for (method, path, body) in state_changing_requests(&totp.id) {
+        for content_type in simple {
+            c.raw(method, &path, content_type, &body.to_string())
+                .await
+                .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+        }
+    }
+    nothing_changed(&mut c).await;
+}
+
+#[tokio::test]
+async fn the_own_origin_and_same_site_fetches_pass() {
+    let h = harness();
+    let mut c = h.client();
+    let totp = verified_user(&h, &mut c).await;
+    let path = format!("/2fa/devices/{}", totp.id);
+    let host = ("host", "app.example.com:8443");
+    let allowed: [&[(&str, &str)]; 6] = [
+        &[],
+        &[host, ("origin", "https://app.example.com:8443")],
+        &[
+            host,
+            ("origin", "https://APP.example.com:8443"),
+            ("sec-fetch-site", "same-origin"),
+        ],
+        &[host, ("sec-fetch-site", "same-site")],
+        &[host, ("sec-fetch-site", "none")],
+        &[
+            ("host", "app.example.com"),
+            ("origin", "https://app.example.com"),
+        ],
+    ];
+    for (i, headers) in allowed.into_iter().enumerate() {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json; charset=utf-8"));
+        let name = format!("Phone {i}");
+        let reply = c
+            .send("PATCH", &path, &headers, &json!({"name": name}).to_string())
+            .await;
+        assert_eq!(
+            (reply.status, &reply.json["device"]["name"]),
+            (StatusCode::OK, &json!(name)),
+            "{headers:?}"
+        );
+    }
+    // Reading is not checked: the answer is not the other site's to read.
+    let read = c
+        .send(
+            "GET",
+            "/2fa/status",
+            &[("sec-fetch-site", "cross-site")],
+            "",
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forwarded_headers_name_the_origin_only_when_trusted() {
+    let behind_proxy = [
+        ("host", "10.0.0.7:8080"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+        ("origin", "https://app.example.com"),
+        ("content-type", "application/json"),
+    ];
+    let downgraded = [
+        ("host", "10.0.0.7:8080"),
+        ("x-forwarded-host", "app.example.com"),
+        ("x-forwarded-proto", "https"),
+        ("origin", "http://app.example.com"),
+        ("content-type", "application/json"),
+    ];
+    for trusted in [false, true] {
+        let h = harness_with(|config| config.with_trusted_forwarded_headers(trusted));
+        let mut c = h.client();
+        c.login("alice").await;
+        let reply = c.send("POST", "/2fa/logout", &downgraded, "{}").await;
+        reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+        let reply = c.send("POST", "/2fa/logout", &behind_proxy, "{}").await;
+        if trusted {
+            assert_eq!(reply.json["logged_out"], true, "{:?}", reply.json);
+        } else {
+            reply.expect(StatusCode::FORBIDDEN, "cross_site_request");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_login_replaces_a_malformed_session_token() {
+    let h = harness();
+    let mut c = h.client();
+    c.jar
+        .apply("__Host-otp-session=not-a-session-token; Path=/");
+    let token = c.login("alice").await;
+    assert_eq!(c.jar.get("__Host-otp-session"), Some(token.as_str()));
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
+
+    let mut api = h.client();
+    api.bearer = Some("not-a-session-token".into());
+    let token = api.login("alice").await;
+    api.bearer = Some(token);
+    assert_eq!(api.get("/2fa/status").await.json["user"], "alice");
+}
+
+#[tokio::test]
+async fn a_login_fails_closed_while_the_store_is_down() {
+    let h = harness();
+    let mut c = h.client();
+    let first = c.login("alice").await;
+    h.store.set_down(true);
+    assert_eq!(c.login("alice").await, "store_unavailable");
+    h.store.set_down(false);
+    assert_eq!(
+        c.jar.get("__Host-otp-session"),
+        Some(first.as_str()),
+        "the old session is kept"
+    );
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_login_replaces_a_damaged_session_record() {
+    use common::redis_server::RedisServer;
+    use tower_otp::session::SessionToken;
+    use tower_otp::store::RedisStore;
+
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let two_factor = TwoFactor::new(store, ServerKey::new(&[5; 32]).unwrap());
+    let app = Router::new()
+        .route("/login", post(login))
+        .nest("/2fa", api::router(ApiConfig::new()))
+        .layer(OtpLayer::new(two_factor));
+    let mut c = Client {
+        app,
+        jar: CookieJar::default(),
+        bearer: None,
+    };
+    let old = c.login("alice").await;
+    let (_, key) = SessionToken::parse(&old).unwrap();
+    let pattern = format!("*:session:{}", key.digest());
+    let stored = server.query(&["KEYS", &pattern]).strings();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    server.query(&["SET", &stored[0], "{damaged"]);
+    c.get("/2fa/status")
+        .await
+        .expect(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+
+    let new = c.login("alice").await;
+    assert!(SessionToken::parse(&new).is_some(), "{new}");
+    assert_ne!(new, old);
+    assert_eq!(
+        server.query(&["EXISTS", &stored[0]]).int(),
+        0,
+        "the damaged record is gone"
+    );
+    assert_eq!(c.get("/2fa/status").await.json["user"], "alice");
 }
 
 #[tokio::test]
@@ -914,8 +1389,8 @@ async fn new_destinations_are_confirmed_by_email() {
         "{:?}",
         confirmed.json
     );
-    let devices = c.get("/2fa/devices").await.json;
-    assert_eq!(devices["devices"][0]["confirmed"], true);
+    let status = c.get("/2fa/status").await.json;
+    assert_eq!(status["devices"][0]["kind"], "out_of_band");
     c.post(
         "/2fa/confirmations",
         json!({"method": "email", "state": {}}),
@@ -960,4 +1435,69 @@ async fn unknown_routes_and_methods_answer_in_json() {
     c.delete("/2fa/status")
         .await
         .expect(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn a_session_that_passed_only_the_password_tries_ten_codes_then_ends() {
+    let h = harness();
+    let mut owner = h.client();
+    owner.login("alice").await;
+    let totp = h.totp(&mut owner).await;
+    let mut guesser = h.client();
+    guesser.login("alice").await;
+    for _ in 0..10 {
+        guesser
+            .post("/2fa/verify", json!({"token": "000000"}))
+            .await
+            .expect(StatusCode::UNAUTHORIZED, "invalid_code");
+        // Past the device's throttle (at most 256 s after 9 failures), within the session's
+        // idle time: only the session's own limit can refuse.
+        h.later(9 * 60);
+    }
+    // Even the right code is not checked any more: the session is over.
+    guesser
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await
+        .expect(StatusCode::UNAUTHORIZED, "too_many_attempts");
+    let status = guesser.get("/2fa/status").await;
+    assert_eq!(status.json["authenticated"], json!(false));
+    // A new login starts a new count.
+    guesser.login("alice").await;
+    let verified = guesser
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.json);
+}
+
+#[tokio::test]
+async fn a_session_that_passed_only_the_password_lives_ten_minutes_idle() {
+    let h = harness();
+    let mut owner = h.client();
+    owner.login("alice").await;
+    let totp = h.totp(&mut owner).await;
+    let mut pending = h.client();
+    pending.login("alice").await;
+    let mut verified = h.client();
+    verified.login("alice").await;
+    let reply = verified
+        .post("/2fa/verify", json!({"token": totp.code(&h.clock, 0)}))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    // Nine minutes of quiet: both live on, and using them restarts their idle time.
+    h.later(9 * 60);
+    for client in [&mut pending, &mut verified] {
+        assert_eq!(
+            client.get("/2fa/status").await.json["authenticated"],
+            json!(true)
+        );
+    }
+    h.later(10 * 60 + 1);
+    assert_eq!(
+        pending.get("/2fa/status").await.json["authenticated"],
+        json!(false)
+    );
+    assert_eq!(
+        verified.get("/2fa/status").await.json["authenticated"],
+        json!(true)
+    );
 }

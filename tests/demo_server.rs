@@ -33,11 +33,25 @@ fn demo_binary() -> PathBuf {
     binary
 }
 
-/// A running demo server; killed when dropped. Its standard output (the events) is kept.
+/// A running demo server; killed when dropped. Its standard output (the events) and
+/// standard error (where its console sender writes out-of-band codes) are kept.
 struct Demo {
     child: Child,
     addr: SocketAddr,
     events: Arc<Mutex<Vec<String>>>,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+/// Keeps every line `output` writes, from a thread of its own.
+fn keep_lines(output: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let kept = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines().map_while(Result::ok) {
+            kept.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 impl Demo {
@@ -53,28 +67,47 @@ impl Demo {
                 .env_remove("TOWER_OTP_SECRET")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .expect("start the demo");
-            let events = Arc::new(Mutex::new(Vec::new()));
-            let lines = events.clone();
-            let stdout = child.stdout.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
+            let events = keep_lines(child.stdout.take().unwrap());
+            let messages = keep_lines(child.stderr.take().unwrap());
             if wait_for(addr, &mut child) {
                 return Demo {
                     child,
                     addr,
                     events,
+                    messages,
                 };
             }
             let _ = child.kill();
             let _ = child.wait();
         }
         panic!("the demo server did not start");
+    }
+
+    /// The last code the console sender printed for `destination`, waiting a moment for the
+    /// line to arrive.
+    fn code_sent_to(&self, destination: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(code) = self.printed_code(destination) {
+                return code;
+            }
+            assert!(Instant::now() < deadline, "no code sent to {destination}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last code printed for `destination` so far. Lines arrive in order: once a later
+    /// code has been read, an earlier one would have been too.
+    fn printed_code(&self, destination: &str) -> Option<String> {
+        // "[tower-otp] email code for a@b.example (user alice): 123456 (valid 300 s)"
+        let marker = format!(" code for {destination} (user ");
+        let messages = self.messages.lock().unwrap();
+        let line = messages.iter().rev().find(|line| line.contains(&marker))?;
+        let code = line.split("): ").nth(1)?.split(' ').next()?;
+        Some(code.to_owned())
     }
 
     fn events(&self) -> Vec<Value> {
@@ -362,6 +395,45 @@ async fn the_demo_on_a_redis_cluster() {
     journey(&demo).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_hands_the_session_token_only_to_bearer_clients() {
+    let demo = Demo::start(&[]);
+    let mut browser = Browser::new(&demo);
+    let login = browser
+        .call(
+            "POST",
+            "/login",
+            Some(json!({"username": "bob", "password": "password"})),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.json(), json!({"user": "bob"}));
+    assert_eq!(browser.call("GET", "/account", None).await.status, 200);
+
+    let login = send(
+        demo.addr,
+        "POST",
+        "/login",
+        &[("content-type", "application/json")],
+        &json!({"username": "bob", "password": "password", "bearer": true}).to_string(),
+    )
+    .await;
+    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let account = send(
+        demo.addr,
+        "GET",
+        "/account",
+        &[("authorization", bearer.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (account.status, account.json()["user"].as_str()),
+        (200, Some("bob"))
+    );
+}
+
 #[test]
 fn bad_options_are_refused_with_usage() {
     let output = Command::new(demo_binary()).arg("--bogus").output().unwrap();
@@ -372,4 +444,233 @@ fn bad_options_are_refused_with_usage() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+// ----- attacks on the factor rule, from outside -------------------------------------------------
+
+const ATTACKER_EMAIL: &str = "attacker@evil.example";
+const ATTACKER_PHONE: &str = "+15550100999";
+
+impl Browser {
+    async fn login(&mut self, user: &str) {
+        let login = self
+            .call(
+                "POST",
+                "/login",
+                Some(json!({"username": user, "password": "password"})),
+            )
+            .await;
+        assert_eq!(login.status, 200, "{}", login.body);
+    }
+}
+
+/// What a request got: the status and the error code.
+fn outcome(response: &RawResponse) -> (u16, String) {
+    let error = serde_json::from_str::<Value>(&response.body)
+        .ok()
+        .and_then(|body| body["error"].as_str().map(str::to_owned));
+    (response.status, error.unwrap_or_default())
+}
+
+fn refused(status: u16, error: &str) -> (u16, String) {
+    (status, error.to_owned())
+}
+
+/// Adds an authenticator app and confirms it; returns its id and secret.
+async fn enrol_app(browser: &mut Browser, name: &str) -> (String, String) {
+    let added = browser
+        .call(
+            "POST",
+            "/2fa/devices",
+            Some(json!({"method": "totp", "name": name})),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let added = added.json();
+    let id = added["device"]["id"].as_str().unwrap().to_owned();
+    let secret = added["provisioning"]["secret"].as_str().unwrap().to_owned();
+    let confirmed = browser
+        .call(
+            "POST",
+            &format!("/2fa/devices/{id}/confirm"),
+            Some(json!({"token": totp_code(&secret)})),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    (id, secret)
+}
+
+/// alice has an authenticator app; an attacker who knows her password asks the confirmation
+/// API to confirm an email address and a phone number of their own, answers the code, and
+/// asks for a login code on the new device. Refused at the first step; nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_adds_no_destination_of_an_attacker_who_knows_the_password() {
+    let demo = Demo::start(&[]);
+    let mut alice = Browser::new(&demo);
+    alice.login("alice").await;
+    enrol_app(&mut alice, "Phone").await;
+    let mut attacker = Browser::new(&demo);
+    attacker.login("alice").await;
+    for (method, destination) in [("email", ATTACKER_EMAIL), ("sms", ATTACKER_PHONE)] {
+        let requested = attacker
+            .call(
+                "POST",
+                "/2fa/confirmations",
+                Some(json!({"method": method, "state": {"destination": destination}})),
+            )
+            .await;
+        let id = requested.json()["id"]
+            .as_str()
+            .map_or_else(|| "A".repeat(43), str::to_owned);
+        let device = requested.json()["state"]["device_id"]
+            .as_str()
+            .map_or_else(|| "0".repeat(32), str::to_owned);
+        let code = demo
+            .printed_code(destination)
+            .unwrap_or_else(|| "000000".into());
+        let answered = attacker
+            .call(
+                "POST",
+                &format!("/2fa/confirmations/{id}/confirm"),
+                Some(json!({"data": {"code": code}})),
+            )
+            .await;
+        let challenged = attacker
+            .call(
+                "POST",
+                "/2fa/challenges",
+                Some(json!({"device_id": device})),
+            )
+            .await;
+        let verified = attacker
+            .call(
+                "POST",
+                "/2fa/verify",
+                Some(json!({"device_id": device, "token": code})),
+            )
+            .await;
+        let admin = attacker.call("GET", "/admin", None).await;
+        assert_eq!(
+            [&requested, &answered, &challenged, &verified, &admin].map(outcome),
+            [
+                refused(403, "otp_required"),
+                refused(404, "confirmation_not_found"),
+                refused(404, "device_not_found"),
+                refused(404, "device_not_found"),
+                refused(403, "otp_required"),
+            ],
+            "{method}"
+        );
+    }
+    // alice's own new address gets its code; by then any code for the attacker would have
+    // been printed before it.
+    let added = alice
+        .call(
+            "POST",
+            "/2fa/devices",
+            Some(json!({"method": "email", "name": "Mail", "config": {"destination": "alice@example.com"}})),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    demo.code_sent_to("alice@example.com");
+    assert_eq!(demo.printed_code(ATTACKER_EMAIL), None);
+    assert_eq!(demo.printed_code(ATTACKER_PHONE), None);
+    let status = attacker.call("GET", "/2fa/status", None).await.json();
+    assert_eq!(status["verified"], false);
+}
+
+/// Before alice has a factor, an attacker who knows her password adds an app and an email
+/// address of their own. alice enrols her phone. The attacker logs in again: the planted
+/// devices cannot be confirmed or used, alice's phone cannot be removed, /admin stays shut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_planted_in_the_demo_before_enrolment_never_becomes_a_factor() {
+    let demo = Demo::start(&[]);
+    let mut planter = Browser::new(&demo);
+    planter.login("alice").await;
+    let planted = planter
+        .call(
+            "POST",
+            "/2fa/devices",
+            Some(json!({"method": "totp", "name": "Phone 2"})),
+        )
+        .await;
+    assert_eq!(planted.status, 201, "{}", planted.body);
+    let planted = planted.json();
+    let planted_id = planted["device"]["id"].as_str().unwrap().to_owned();
+    let planted_secret = planted["provisioning"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mail = planter
+        .call(
+            "POST",
+            "/2fa/devices",
+            Some(json!({"method": "email", "name": "Mail", "config": {"destination": ATTACKER_EMAIL}})),
+        )
+        .await;
+    assert_eq!(mail.status, 201, "{}", mail.body);
+    let mail_id = mail.json()["device"]["id"].as_str().unwrap().to_owned();
+    let mail_code = demo.code_sent_to(ATTACKER_EMAIL);
+
+    let mut alice = Browser::new(&demo);
+    alice.login("alice").await;
+    let (phone, _) = enrol_app(&mut alice, "Phone").await;
+
+    let mut attacker = Browser::new(&demo);
+    attacker.login("alice").await;
+    let token = totp_code(&planted_secret);
+    for (id, code) in [(&planted_id, &token), (&mail_id, &mail_code)] {
+        let confirm = attacker
+            .call(
+                "POST",
+                &format!("/2fa/devices/{id}/confirm"),
+                Some(json!({"token": code})),
+            )
+            .await;
+        // Gone (404) or refused to a password alone (403): either way not confirmed.
+        assert!(
+            matches!(
+                outcome(&confirm),
+                (404, ref e) | (403, ref e) if e == "device_not_found" || e == "otp_required"
+            ),
+            "{}",
+            confirm.body
+        );
+    }
+    let with_planted = attacker
+        .call(
+            "POST",
+            "/2fa/verify",
+            Some(json!({"device_id": planted_id, "token": token})),
+        )
+        .await;
+    let with_any = attacker
+        .call("POST", "/2fa/verify", Some(json!({"token": token})))
+        .await;
+    let remove_phone = attacker
+        .call("DELETE", &format!("/2fa/devices/{phone}"), Some(json!({})))
+        .await;
+    let admin = attacker.call("GET", "/admin", None).await;
+    assert_eq!(
+        [&with_planted, &with_any, &remove_phone, &admin].map(outcome),
+        [
+            refused(404, "device_not_found"),
+            refused(401, "invalid_code"),
+            refused(403, "otp_required"),
+            refused(403, "otp_required"),
+        ]
+    );
+    assert_eq!(
+        attacker.call("GET", "/2fa/status", None).await.json()["verified"],
+        false
+    );
+    // alice's first confirmation removed everything planted; her phone is all there is.
+    let devices = alice.call("GET", "/2fa/devices", None).await.json();
+    let ids: Vec<&str> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [phone.as_str()]);
 }

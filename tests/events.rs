@@ -130,7 +130,8 @@ async fn each_action_emits_its_event_once_with_its_payload() {
     assert_eq!(
         throttled[0].kind,
         EventKind::Throttled {
-            retry_at: f.clock.now().saturating_add(Duration::from_secs(2))
+            retry_at: f.clock.now().saturating_add(Duration::from_secs(2)),
+            count: 1
         }
     );
     assert_eq!(throttled[0].device.as_ref().unwrap().id, *id);
@@ -232,7 +233,15 @@ async fn a_lockout_is_announced() {
             .await
             .unwrap_err();
     }
-    assert_eq!(f.names(), ["verification_failed", "verification_failed"]);
+    let events = f.drain();
+    let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names,
+        ["verification_failed", "verification_failed", "locked"],
+        "the failure that sets the lock announces it"
+    );
+    let lock_end = f.clock.now().saturating_add(Duration::from_secs(24 * 3600));
+    assert_eq!(events[2].kind, EventKind::Locked { until: lock_end });
     two_factor
         .verify(&f.user, &device.device.id, "000000")
         .await

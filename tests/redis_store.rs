@@ -421,7 +421,7 @@ async fn keys_expire_where_they_should() {
     let idle = Duration::from_secs(2 * 3600);
     assert!(
         store
-            .load_session(&made.sessions[0], idle)
+            .load_session(&made.sessions[0], idle, idle)
             .await
             .unwrap()
             .is_some()
@@ -429,7 +429,10 @@ async fn keys_expire_where_they_should() {
     assert!((7_198_000..=7_200_000).contains(&ttl(&session)));
     assert!(expiry(":sessions") >= expiry(&session));
     let short = Duration::from_secs(60);
-    store.load_session(&made.sessions[0], short).await.unwrap();
+    store
+        .load_session(&made.sessions[0], short, short)
+        .await
+        .unwrap();
     assert!(ttl(&session) <= 60_000);
 
     // A used-up code set and the last device leave nothing behind but the user hash.
@@ -647,7 +650,7 @@ async fn every_operation_is_one_round_trip() {
             "save_session",
             store.save_session(&key, &session(&alice), HOUR)
         );
-        measure!("load_session", store.load_session(&key, HOUR));
+        measure!("load_session", store.load_session(&key, HOUR, HOUR));
         measure!(
             "rotate_session",
             store.rotate_session(&key, &next, &session(&alice), HOUR)
@@ -730,7 +733,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
         key.digest()
     );
     server.query(&["SET", &session_key, "secret-not-json"]);
-    check(store.load_session(&key, HOUR).await.map(drop));
+    check(store.load_session(&key, HOUR, HOUR).await.map(drop));
 }
 
 // ----- the cluster helper ------------------------------------------------------------------

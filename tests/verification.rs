@@ -178,7 +178,7 @@ async fn drift_is_learned_from_a_neighbouring_step_and_bounded() {
         .unwrap()
         .unwrap();
     assert_eq!(stored.state.drift, 1);
-    // One step later, the window is centred one step ahead: +2 is accepted…
+    // One step later, the window reaches one step further ahead: +2 is accepted…
     f.advance(30_000);
     assert_eq!(
         kind(f.verify(&device, &f.totp_code(&device, 2)).await),
@@ -190,16 +190,16 @@ async fn drift_is_learned_from_a_neighbouring_step_and_bounded() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.state.drift, 2);
-    // …and drift stops at its bound (2 steps): +4 is outside the window even now.
+    // …but drift stops at its bound (the tolerance, 1 step): +3 is outside the window.
+    assert_eq!(stored.state.drift, 1);
     f.advance(30_000);
     assert_eq!(
-        kind(f.verify(&device, &f.totp_code(&device, 4)).await),
+        kind(f.verify(&device, &f.totp_code(&device, 3)).await),
         "invalid_code"
     );
     f.advance(2_000);
     assert_eq!(
-        kind(f.verify(&device, &f.totp_code(&device, 3)).await),
+        kind(f.verify(&device, &f.totp_code(&device, 2)).await),
         "ok"
     );
     let stored = f
@@ -208,7 +208,7 @@ async fn drift_is_learned_from_a_neighbouring_step_and_bounded() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.state.drift, 2);
+    assert_eq!(stored.state.drift, 1);
 }
 
 #[tokio::test]

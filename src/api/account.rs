@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 
 use super::devices::bearer_token;
 use super::extract::{AnyCaller, ApiJson, Caller};
+use super::views::DeviceChoice;
 use super::{ApiConfig, ApiError};
 use crate::confirm::{Confirmation, ConfirmationId, Confirmer};
-use crate::device::DeviceId;
+use crate::device::{DeviceId, UserId};
 use crate::remember::BrowserId;
 
 type ApiResult = Result<Response, ApiError>;
@@ -55,16 +56,13 @@ pub(crate) async fn verify(caller: Caller, ApiJson(body): ApiJson<VerifyRequest>
     Ok(Json(answer).into_response())
 }
 
+/// Readable before the second factor: a login page learns from it whether to ask for a code
+/// and which devices to offer.
 pub(crate) async fn status(caller: AnyCaller) -> ApiResult {
     let status = &caller.status;
-    let configured = match &status.user {
-        Some(user) => caller
-            .session
-            .two_factor()
-            .is_configured(user)
-            .await
-            .map_err(|e| ApiError::device(&e, caller.session.two_factor().now()))?,
-        None => false,
+    let devices = match &status.user {
+        Some(user) => confirmed_devices(&caller, user).await?,
+        None => Vec::new(),
     };
     let verified = status.verified.as_ref();
     Ok(Json(json!({
@@ -74,9 +72,27 @@ pub(crate) async fn status(caller: AnyCaller) -> ApiResult {
         "device": verified.map(|v| json!({"id": v.device_id.as_str(), "kind": v.device_kind.as_str()})),
         "verified_at": verified.map(|v| v.at.as_millis()),
         "remembered": verified.is_some_and(|v| v.remembered),
-        "configured": configured,
+        // Configured means having a confirmed device; the list is at hand, so no second read.
+        "configured": !devices.is_empty(),
+        "devices": devices,
     }))
     .into_response())
+}
+
+async fn confirmed_devices(
+    caller: &AnyCaller,
+    user: &UserId,
+) -> Result<Vec<DeviceChoice>, ApiError> {
+    let two_factor = caller.session.two_factor();
+    let devices = two_factor
+        .devices(user)
+        .await
+        .map_err(|e| ApiError::device(&e, two_factor.now()))?;
+    Ok(devices
+        .iter()
+        .filter(|device| device.confirmed)
+        .map(DeviceChoice::from)
+        .collect())
 }
 
 pub(crate) async fn logout(caller: AnyCaller) -> ApiResult {

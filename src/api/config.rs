@@ -13,6 +13,7 @@ type AccountLabel = Arc<dyn Fn(&UserId) -> String + Send + Sync>;
 pub struct ApiConfig {
     pub(crate) confirmer: Option<Confirmer>,
     pub(crate) account_label: AccountLabel,
+    pub(crate) trust_forwarded_headers: bool,
 }
 
 impl Default for ApiConfig {
@@ -20,13 +21,14 @@ impl Default for ApiConfig {
         ApiConfig {
             confirmer: None,
             account_label: Arc::new(|user: &UserId| user.to_string()),
+            trust_forwarded_headers: false,
         }
     }
 }
 
 impl ApiConfig {
     /// The defaults: no confirmation methods, the user id as the account label in
-    /// authenticator apps.
+    /// authenticator apps, forwarded headers not trusted.
     pub fn new() -> Self {
         Self::default()
     }
@@ -45,12 +47,27 @@ impl ApiConfig {
         self.account_label = Arc::new(label);
         self
     }
+
+    /// Whether the request's own origin, which a state-changing request's `Origin` must
+    /// match, is taken from `X-Forwarded-Proto` and `X-Forwarded-Host` (their first values)
+    /// when they are present (default: no, only the request target and `Host`).
+    ///
+    /// Turn it on only behind a reverse proxy that every request passes through and that
+    /// sets these headers itself, replacing any a client sent: for example one that forwards
+    /// to the service under another host name, or that terminates TLS (an HTTP/1.1 request
+    /// does not carry its scheme, so without the proxy's word only host and port are
+    /// compared).
+    pub fn with_trusted_forwarded_headers(mut self, trusted: bool) -> Self {
+        self.trust_forwarded_headers = trusted;
+        self
+    }
 }
 
 impl fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiConfig")
             .field("confirmer", &self.confirmer)
+            .field("trust_forwarded_headers", &self.trust_forwarded_headers)
             .finish_non_exhaustive()
     }
 }

@@ -62,6 +62,7 @@ fn totp_config_schema() -> Value {
 }
 
 pub(crate) async fn list(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let devices = caller
         .session
         .devices()
@@ -328,19 +329,57 @@ pub(crate) async fn delete(caller: Caller, Path(id): Path<String>) -> ApiResult 
     }
 }
 
-pub(crate) async fn disable(caller: Caller) -> ApiResult {
+/// The body of `POST disable`: a code of one of the user's confirmed devices.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DisableRequest {
+    #[serde(default, alias = "token")]
+    code: Option<String>,
+}
+
+/// Removes every device, once a code from one of them proves that the second factor, not
+/// only the password, asks for it.
+pub(crate) async fn disable(caller: Caller, ApiJson(body): ApiJson<DisableRequest>) -> ApiResult {
+    if !caller.is_configured().await? {
+        // Nothing verifies yet, so no code can be asked for; pending devices go all the same.
+        let removed = caller
+            .session
+            .two_factor()
+            .delete_all_devices(&caller.who)
+            .await
+            .map_err(|e| ApiError::device(&e, caller.now()))?;
+        return Ok(Json(json!({"removed": removed})).into_response());
+    }
+    let code = body.code.ok_or_else(|| {
+        ApiError::bad_request(
+            "code_required",
+            "Send a `code` from one of your devices to disable the second factor.",
+        )
+    })?;
+    let done = caller
+        .session
+        .verify_any(&code)
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
+    // The code just verified the session: it acts as a freshly verified caller now.
+    let who = caller
+        .session
+        .caller()
+        .await
+        .map_err(|e| ApiError::session(&e, caller.now()))?;
     let two_factor = caller.session.two_factor();
     let failed = |e| ApiError::device(&e, caller.now());
-    let removed = two_factor
-        .delete_all_devices(&caller.who)
-        .await
-        .map_err(failed)?;
+    let removed = two_factor.delete_all_devices(&who).await.map_err(failed)?;
     // Remembered browsers stand for devices that are gone.
     two_factor
         .forget_all_browsers(&caller.user)
         .await
         .map_err(failed)?;
-    Ok(Json(json!({"removed": removed})).into_response())
+    let mut answer = json!({"removed": removed});
+    if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
+        answer["token"] = json!(token);
+    }
+    Ok(Json(answer).into_response())
 }
 
 pub(crate) async fn new_backup_codes(caller: Caller) -> ApiResult {
@@ -358,6 +397,7 @@ pub(crate) async fn new_backup_codes(caller: Caller) -> ApiResult {
 }
 
 pub(crate) async fn backup_codes_left(caller: Caller) -> ApiResult {
+    caller.require_verified().await?;
     let remaining = caller
         .session
         .two_factor()

@@ -117,6 +117,9 @@ impl ApiError {
             SessionError::NotAuthenticated | SessionError::SessionEnded => {
                 Self::not_authenticated()
             }
+            SessionError::TooManyAttempts => {
+                Self::new(StatusCode::UNAUTHORIZED, error.kind(), error.to_string())
+            }
             SessionError::NotVerified => {
                 Self::new(StatusCode::FORBIDDEN, "otp_required", error.to_string())
             }

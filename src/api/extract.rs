@@ -33,11 +33,7 @@ where
 
 fn json_error(rejection: &JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send JSON with `Content-Type: application/json`.",
-        ),
+        JsonRejection::MissingJsonContentType(_) => unsupported_media_type(),
         JsonRejection::JsonDataError(_) => ApiError::bad_request(
             "invalid_request",
             "The JSON body does not have the fields this endpoint expects.",
@@ -47,6 +43,15 @@ fn json_error(rejection: &JsonRejection) -> ApiError {
         }
         _ => ApiError::bad_request("malformed_request", "The request body could not be read."),
     }
+}
+
+/// A body that is not declared as JSON.
+pub(crate) fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "Send JSON with `Content-Type: application/json`.",
+    )
 }
 
 /// The session of a request whose user passed the first factor.

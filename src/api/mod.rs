@@ -28,27 +28,41 @@
 //! | `POST devices/{id}/confirm` `{token}` | confirms a new device with a code (and verifies the session) |
 //! | `PATCH devices/{id}` `{name?, default?}` | renames it, or makes it the default |
 //! | `DELETE devices/{id}` | removes it |
-//! | `POST disable` | removes every device |
+//! | `POST disable` `{code}` | removes every device, once `code` (or `token`) from one of them verified the session; without a confirmed device there is nothing to remove and no code is needed |
 //! | `POST backup-codes` / `GET backup-codes` | a new set (shown once) / how many remain |
 //! | `POST challenges` `{device_id}` | sends a code to an out-of-band device |
 //! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
 //! | `POST verify` `{device_id?, token, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
-//! | `GET status` | authenticated, verified, device, verified_at, remembered, configured |
+//! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
 //!
 //! The engine's factor rule applies to every endpoint (see [`Caller`](crate::Caller)): for a
-//! user who has a confirmed device, adding, confirming or removing devices, disabling the
-//! second factor and creating backup codes need a code verification younger than
+//! user who has a confirmed device, adding, confirming or removing devices and creating
+//! backup codes need a code verification younger than
 //! [`TwoFactor::with_reauthentication_window`](crate::TwoFactor::with_reauthentication_window)
 //! (default 20 minutes), answered `403 otp_required` for a first-factor session and
-//! `403 reauthentication_required` for a remembered or stale one. Only the first device's
-//! confirmation verifies the session. Each change emits an event, to turn into a notice to
-//! the user. Responses carrying a secret are sent with
-//! `Cache-Control: no-store`.
+//! `403 reauthentication_required` for a remembered or stale one; disabling the second
+//! factor takes a code in the request itself. Only the first device's confirmation verifies
+//! the session. Each change emits an event, to turn into a notice to the user. Listing
+//! devices, backup codes left and remembered browsers needs a verified session (`403
+//! otp_required`) from such users; `GET status` does not, so that a login page can use it.
+//! Responses carrying a secret are sent with `Cache-Control: no-store`.
+//!
+//! Every request other than GET, HEAD and OPTIONS must say `Content-Type: application/json`
+//! (`415 unsupported_media_type` otherwise); endpoints that take no fields accept an empty
+//! body or `{}` and ignore it. These requests are refused with `403 cross_site_request` when
+//! `Sec-Fetch-Site` is `cross-site` (anything but `same-origin`, `same-site` or `none`), or
+//! when `Origin` is present and is not the request's own origin: its scheme when the request
+//! says it, host and port, from the request target or `Host`, or from `X-Forwarded-Proto`
+//! and `X-Forwarded-Host` with [`ApiConfig::with_trusted_forwarded_headers`]. `Origin: null`
+//! is refused. Together with the JSON type, which a page of another origin cannot send
+//! without a CORS preflight, this keeps pages of other sites, sibling subdomains included,
+//! from acting with a user's cookie.
 
 mod account;
 mod config;
+mod csrf;
 mod devices;
 mod error;
 mod extract;
@@ -56,14 +70,35 @@ mod views;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::routing::{get, patch, post};
+use axum::{Router, middleware};
 
 pub use config::ApiConfig;
 pub use error::ApiError;
 
 /// The API's routes, to nest under a prefix of your choice inside an `OtpLayer`.
 pub fn router(config: ApiConfig) -> Router {
+    let policy = csrf::OriginPolicy {
+        trust_forwarded: config.trust_forwarded_headers,
+    };
+    routes()
+        .fallback(|| async { ApiError::not_found("not_found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This endpoint does not take that method.",
+            )
+        })
+        // Added last, so that it wraps every route and both fallbacks.
+        .layer(middleware::from_fn_with_state(
+            policy,
+            csrf::refuse_cross_site,
+        ))
+        .with_state(Arc::new(config))
+}
+
+fn routes() -> Router<Arc<ApiConfig>> {
     Router::new()
         .route("/methods", get(devices::methods))
         .route("/devices", get(devices::list).post(devices::create))
@@ -93,13 +128,4 @@ pub fn router(config: ApiConfig) -> Router {
         .route("/status", get(account::status))
         .route("/logout", post(account::logout))
         .route("/logout-all", post(account::logout_all))
-        .fallback(|| async { ApiError::not_found("not_found") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This endpoint does not take that method.",
-            )
-        })
-        .with_state(Arc::new(config))
 }

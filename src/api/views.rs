@@ -37,6 +37,30 @@ impl From<&Device> for DeviceView {
     }
 }
 
+/// A confirmed device as a login page shows it to choose how to verify: nothing secret,
+/// nothing about its use, the destination masked.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct DeviceChoice {
+    id: String,
+    kind: &'static str,
+    name: String,
+    default: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<String>,
+}
+
+impl From<&Device> for DeviceChoice {
+    fn from(device: &Device) -> Self {
+        DeviceChoice {
+            id: device.id.to_string(),
+            kind: device.kind().as_str(),
+            name: device.name.clone(),
+            default: device.is_default,
+            destination: device.masked_destination(),
+        }
+    }
+}
+
 /// The method key of a device: its out-of-band channel, or its kind.
 pub(crate) fn method_of(device: &Device) -> String {
     match &device.config {

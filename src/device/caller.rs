@@ -1,23 +1,4 @@
 //! [`Caller`]: who asks the engine to act, and how far they have proven who they are.
-//!
-//! The engine enforces one rule on every operation that changes a user's factors (adding,
-//! confirming, re-keying or re-addressing a device, removing one, disabling the second factor,
-//! regenerating backup codes): **for a user with a confirmed device, it needs a caller verified
-//! by a code within the re-verification window** ([`CallerState::Fresh`]). A password alone
-//! ([`CallerState::FirstFactor`]), a remembered browser ([`CallerState::Remembered`]) or an old
-//! verification ([`CallerState::Stale`]) is not enough: otherwise whoever learns a password
-//! could add a second factor of their own choosing and take the account over.
-//!
-//! A user with no confirmed device yet may enrol from a first-factor session, and only the very
-//! first confirmed device may verify the session that confirms it; confirming it deletes every
-//! other pending device of the user (a device planted earlier by someone who knew the password
-//! never becomes usable).
-//!
-//! In a web service the caller comes from the session:
-//! [`OtpSession::caller`](crate::session::OtpSession::caller). Code that has no session builds
-//! one with [`Caller::first_factor`] (a user who just gave their password), from a
-//! [`Verification`] the engine returned ([`Caller::verified`]), or, for trusted back-office
-//! tools that authenticate their operator by other means, [`Caller::administrator`].
 
 use std::fmt;
 use std::time::Duration;
@@ -27,8 +8,7 @@ use crate::session::VerifiedBy;
 
 use super::{UserId, Verification};
 
-/// How far a caller has proven who they are, for the factor rule (see the
-/// [module docs](self)).
+/// How far a caller has proven who they are, for the factor rule (see [`Caller`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CallerState {
@@ -63,8 +43,61 @@ impl fmt::Display for CallerState {
     }
 }
 
-/// Who asks the engine to act for a user, and how they proved it. See the
-/// [module docs](self).
+/// Who asks the engine to act for a user, and how they proved it.
+///
+/// The engine enforces one rule on every operation that changes a user's factors (adding,
+/// confirming, re-keying or re-addressing a device, removing one, disabling the second factor,
+/// regenerating backup codes): **for a user with a confirmed device, it needs a caller verified
+/// by a code within the re-verification window** ([`CallerState::Fresh`]). A password alone
+/// ([`CallerState::FirstFactor`]), a remembered browser ([`CallerState::Remembered`]) or an old
+/// verification ([`CallerState::Stale`]) is not enough: otherwise whoever learns a password
+/// could add a second factor of their own choosing and take the account over.
+///
+/// A user with no confirmed device yet may enrol from a first-factor session, and only the very
+/// first confirmed device may verify the session that confirms it; confirming it deletes every
+/// other pending device of the user (a device planted earlier by someone who knew the password
+/// never becomes usable).
+///
+/// In a web service the caller comes from the session:
+/// [`OtpSession::caller`](crate::session::OtpSession::caller). Code that has no session builds
+/// one with [`Caller::first_factor`] (a user who just gave their password), from a
+/// [`Verification`] the engine returned ([`Caller::verified`]), or, for trusted back-office
+/// tools that authenticate their operator by other means, [`Caller::administrator`].
+///
+/// ```
+/// use tower_otp::device::TotpSettings;
+/// use tower_otp::{Caller, MemoryStore, ServerKey, TwoFactor, UserId};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+/// let alice = UserId::new("alice").unwrap();
+///
+/// // With no factor yet, the password is enough to enrol, and the first device verifies.
+/// let phone = two_factor
+///     .enroll_totp(&alice, "Phone", "alice", TotpSettings::default())
+///     .await
+///     .unwrap();
+/// let code = phone.current_code(two_factor.now());
+/// let confirmed = two_factor
+///     .confirm_device(&alice, &phone.device.id, &code)
+///     .await
+///     .unwrap();
+/// assert!(confirmed.first);
+///
+/// // Now the password alone adds nothing...
+/// let refused = two_factor
+///     .enroll_totp(&alice, "Attacker", "alice", TotpSettings::default())
+///     .await;
+/// assert_eq!(refused.unwrap_err().kind(), "otp_required");
+///
+/// // ...but a caller who has just verified with a code may.
+/// let fresh = Caller::verified(&confirmed.verification);
+/// two_factor
+///     .enroll_totp(&fresh, "Tablet", "alice", TotpSettings::default())
+///     .await
+///     .unwrap();
+/// # });
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Caller {
     user: UserId,

@@ -5,20 +5,28 @@
 use crate::otp::{OtpKey, Token, TotpParams, find_match};
 
 /// TOTP verification settings.
+///
+/// A code is accepted if it belongs to a step of the window around the real current step:
+/// `tolerance` steps either side, always, so that a phone with an accurate clock is never
+/// refused. With drift learning on, a device whose codes keep arriving early or late teaches
+/// the server its drift, and the window reaches that many steps further on the drift's side
+/// (and no further on the other). A guess is therefore checked against at most
+/// `2 * tolerance + 1 + max_drift` codes (see [`TotpPolicy::window_width`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TotpPolicy {
     tolerance: u8,
     sync: bool,
-    max_drift: u8,
+    /// `None`: bounded by the tolerance.
+    max_drift: Option<u8>,
 }
 
 impl Default for TotpPolicy {
-    /// Tolerance 1 step either side, drift learning on, drift at most 2 steps.
+    /// Tolerance 1 step either side, drift learning on, drift at most the tolerance.
     fn default() -> Self {
         TotpPolicy {
             tolerance: 1,
             sync: true,
-            max_drift: 2,
+            max_drift: None,
         }
     }
 }
@@ -29,7 +37,7 @@ impl TotpPolicy {
         Self::default()
     }
 
-    /// Steps accepted either side of the expected one (default 1, at most 10).
+    /// Steps accepted either side of the real current step (default 1, at most 10).
     pub fn with_tolerance(mut self, steps: u8) -> Self {
         self.tolerance = steps.min(10);
         self
@@ -42,10 +50,17 @@ impl TotpPolicy {
         self
     }
 
-    /// The largest drift learned, in steps (default 2, at most 10), so that the window cannot
-    /// creep away from real time.
+    /// The largest drift learned, in steps (at most 10). By default the drift is bounded by
+    /// the tolerance, so it only remembers an offset the tolerance accepts anyway.
+    ///
+    /// A larger bound lets a phone whose clock is further off keep verifying, at a price:
+    /// each step of learned drift adds one code that a guess is checked against (so an
+    /// attacker's chance per guess grows by a third for each step with the default
+    /// tolerance of 1), and accepts codes that far ahead of real time, so that a code read
+    /// off a phone well ahead of time stays usable longer. The real current step and its
+    /// tolerance stay in the window whatever the drift.
     pub fn with_max_drift(mut self, steps: u8) -> Self {
-        self.max_drift = steps.min(10);
+        self.max_drift = Some(steps.min(10));
         self
     }
 
@@ -54,9 +69,31 @@ impl TotpPolicy {
         self.tolerance
     }
 
-    /// Codes accepted per guess: the window's width.
+    /// The largest drift learned, in steps.
+    pub fn max_drift(&self) -> u8 {
+        self.max_drift.unwrap_or(self.tolerance)
+    }
+
+    /// The most codes a guess is checked against: the window's width with the largest
+    /// drift.
     pub fn window_width(&self) -> u64 {
-        2 * u64::from(self.tolerance) + 1
+        2 * u64::from(self.tolerance) + 1 + u64::from(self.max_drift())
+    }
+
+    /// The steps accepted at real step `current` for a device with learned `drift`: the
+    /// tolerance around `current`, stretched by the (bounded) drift on its side.
+    fn window(&self, current: u64, drift: i64) -> (u64, u64) {
+        let tolerance = i128::from(self.tolerance);
+        let (current, drift) = (i128::from(current), i128::from(self.bound_drift(drift)));
+        (
+            to_u64(current - tolerance + drift.min(0)),
+            to_u64(current + tolerance + drift.max(0)),
+        )
+    }
+
+    fn bound_drift(&self, drift: i64) -> i64 {
+        let max = i64::from(self.max_drift());
+        drift.clamp(-max, max)
     }
 }
 
@@ -103,7 +140,8 @@ pub(crate) enum CounterMatch {
     None,
 }
 
-/// Matches a TOTP token at `unix_secs` against the window around the device's drifted step.
+/// Matches a TOTP token at `unix_secs` against the window around the real current step
+/// (see [`TotpPolicy`]).
 pub(crate) fn match_totp(
     key: &OtpKey,
     params: &TotpParams,
@@ -116,22 +154,16 @@ pub(crate) fn match_totp(
     let Some(current) = params.time_step(unix_secs) else {
         return CounterMatch::None;
     };
-    let max_drift = i64::from(policy.max_drift);
-    let drift = drift.clamp(-max_drift, max_drift);
-    let tolerance = i128::from(policy.tolerance);
-    let center = i128::from(current) + i128::from(drift);
-    let low = to_u64(center - tolerance);
-    let high = to_u64(center + tolerance);
+    let (low, high) = policy.window(current, drift);
     if let Some(step) = find_in(key, token, low.max(next_counter), high) {
-        let new_drift = if policy.sync {
-            (i128::from(step) - i128::from(current))
-                .clamp(-i128::from(max_drift), i128::from(max_drift)) as i64
+        let learned = if policy.sync {
+            i64::try_from(i128::from(step) - i128::from(current)).unwrap_or(0)
         } else {
             drift
         };
         return CounterMatch::Fresh {
             next_counter: step.saturating_add(1),
-            drift: new_drift,
+            drift: policy.bound_drift(learned),
         };
     }
     replay_or_none(
@@ -243,24 +275,90 @@ mod tests {
             }
         );
         assert_eq!(m(1_000_002, 0, 0), CounterMatch::None);
-        // With a learned drift of +1 the window moves: +2 is accepted, -1 is not.
+        // A learned drift of +1 stretches the window: +2 is accepted, and -1 still is.
         assert_eq!(
             m(1_000_002, 0, 1),
             CounterMatch::Fresh {
                 next_counter: 1_000_003,
-                drift: 2
+                drift: 1
             }
         );
-        assert_eq!(m(999_999, 0, 1), CounterMatch::None);
-        // Drift never passes the bound, even when stored out of range.
         assert_eq!(
-            m(1_000_003, 0, 50),
+            m(999_999, 0, 1),
             CounterMatch::Fresh {
-                next_counter: 1_000_004,
-                drift: 2
+                next_counter: 1_000_000,
+                drift: -1
             }
         );
-        assert_eq!(m(1_000_004, 0, 50), CounterMatch::None);
+        assert_eq!(m(999_998, 0, 1), CounterMatch::None);
+        // Drift never passes the bound (the tolerance by default), even when stored out of
+        // range.
+        assert_eq!(
+            m(1_000_002, 0, 50),
+            CounterMatch::Fresh {
+                next_counter: 1_000_003,
+                drift: 1
+            }
+        );
+        assert_eq!(m(1_000_003, 0, 50), CounterMatch::None);
+        assert_eq!(m(999_997, 0, -50), CounterMatch::None);
+    }
+
+    #[test]
+    fn the_window_always_holds_the_real_step_and_its_tolerance() {
+        let params = TotpParams::default();
+        for policy in [
+            TotpPolicy::default(),
+            TotpPolicy::default().with_max_drift(5),
+            TotpPolicy::default().with_tolerance(2).with_max_drift(10),
+        ] {
+            let tolerance = u64::from(policy.tolerance());
+            for drift in [-50, -10, -5, -1, 0, 1, 5, 10, 50] {
+                for step in NOW / 30 - tolerance..=NOW / 30 + tolerance {
+                    let got = match_totp(&key(), &params, &policy, 0, drift, &token_at(step), NOW);
+                    assert!(
+                        matches!(got, CounterMatch::Fresh { .. }),
+                        "{policy:?}, drift {drift}, step {step}: {got:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_larger_drift_bound_reaches_further_on_the_drifts_side_only() {
+        let params = TotpParams::default();
+        let policy = TotpPolicy::default().with_max_drift(5);
+        assert_eq!(policy.max_drift(), 5);
+        assert_eq!(policy.window_width(), 8);
+        let m = |step, drift| match_totp(&key(), &params, &policy, 0, drift, &token_at(step), NOW);
+        assert_eq!(
+            m(1_000_006, 5),
+            CounterMatch::Fresh {
+                next_counter: 1_000_007,
+                drift: 5
+            }
+        );
+        assert_eq!(m(1_000_007, 5), CounterMatch::None);
+        assert_eq!(m(999_998, 5), CounterMatch::None);
+        assert_eq!(
+            m(999_994, -5),
+            CounterMatch::Fresh {
+                next_counter: 999_995,
+                drift: -5
+            }
+        );
+        assert_eq!(m(1_000_002, -5), CounterMatch::None);
+    }
+
+    #[test]
+    fn the_default_drift_bound_follows_the_tolerance() {
+        assert_eq!(TotpPolicy::default().max_drift(), 1);
+        assert_eq!(TotpPolicy::default().window_width(), 4);
+        let wide = TotpPolicy::default().with_tolerance(3);
+        assert_eq!((wide.max_drift(), wide.window_width()), (3, 10));
+        let fixed = TotpPolicy::default().with_max_drift(0).with_tolerance(3);
+        assert_eq!((fixed.max_drift(), fixed.window_width()), (0, 7));
     }
 
     #[test]

@@ -6,8 +6,15 @@
 //! secret copied onto another device record does not open), and opened with whichever
 //! configured key sealed it, so keys can be rotated: add the new key first, keep the old ones
 //! until no record uses them.
+//!
+//! Once keys are configured, a secret still stored unencrypted is refused
+//! ([`SealError::Plaintext`]): a record written in plain text behind the sealer's back (by
+//! someone with write access to the store, say) must not pass for a device. To move an
+//! existing deployment to sealing, allow plaintext secrets for a while with
+//! [`SecretSealer::allow_plaintext_migration`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -124,9 +131,26 @@ pub enum KeyError {
 }
 
 /// Seals and opens device secrets with a list of keys: the first seals, all open.
+///
+/// With no keys, secrets are stored unencrypted, and the first secret sealed or opened so
+/// logs a warning (once per process).
 #[derive(Clone, Debug, Default)]
 pub struct SecretSealer {
     keys: Vec<SealingKey>,
+    plaintext_migration: bool,
+}
+
+/// Whether this process has warned that secrets are stored unencrypted.
+static PLAINTEXT_WARNED: AtomicBool = AtomicBool::new(false);
+
+fn warn_plaintext_once() {
+    if !PLAINTEXT_WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "device secrets are stored unencrypted: anyone who can read the store can copy \
+             every TOTP and HOTP device; configure sealing keys (SecretSealer::new, \
+             TwoFactor::with_sealer) to encrypt them"
+        );
+    }
 }
 
 impl SecretSealer {
@@ -142,7 +166,20 @@ impl SecretSealer {
                 return Err(KeyError::DuplicateId);
             }
         }
-        Ok(SecretSealer { keys })
+        Ok(SecretSealer {
+            keys,
+            plaintext_migration: false,
+        })
+    }
+
+    /// Opens secrets stored unencrypted too, although keys are configured, so that devices
+    /// enrolled before sealing was turned on keep working. Meant for a migration: it lets
+    /// anyone who can write to the store plant a device secret of their choosing in plain
+    /// text, so turn it off once no record is plain ([`SecretSealer::needs_reseal`] tells
+    /// which are; enrolling such devices again seals their new secrets).
+    pub fn allow_plaintext_migration(mut self) -> Self {
+        self.plaintext_migration = true;
+        self
     }
 
     /// Whether secrets are encrypted.
@@ -153,6 +190,7 @@ impl SecretSealer {
     /// Seals `secret` for the device `device` of `user`.
     pub fn seal(&self, secret: &Secret, user: &UserId, device: &DeviceId) -> SealedSecret {
         let Some(key) = self.keys.first() else {
+            warn_plaintext_once();
             return SealedSecret(format!("{PLAIN_PREFIX}{}", secret.to_base32().as_str()));
         };
         let nonce_bytes = random_bytes(NONCE_LEN);
@@ -185,7 +223,7 @@ impl SecretSealer {
         device: &DeviceId,
     ) -> Result<Secret, SealError> {
         if let Some(plain) = sealed.0.strip_prefix(PLAIN_PREFIX) {
-            return Secret::from_base32(plain).map_err(|_| SealError::Corrupt);
+            return self.open_plain(plain);
         }
         let rest = sealed
             .0
@@ -216,6 +254,17 @@ impl SecretSealer {
             )
             .map_err(|_| SealError::Corrupt)?;
         Secret::from_bytes(plain).map_err(|_| SealError::Corrupt)
+    }
+
+    fn open_plain(&self, base32: &str) -> Result<Secret, SealError> {
+        if self.is_sealing() {
+            if !self.plaintext_migration {
+                return Err(SealError::Plaintext);
+            }
+        } else {
+            warn_plaintext_once();
+        }
+        Secret::from_base32(base32).map_err(|_| SealError::Corrupt)
     }
 
     /// Whether `sealed` should be sealed again: it is plain while keys are configured, or
@@ -252,6 +301,10 @@ pub enum SealError {
     /// It is damaged, or belongs to another device or user.
     #[error("device secret is damaged or does not belong to this device")]
     Corrupt,
+    /// It is stored unencrypted although sealing keys are configured, and the sealer does
+    /// not allow that ([`SecretSealer::allow_plaintext_migration`]).
+    #[error("device secret is stored unencrypted although sealing keys are configured")]
+    Plaintext,
 }
 
 #[cfg(test)]
@@ -315,6 +368,26 @@ mod tests {
         }
         let truncated = SealedSecret(text[..text.len() - 4].to_owned());
         assert!(sealer.open(&truncated, &user, &device).is_err());
+    }
+
+    #[test]
+    fn plain_secrets_are_refused_once_keys_are_configured_unless_migrating() {
+        let (user, device) = ids();
+        let secret = Secret::generate(20).unwrap();
+        let plain = SecretSealer::plaintext().seal(&secret, &user, &device);
+        let sealer = SecretSealer::new(vec![key("k1", 1)]).unwrap();
+        let refused = sealer.open(&plain, &user, &device).unwrap_err();
+        assert_eq!(refused, SealError::Plaintext);
+        assert!(!refused.to_string().contains(secret.to_base32().as_str()));
+        assert!(sealer.needs_reseal(&plain));
+        let migrating = sealer.allow_plaintext_migration();
+        assert_eq!(migrating.open(&plain, &user, &device).unwrap(), secret);
+        let sealed = migrating.seal(&secret, &user, &device);
+        assert!(
+            !sealed.is_plain(),
+            "migration opens plain secrets, never writes them"
+        );
+        assert!(!migrating.needs_reseal(&sealed));
     }
 
     #[test]

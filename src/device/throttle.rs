@@ -27,9 +27,11 @@ use crate::clock::{Timestamp, duration_millis};
 /// At most 100 guesses per user per lock period (24 h) in total, whatever the number of
 /// devices, and fewer in practice because of the per-device delays (the first ten failures on
 /// a device take 17 minutes of waiting, then one guess per 15 minutes). A 6-digit TOTP code
-/// with the default tolerance of one step accepts 3 codes per guess, so the best chance of
-/// success is `100 * 3 / 10^6 = 3 * 10^-4` per day (about 1 in 3,300); an HOTP device with the
-/// default look-ahead of 5 accepts 6 codes per guess: `6 * 10^-4` per day. A 50-bit backup code
+/// with the default tolerance of one step accepts 3 codes per guess, 4 once the device has
+/// learned a drift (bounded by the tolerance, see
+/// [`TotpPolicy`](super::TotpPolicy)), so the best chance of success is
+/// `100 * 4 / 10^6 = 4 * 10^-4` per day (about 1 in 2,500); an HOTP device with the default
+/// look-ahead of 5 accepts 6 codes per guess: `6 * 10^-4` per day. A 50-bit backup code
 /// guess against a set of 10 succeeds with probability `10 / 2^50` per guess: below `10^-12`
 /// per day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::coalesce::ThrottleCoalescer;
 use super::context::current_request;
 use super::{DeviceRef, Event, EventKind};
 use crate::clock::Timestamp;
@@ -26,6 +27,10 @@ type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 /// * With the `redis` feature, [`RedisEventBridge`](super::RedisEventBridge) fans events out
 ///   to the subscribers of every instance.
 ///
+/// `throttled` events are coalesced to at most one a second per user (see
+/// [`EventKind::Throttled`]). The request path an event carries has its secret segments
+/// replaced by `{id}` (see [`Events::redact_path_segment_after`]).
+///
 /// Cheap to clone; clones share hooks and subscribers.
 #[derive(Clone)]
 pub struct Events {
@@ -39,7 +44,13 @@ struct Inner {
     forward: RwLock<Option<mpsc::Sender<Arc<Event>>>>,
     /// Events the bridge's full queue refused since the bridge last reported them.
     forward_dropped: AtomicU64,
+    throttled: ThrottleCoalescer,
+    /// Path segments after which the next one is a secret.
+    secret_after: RwLock<Arc<[Box<str>]>>,
 }
+
+/// The API's confirmation routes take the confirmation id, a secret, after this segment.
+const CONFIRMATIONS_SEGMENT: &str = "confirmations";
 
 impl Default for Events {
     fn default() -> Self {
@@ -66,6 +77,8 @@ impl Events {
                 sender,
                 forward: RwLock::new(None),
                 forward_dropped: AtomicU64::new(0),
+                throttled: ThrottleCoalescer::default(),
+                secret_after: RwLock::new(Arc::from([Box::from(CONFIRMATIONS_SEGMENT)])),
             }),
         }
     }
@@ -91,6 +104,28 @@ impl Events {
         }
     }
 
+    /// Keeps the path segment that follows a segment equal to `marker` out of events: it
+    /// becomes `{id}`. For routes of the application that take a secret in their path, such
+    /// as `/reset/{token}` (`marker` `"reset"`), during which events may be emitted (a
+    /// remembered browser recognised by [`OtpLayer`](crate::layer::OtpLayer), say).
+    ///
+    /// Always redacted: the segment after `confirmations` (the confirmation API's
+    /// `/confirmations/{id}`, whatever the segment holds), and any segment shaped like a
+    /// [`ConfirmationId`](crate::confirm::ConfirmationId), wherever it is routed. Markers
+    /// match whole segments exactly, as they appear in the request (not percent-decoded).
+    pub fn redact_path_segment_after(&self, marker: &str) {
+        let mut list = self
+            .inner
+            .secret_after
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|m| **m == *marker) {
+            let mut markers = list.to_vec();
+            markers.push(Box::from(marker));
+            *list = Arc::from(markers);
+        }
+    }
+
     /// Builds and delivers an event about `user` now, in the current request's context.
     pub(crate) fn emit(
         &self,
@@ -99,14 +134,28 @@ impl Events {
         device: Option<DeviceRef>,
         at: Timestamp,
     ) {
-        let event = Arc::new(Event {
+        let event = Event {
             kind,
             user: user.clone(),
             device,
             at,
-            request: current_request(),
+            request: current_request(&self.secret_after()),
             instance: self.inner.instance.clone(),
-        });
+        };
+        for event in self.inner.throttled.admit(event) {
+            self.deliver(Arc::new(event));
+        }
+    }
+
+    fn secret_after(&self) -> Arc<[Box<str>]> {
+        self.inner
+            .secret_after
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn deliver(&self, event: Arc<Event>) {
         tracing::debug!(event = event.kind.name(), user = %event.user, "event");
         self.run_hooks(&event);
         if let Some(forward) = self

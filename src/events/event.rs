@@ -45,9 +45,22 @@ pub enum EventKind {
     /// A code that had been used already was presented again.
     ReplayRefused,
     /// An attempt was refused because of recent failures on the device.
+    ///
+    /// Refusals of one user are coalesced: at most one `throttled` event a second per user
+    /// from each [`Events`](super::Events) bus (each instance coalesces its own).
+    /// Refusals within a second of the last one emitted are held back and counted. The next
+    /// `throttled` event of the user stands for them all, with the details (device, time,
+    /// request) of the latest: the next refusal after that second, or, when none comes, the
+    /// latest held back, emitted once the second is over by the next event of this process,
+    /// whoever it concerns (within a second or two under any traffic). Held-back refusals
+    /// are kept in memory only: a process that stops with some held back never reports them.
     Throttled {
         /// When the device may be tried again.
         retry_at: Timestamp,
+        /// How many refusals this event stands for (itself and those held back since the
+        /// previous `throttled` event of the user); at least 1.
+        #[serde(default = "one")]
+        count: u64,
     },
     /// An attempt was refused because the user is locked out.
     Locked {
@@ -124,6 +137,10 @@ pub enum EventKind {
         /// How many sessions ended.
         sessions: u64,
     },
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl EventKind {

@@ -21,6 +21,7 @@
 //! ```
 
 mod bus;
+mod coalesce;
 mod context;
 mod event;
 #[cfg(feature = "redis")]

@@ -10,7 +10,8 @@ use super::SessionToken;
 /// Session settings: cookie attributes, bearer tokens, lifetimes.
 ///
 /// Defaults: cookie `__Host-otp-session` (`Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`),
-/// bearer tokens accepted, idle timeout 2 hours, absolute lifetime 12 hours.
+/// bearer tokens accepted, idle timeout 2 hours, absolute lifetime 12 hours; a session that
+/// has passed only the first factor lives 10 minutes idle and ends after 10 code attempts.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
     cookie_name: Option<String>,
@@ -21,6 +22,8 @@ pub struct SessionConfig {
     accept_bearer: bool,
     idle_timeout: Duration,
     absolute_lifetime: Duration,
+    pending_idle_timeout: Duration,
+    pending_attempts: u32,
 }
 
 impl Default for SessionConfig {
@@ -34,6 +37,8 @@ impl Default for SessionConfig {
             accept_bearer: true,
             idle_timeout: Duration::from_secs(2 * 60 * 60),
             absolute_lifetime: Duration::from_secs(12 * 60 * 60),
+            pending_idle_timeout: Duration::from_secs(10 * 60),
+            pending_attempts: 10,
         }
     }
 }
@@ -51,7 +56,7 @@ pub enum ConfigError {
     /// `SameSite=None` requires `Secure`.
     #[error("SameSite=None requires Secure")]
     SameSiteNone,
-    /// A lifetime is zero, or the idle timeout is longer than the absolute lifetime.
+    /// A lifetime is zero, or an idle timeout is longer than the absolute lifetime.
     #[error(
         "lifetimes must be positive, and the idle timeout no longer than the absolute lifetime"
     )]
@@ -122,6 +127,22 @@ impl SessionConfig {
         self.checked()
     }
 
+    /// How long a session that has passed only the first factor lives without being used
+    /// (default 10 minutes): a password alone buys a short window for the second factor, not
+    /// a session. Verifying gives the session the full idle timeout.
+    pub fn with_pending_idle_timeout(mut self, idle: Duration) -> Result<Self, ConfigError> {
+        self.pending_idle_timeout = idle;
+        self.checked()
+    }
+
+    /// How many codes a session that has passed only the first factor may try (default 10,
+    /// at least 1); the session ends at the next attempt, and the user must log in again.
+    /// This is on top of the per-device and per-user throttles, which span sessions.
+    pub fn with_pending_attempts(mut self, attempts: u32) -> Self {
+        self.pending_attempts = attempts.max(1);
+        self
+    }
+
     fn checked(self) -> Result<Self, ConfigError> {
         if let Some(name) = &self.cookie_name
             && name.starts_with("__Host-")
@@ -132,7 +153,11 @@ impl SessionConfig {
         if self.same_site == SameSite::None && !self.secure {
             return Err(ConfigError::SameSiteNone);
         }
-        if self.idle_timeout.is_zero() || self.idle_timeout > self.absolute_lifetime {
+        if self.idle_timeout.is_zero()
+            || self.idle_timeout > self.absolute_lifetime
+            || self.pending_idle_timeout.is_zero()
+            || self.pending_idle_timeout > self.absolute_lifetime
+        {
             return Err(ConfigError::Lifetime);
         }
         Ok(self)
@@ -164,6 +189,16 @@ impl SessionConfig {
     /// The absolute lifetime.
     pub fn absolute_lifetime(&self) -> Duration {
         self.absolute_lifetime
+    }
+
+    /// The idle timeout of a session that has passed only the first factor.
+    pub fn pending_idle_timeout(&self) -> Duration {
+        self.pending_idle_timeout
+    }
+
+    /// How many codes a session that has passed only the first factor may try.
+    pub fn pending_attempts(&self) -> u32 {
+        self.pending_attempts
     }
 
     /// The `Set-Cookie` value carrying `token` for `max_age`.

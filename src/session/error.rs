@@ -15,6 +15,10 @@ pub enum SessionError {
     /// The session has not passed the second factor (by a code, for remembering a browser).
     #[error("the session is not verified")]
     NotVerified,
+    /// The session passed only the first factor and has tried as many codes as it may; it
+    /// has ended (log in again).
+    #[error("too many codes tried in this session; log in again")]
+    TooManyAttempts,
     /// Remember-device cookies are not enabled, or the client does not take cookies.
     #[error("remembering this browser is not available")]
     RememberUnavailable,
@@ -39,6 +43,7 @@ impl SessionError {
             SessionError::ExternalLogin => "login_managed_externally",
             SessionError::NotVerified => "otp_required",
             SessionError::RememberUnavailable => "remember_unavailable",
+            SessionError::TooManyAttempts => "too_many_attempts",
             SessionError::Otp(error) => error.kind(),
             SessionError::Store(error) => error.kind(),
         }

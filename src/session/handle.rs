@@ -221,13 +221,17 @@ impl OtpSession {
 
     /// Starts a session for `user`, who just passed the application's first factor. Any
     /// session the request carried ends: a new id is issued (no session fixation).
+    ///
+    /// The old session is never read, only deleted by its id: a record that cannot be read
+    /// (damaged, or another user's) must not lock its holder out of logging in again. A store
+    /// that does not answer still fails the login.
     pub async fn login(&self, user: UserId) -> Result<SessionToken, SessionError> {
         if self.shared.context.identity.is_some() {
             return Err(SessionError::ExternalLogin);
         }
-        let mut current = self.current().await?;
+        let mut current = self.shared.current.lock().await;
         let store = self.store();
-        if let Some(old) = current.as_ref().and_then(|c| c.key.clone()) {
+        if let Some(old) = self.session_key_to_end(&current) {
             store.delete_session(&old).await?;
         }
         let now = self.now();
@@ -241,7 +245,7 @@ impl OtpSession {
         };
         let (token, key) = SessionToken::generate(&UserTag::of(&user));
         store
-            .save_session(&key, &record, config.idle_timeout())
+            .save_session(&key, &record, config.pending_idle_timeout())
             .await?;
         *current = Some(Current {
             key: Some(key),
@@ -251,6 +255,18 @@ impl OtpSession {
         self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
         Ok(token)
+    }
+
+    /// The id of the session this request holds: as loaded (and perhaps rotated or ended)
+    /// earlier in the request, or else as presented.
+    fn session_key_to_end(&self, current: &Option<Current>) -> Option<SessionKey> {
+        match current {
+            Some(current) => current.key.clone(),
+            None => match self.presented() {
+                Presented::Token { key, .. } => Some(key.clone()),
+                _ => None,
+            },
+        }
     }
 
     /// The session's caller, for the engine's operations on the user's factors (see
@@ -282,6 +298,7 @@ impl OtpSession {
     ) -> Result<SessionVerification, SessionError> {
         let mut current = self.current().await?;
         let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
         let verification = self.two_factor().verify(&caller, device, input).await?;
         self.mark_verified(&mut current, verification).await
     }
@@ -291,6 +308,7 @@ impl OtpSession {
     pub async fn verify_any(&self, input: &str) -> Result<SessionVerification, SessionError> {
         let mut current = self.current().await?;
         let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
         let verification = self.two_factor().verify_any(&caller, input).await?;
         self.mark_verified(&mut current, verification).await
     }
@@ -307,6 +325,7 @@ impl OtpSession {
     ) -> Result<SessionConfirmation, SessionError> {
         let mut current = self.current().await?;
         let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
         let confirmed = self
             .two_factor()
             .confirm_device(&caller, device, input)
@@ -328,6 +347,44 @@ impl OtpSession {
             verified_session: true,
             token: done.token,
         })
+    }
+
+    /// A session that has passed only the first factor may try a limited number of codes
+    /// ([`SessionConfig::with_pending_attempts`]): counts this attempt before its code is
+    /// checked, and past the limit ends the session. An identity source's login cannot be
+    /// ended here; it is refused further attempts instead.
+    async fn claim_pending_attempt(
+        &self,
+        current: &mut Option<Current>,
+    ) -> Result<(), SessionError> {
+        let Some(Current {
+            key: Some(key),
+            record: Some(record),
+            external,
+        }) = current.clone()
+        else {
+            return Ok(());
+        };
+        if record.verified.is_some() {
+            return Ok(());
+        }
+        let config = &self.shared.context.config;
+        // The count lives as long as the session can: keeping the session busy must not
+        // buy fresh attempts.
+        let count = self
+            .store()
+            .count_session_attempt(&key, config.absolute_lifetime())
+            .await?;
+        if count <= u64::from(config.pending_attempts()) {
+            return Ok(());
+        }
+        if !external {
+            self.store().delete_session(&key).await?;
+            *current = Some(Current::default());
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
+        }
+        tracing::debug!(user = %record.user, attempts = count, "too many codes tried in a pending session");
+        Err(SessionError::TooManyAttempts)
     }
 
     async fn mark_verified(
@@ -673,8 +730,9 @@ impl OtpSession {
     }
 
     async fn load_own(&self, key: &SessionKey) -> Result<Current, SessionError> {
-        let idle = self.shared.context.config.idle_timeout();
-        let Some(record) = self.store().load_session(key, idle).await? else {
+        let config = &self.shared.context.config;
+        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
+        let Some(record) = self.store().load_session(key, idle, pending).await? else {
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         };
@@ -697,9 +755,10 @@ impl OtpSession {
         key: &SessionKey,
         user: &UserId,
     ) -> Result<Current, SessionError> {
-        let idle = self.shared.context.config.idle_timeout();
+        let config = &self.shared.context.config;
+        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
         let now = self.now();
-        let record = match self.store().load_session(key, idle).await? {
+        let record = match self.store().load_session(key, idle, pending).await? {
             Some(record) if record.user == *user && record.expires_at > now => record,
             stale => {
                 if stale.is_some() {

@@ -51,6 +51,7 @@ struct State {
     users: HashMap<UserId, UserData>,
     sessions: HashMap<SessionKey, Expiring<SessionRecord>>,
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
+    session_attempts: HashMap<SessionKey, Expiring<u64>>,
     confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
     confirmations_by_tag: HashMap<UserTag, HashSet<ConfirmationKey>>,
     rate_counters: HashMap<RateKey, RateCounter>,
@@ -184,6 +185,7 @@ impl State {
                 .iter()
                 .any(|at| at.saturating_add(counter.window) > now)
         });
+        self.session_attempts.retain(|_, a| a.expires_at > now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty()
                 && u.failures == 0
@@ -732,13 +734,43 @@ impl Store for MemoryStore {
         &self,
         key: &SessionKey,
         idle: Duration,
+        pending_idle: Duration,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let now = self.clock.now();
         let mut state = self.lock();
         Ok(state.live_session(key, now).map(|session| {
+            let idle = if session.value.verified.is_some() {
+                idle
+            } else {
+                pending_idle
+            };
             session.expires_at = now.saturating_add(idle);
             session.value.clone()
         }))
+    }
+
+    async fn count_session_attempt(
+        &self,
+        key: &SessionKey,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let attempts = state
+            .session_attempts
+            .entry(key.clone())
+            .or_insert(Expiring {
+                value: 0,
+                expires_at: now.saturating_add(ttl),
+            });
+        if attempts.expires_at <= now {
+            *attempts = Expiring {
+                value: 0,
+                expires_at: now.saturating_add(ttl),
+            };
+        }
+        attempts.value += 1;
+        Ok(attempts.value)
     }
 
     async fn save_session(

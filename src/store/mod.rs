@@ -395,12 +395,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // ----- sessions ------------------------------------------------------------------------
 
-    /// Reads a session and, in the same operation, extends its time to live to `idle`.
+    /// Reads a session and, in the same operation, extends its time to live to `idle` if it
+    /// is verified (`record.verified` is set) or to `pending_idle` if it is not.
     async fn load_session(
         &self,
         key: &SessionKey,
         idle: Duration,
+        pending_idle: Duration,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Counts one more code attempt of the session at `key`, atomically, and returns the count
+    /// so far. The count lives for `ttl` from the first attempt and is independent of the
+    /// session record (a session that ends and one that rotates leave it to expire).
+    async fn count_session_attempt(
+        &self,
+        key: &SessionKey,
+        ttl: Duration,
+    ) -> Result<u64, StoreError>;
 
     /// Creates or replaces a session that lives for `ttl` unless read again.
     async fn save_session(

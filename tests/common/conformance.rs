@@ -68,6 +68,8 @@ macro_rules! store_conformance_tests {
             open_confirmations_are_capped_per_user,
             reserved_confirmations_are_started_once,
             race_two_hundred_requests_against_the_confirmation_cap,
+            unverified_sessions_live_the_pending_idle_time,
+            session_attempts_are_counted_once_each_and_expire,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -723,10 +725,10 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
     let hour = Duration::from_secs(3600);
     let key = session_key(&alice, "first");
     let record = session(&alice);
-    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     a.save_session(&key, &record, hour).await.unwrap();
     assert_eq!(
-        b.load_session(&key, hour).await.unwrap(),
+        b.load_session(&key, hour, hour).await.unwrap(),
         Some(record.clone())
     );
 
@@ -743,9 +745,9 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
             .await
             .unwrap()
     );
-    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     assert_eq!(
-        a.load_session(&rotated, hour).await.unwrap(),
+        a.load_session(&rotated, hour, hour).await.unwrap(),
         Some(verified.clone())
     );
     // The old id cannot be rotated again (it was used), and nothing is created for it.
@@ -755,7 +757,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
             .await
             .unwrap()
     );
-    assert_eq!(b.load_session(&third, hour).await.unwrap(), None);
+    assert_eq!(b.load_session(&third, hour, hour).await.unwrap(), None);
     // Rotation stays within one user.
     let bobs = session_key(&user("bob"), "x");
     assert!(
@@ -766,7 +768,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
 
     assert!(b.delete_session(&rotated).await.unwrap());
     assert!(!a.delete_session(&rotated).await.unwrap());
-    assert_eq!(a.load_session(&rotated, hour).await.unwrap(), None);
+    assert_eq!(a.load_session(&rotated, hour, hour).await.unwrap(), None);
 }
 
 pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
@@ -777,10 +779,10 @@ pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     // Reading extends the idle time.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(b.load_session(&key, idle).await.unwrap().is_some());
+        assert!(b.load_session(&key, idle, idle).await.unwrap().is_some());
     }
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    assert_eq!(a.load_session(&key, idle).await.unwrap(), None);
+    assert_eq!(a.load_session(&key, idle, idle).await.unwrap(), None);
     // Rotation of an expired session does nothing.
     let next = session_key(&alice, "next");
     assert!(
@@ -816,9 +818,9 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
         4
     );
     for key in alices.iter().chain([&rotated]) {
-        assert_eq!(a.load_session(key, hour).await.unwrap(), None);
+        assert_eq!(a.load_session(key, hour, hour).await.unwrap(), None);
     }
-    assert!(a.load_session(&bobs, hour).await.unwrap().is_some());
+    assert!(a.load_session(&bobs, hour, hour).await.unwrap().is_some());
     assert_eq!(
         a.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
         0
@@ -1257,15 +1259,17 @@ pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: S
     a.save_session(&key, &session(&alice), Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(b.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(b.load_session(&key, hour, hour).await.unwrap(), None);
 
     // Read once more with no idle time left: this read sees it, the next does not.
     a.save_session(&key, &session(&alice), hour).await.unwrap();
     assert_eq!(
-        b.load_session(&key, Duration::ZERO).await.unwrap(),
+        b.load_session(&key, Duration::ZERO, Duration::ZERO)
+            .await
+            .unwrap(),
         Some(session(&alice))
     );
-    assert_eq!(a.load_session(&key, hour).await.unwrap(), None);
+    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     assert_eq!(
         b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
         0
@@ -2036,4 +2040,68 @@ pub async fn race_two_hundred_requests_against_the_confirmation_cap(
     })
     .await;
     assert_eq!(wins, 10);
+}
+
+pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let pending = Duration::from_millis(500);
+    let unverified = session_key(&alice, "pending");
+    let verified = session_key(&alice, "verified");
+    let mut record = session(&alice);
+    a.save_session(&unverified, &record, hour).await.unwrap();
+    record.verified = Some(VerifiedBy {
+        device_id: DeviceId::generate(),
+        device_kind: DeviceKind::Totp,
+        at: t(2),
+        remembered: false,
+    });
+    a.save_session(&verified, &record, hour).await.unwrap();
+    // Reading gives each the idle time that fits it.
+    assert!(
+        b.load_session(&unverified, hour, pending)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.load_session(&verified, hour, pending)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        a.load_session(&unverified, hour, pending).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        a.load_session(&verified, hour, pending).await.unwrap(),
+        Some(record)
+    );
+}
+
+pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let key = session_key(&alice, "tries");
+    let ttl = Duration::from_millis(600);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            store.count_session_attempt(&key, ttl).await.unwrap()
+        }));
+    }
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
+    // Another session's count is its own.
+    let other = session_key(&alice, "other");
+    assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
 }

@@ -139,8 +139,16 @@ impl Store for InstrumentedStore {
         &self,
         key: &SessionKey,
         idle: Duration,
+        pending_idle: Duration,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.gate()?.load_session(key, idle).await
+        self.gate()?.load_session(key, idle, pending_idle).await
+    }
+    async fn count_session_attempt(
+        &self,
+        key: &SessionKey,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        self.gate()?.count_session_attempt(key, ttl).await
     }
     async fn save_session(
         &self,

@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+#[cfg(feature = "api")]
+pub mod api_harness;
 pub mod conformance;
 pub mod http;
 pub mod instrumented_store;

@@ -3,7 +3,7 @@
 use super::{BACKUP_CODE_PURPOSE, CHALLENGE_PURPOSE, Purpose, TwoFactor, Verification};
 use crate::clock::Timestamp;
 use crate::device::matching::{CounterMatch, match_hotp, match_totp};
-use crate::device::{Caller, Device, DeviceConfig, DeviceId, DeviceKind, Error};
+use crate::device::{Caller, Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
 use crate::events::EventKind;
 use crate::otp::{OtpKey, Token, TokenError};
 use crate::store::{AttemptGrant, AttemptSlot, LoginBinding, SuccessProof};
@@ -125,7 +125,10 @@ impl TwoFactor {
                 None => store.get_device(user, id).await?,
             };
             self.emit(
-                EventKind::Throttled { retry_at: until },
+                EventKind::Throttled {
+                    retry_at: until,
+                    count: 1,
+                },
                 user,
                 device.as_ref(),
             );
@@ -170,7 +173,25 @@ impl TwoFactor {
             },
         };
         self.emit(kind, user, Some(&device));
+        self.announce_lock_set_at(user, now).await;
         Err(error)
+    }
+
+    /// Emits [`EventKind::Locked`] if the failed attempt made at `now` is the one that locked
+    /// the user: the store sets the lock to `now + lock_period` on the attempt that reaches
+    /// the limit, and counts no attempt while locked, so no other attempt leaves that mark.
+    /// Costs one read of the user's state, on failures only.
+    async fn announce_lock_set_at(&self, user: &UserId, now: Timestamp) {
+        let lock_this_attempt_sets = now.saturating_add(self.inner.throttle.lock_period());
+        match self.inner.store.user_failures(user).await {
+            Ok((_, Some(until))) if until == lock_this_attempt_sets && until > now => {
+                self.emit(EventKind::Locked { until }, user, None);
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(user = %user, reason = error.kind(), "could not read the user's lock after a failure; a lock it set is not announced");
+            }
+        }
     }
 
     /// What the store must check to accept `input` for `device` from a caller of the login

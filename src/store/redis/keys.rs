@@ -79,6 +79,12 @@ impl Keys {
         self.key(tag, "confirmation:")
     }
 
+    /// The code attempts of a session that has passed only the first factor (a counter
+    /// with a time to live).
+    pub(super) fn session_attempts(&self, key: &SessionKey) -> String {
+        self.key(key.tag(), "attempts:") + key.digest()
+    }
+
     /// One confirmation (a hash with a time to live).
     pub(super) fn confirmation(&self, key: &ConfirmationKey) -> String {
         self.confirmation_prefix(key.tag()) + key.digest()

@@ -37,6 +37,7 @@ scripts! {
     COMMIT_SUCCESS => "commit_success.lua",
     SAVE_SESSION => "save_session.lua",
     LOAD_SESSION => "load_session.lua",
+    COUNT_SESSION_ATTEMPT => "count_session_attempt.lua",
     ROTATE_SESSION => "rotate_session.lua",
     DELETE_SESSION => "delete_session.lua",
     DELETE_USER_SESSIONS => "delete_user_sessions.lua",

@@ -542,16 +542,29 @@ impl Store for RedisStore {
         &self,
         key: &SessionKey,
         idle: Duration,
+        pending_idle: Duration,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut call = scripts::LOAD_SESSION.prepare_invoke();
         call.key(self.keys.session(key))
             .key(self.keys.sessions(key.tag()))
             .arg(key.digest())
-            .arg(ttl_millis(idle));
+            .arg(ttl_millis(idle))
+            .arg(ttl_millis(pending_idle));
         match reply::text(&self.eval(call).await?)? {
             Some(record) => Ok(Some(serde_json::from_str(record)?)),
             None => Ok(None),
         }
+    }
+
+    async fn count_session_attempt(
+        &self,
+        key: &SessionKey,
+        ttl: Duration,
+    ) -> Result<u64, StoreError> {
+        let mut call = scripts::COUNT_SESSION_ATTEMPT.prepare_invoke();
+        call.key(self.keys.session_attempts(key))
+            .arg(ttl_millis(ttl));
+        reply::number(&self.eval(call).await?, "session attempts")
     }
 
     async fn save_session(

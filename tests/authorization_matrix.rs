@@ -1,0 +1,696 @@
+//! The factor rule, proven endpoint by endpoint and operation by operation.
+//!
+//! Two tables: every endpoint of the JSON API × the state of the caller's session, and every
+//! factor-changing operation of the engine × the state of its `Caller`, each cell the answer
+//! it must get. Every cell builds its world from scratch (its own store, clock and user),
+//! on the MemoryStore and on a RedisStore. A refused request must change nothing.
+//!
+//! An endpoint without a row fails [`every_endpoint_of_the_api_has_a_row`]: the routes that
+//! `src/api/mod.rs` registers, the routes its documentation table lists, and the routes the
+//! router answers (every method probed on every path) must each be exactly the table's. An
+//! endpoint may have several rows, one per kind of request (disable with a code, a wrong one,
+//! none).
+
+#![cfg(feature = "api")]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use tower_otp::device::{Caller, DeviceId, HotpSettings, TotpSettings};
+use tower_otp::remember::BrowserId;
+
+use common::api_harness::{Account, Backend, Client, Harness, Totp, Who};
+
+// ----- the API table -------------------------------------------------------------------------
+
+/// An endpoint of `api::router`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Methods,
+    ListDevices,
+    AddDevice,
+    UpdateDevice,
+    DeleteDevice,
+    ConfirmDevice,
+    /// `POST disable` with a current code of the user's app.
+    DisableWithCode,
+    /// `POST disable` with a wrong code.
+    DisableWithWrongCode,
+    /// `POST disable` with no code.
+    DisableWithoutCode,
+    BackupCodesLeft,
+    NewBackupCodes,
+    Challenge,
+    RequestConfirmation,
+    CheckConfirmation,
+    AnswerConfirmation,
+    Verify,
+    ListRemembered,
+    ForgetAllRemembered,
+    ForgetRemembered,
+    Status,
+    Logout,
+    LogoutAll,
+}
+
+impl Endpoint {
+    /// Method and path, as `src/api/mod.rs` spells them (without the leading slash).
+    fn route(self) -> (&'static str, &'static str) {
+        use Endpoint::*;
+        match self {
+            Methods => ("GET", "methods"),
+            ListDevices => ("GET", "devices"),
+            AddDevice => ("POST", "devices"),
+            UpdateDevice => ("PATCH", "devices/{id}"),
+            DeleteDevice => ("DELETE", "devices/{id}"),
+            ConfirmDevice => ("POST", "devices/{id}/confirm"),
+            DisableWithCode | DisableWithWrongCode | DisableWithoutCode => ("POST", "disable"),
+            BackupCodesLeft => ("GET", "backup-codes"),
+            NewBackupCodes => ("POST", "backup-codes"),
+            Challenge => ("POST", "challenges"),
+            RequestConfirmation => ("POST", "confirmations"),
+            CheckConfirmation => ("GET", "confirmations/{id}"),
+            AnswerConfirmation => ("POST", "confirmations/{id}/confirm"),
+            Verify => ("POST", "verify"),
+            ListRemembered => ("GET", "remembered"),
+            ForgetAllRemembered => ("DELETE", "remembered"),
+            ForgetRemembered => ("DELETE", "remembered/{id}"),
+            Status => ("GET", "status"),
+            Logout => ("POST", "logout"),
+            LogoutAll => ("POST", "logout-all"),
+        }
+    }
+}
+
+/// An expected answer: the status, and for a refusal its error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Expect(u16, &'static str);
+
+const fn ok(status: u16) -> Expect {
+    Expect(status, "")
+}
+
+const LOG_IN: Expect = Expect(401, "not_authenticated");
+const OTP: Expect = Expect(403, "otp_required");
+const REAUTH: Expect = Expect(403, "reauthentication_required");
+const WRONG_CODE: Expect = Expect(401, "invalid_code");
+const NO_CODE: Expect = Expect(400, "code_required");
+
+/// The columns of [`API`].
+const API_COLUMNS: [Who; 6] = [
+    Who::Anonymous,
+    Who::NewUser,
+    Who::PasswordOnly,
+    Who::Remembered,
+    Who::Stale,
+    Who::Fresh,
+];
+
+/// What each endpoint answers each caller. A new user has no confirmed device; everyone
+/// else acts on a user who has an authenticator app and an email device.
+#[rustfmt::skip]
+const API: &[(Endpoint, [Expect; 6])] = {
+    use Endpoint::*;
+    &[
+    //                        anonymous     new user      password only  remembered   stale        fresh
+    (Methods,             [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (ListDevices,         [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
+    (AddDevice,           [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
+    (UpdateDevice,        [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
+    (DeleteDevice,        [LOG_IN,      ok(204),      OTP,           REAUTH,      REAUTH,      ok(204)]),
+    (ConfirmDevice,       [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    // Disabling takes a code in the request itself, which verifies the session first.
+    (DisableWithCode,     [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (DisableWithWrongCode,[LOG_IN,      ok(200),      WRONG_CODE,    WRONG_CODE,  WRONG_CODE,  WRONG_CODE]),
+    (DisableWithoutCode,  [LOG_IN,      ok(200),      NO_CODE,       NO_CODE,     NO_CODE,     NO_CODE]),
+    (BackupCodesLeft,     [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
+    (NewBackupCodes,      [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
+    // Asking for a code is how a password-only session verifies.
+    (Challenge,           [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (RequestConfirmation, [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
+    (CheckConfirmation,   [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (AnswerConfirmation,  [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    (Verify,              [LOG_IN,      Expect(409, "not_configured"),
+                                                      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (ListRemembered,      [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
+    (ForgetAllRemembered, [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
+    // A new user has no remembered browser to forget.
+    (ForgetRemembered,    [LOG_IN,      Expect(404, "remembered_not_found"),
+                                                      OTP,           ok(204),     ok(204),     ok(204)]),
+    (Status,              [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (Logout,              [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    (LogoutAll,           [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    ]
+};
+
+/// A world in one caller state, ready for one request.
+struct World {
+    h: Harness,
+    who: Who,
+    account: Option<Account>,
+    client: Client,
+}
+
+impl World {
+    async fn new(backend: &Backend, who: Who) -> World {
+        let h = Harness::start(backend).await;
+        let (account, client) = h.world(who).await;
+        World {
+            h,
+            who,
+            account,
+            client,
+        }
+    }
+
+    fn account(&self) -> Option<&Account> {
+        self.account.as_ref()
+    }
+
+    /// The user's device a row renames or deletes: their app, or for a new user a pending
+    /// one (the only kind they have).
+    async fn own_device(&self) -> String {
+        match self.account() {
+            Some(account) => account.phone.id.clone(),
+            None => self.h.pending_totp("Pending").await.id,
+        }
+    }
+
+    /// A code from the user's app, or a made-up one for a user who has none.
+    fn phone_code(&self) -> String {
+        match self.account() {
+            Some(account) => account.phone.code(&self.h.clock),
+            None => "123456".to_owned(),
+        }
+    }
+
+    /// A code the user's app does not show now.
+    fn wrong_code(&self) -> String {
+        let right = self.phone_code();
+        let wrong = if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        wrong.to_owned()
+    }
+
+    /// May this caller change the user's factors?
+    fn may_change_factors(&self) -> bool {
+        matches!(self.who, Who::NewUser | Who::Fresh)
+    }
+
+    /// A pending confirmation of a new email address, and the code sent for it. Requested by
+    /// the row's own session when it may (codes are bound to the session that asked), by the
+    /// administrator otherwise.
+    async fn email_confirmation(&mut self) -> (String, String) {
+        let address = "alice+confirm@example.com";
+        let state = json!({"destination": address});
+        let id = if self.may_change_factors() {
+            let requested = self
+                .client
+                .post(
+                    "/2fa/confirmations",
+                    json!({"method": "email", "state": state}),
+                )
+                .await;
+            assert_eq!(requested.status, 201, "{:?}", requested.json);
+            requested.json["id"].as_str().unwrap().to_owned()
+        } else {
+            let confirmation = self
+                .h
+                .confirmer
+                .request(self.h.administrator(), "email", state)
+                .await
+                .unwrap();
+            confirmation.id.as_str().to_owned()
+        };
+        (id, self.h.outbox.last_code_for(address).unwrap())
+    }
+
+    /// The request a row sends: method, path and body (`None` for no body).
+    async fn request(&mut self, endpoint: Endpoint) -> (&'static str, String, Option<Value>) {
+        use Endpoint::*;
+        let (method, _) = endpoint.route();
+        let (path, body) = match endpoint {
+            Methods => ("/2fa/methods".to_owned(), None),
+            ListDevices => ("/2fa/devices".to_owned(), None),
+            AddDevice => (
+                "/2fa/devices".to_owned(),
+                Some(json!({"method": "totp", "name": "New"})),
+            ),
+            UpdateDevice => (
+                format!("/2fa/devices/{}", self.own_device().await),
+                Some(json!({"name": "Renamed"})),
+            ),
+            DeleteDevice => (format!("/2fa/devices/{}", self.own_device().await), None),
+            ConfirmDevice => {
+                let pending = self.h.pending_totp("Tablet").await;
+                let token = pending.code(&self.h.clock);
+                (
+                    format!("/2fa/devices/{}/confirm", pending.id),
+                    Some(json!({"token": token})),
+                )
+            }
+            DisableWithCode => (
+                "/2fa/disable".to_owned(),
+                Some(json!({"code": self.phone_code()})),
+            ),
+            DisableWithWrongCode => (
+                "/2fa/disable".to_owned(),
+                Some(json!({"code": self.wrong_code()})),
+            ),
+            DisableWithoutCode => ("/2fa/disable".to_owned(), None),
+            BackupCodesLeft => ("/2fa/backup-codes".to_owned(), None),
+            NewBackupCodes => ("/2fa/backup-codes".to_owned(), None),
+            Challenge => {
+                let device = match self.account() {
+                    Some(account) => account.mail.clone(),
+                    None => self.pending_email().await,
+                };
+                (
+                    "/2fa/challenges".to_owned(),
+                    Some(json!({"device_id": device})),
+                )
+            }
+            RequestConfirmation => (
+                "/2fa/confirmations".to_owned(),
+                Some(json!({"method": "email", "state": {"destination": "alice+new@example.com"}})),
+            ),
+            CheckConfirmation => {
+                let (id, _) = self.email_confirmation().await;
+                (format!("/2fa/confirmations/{id}"), None)
+            }
+            AnswerConfirmation => {
+                let (id, code) = self.email_confirmation().await;
+                (
+                    format!("/2fa/confirmations/{id}/confirm"),
+                    Some(json!({"data": {"code": code}})),
+                )
+            }
+            Verify => (
+                "/2fa/verify".to_owned(),
+                Some(json!({"token": self.phone_code()})),
+            ),
+            ListRemembered => ("/2fa/remembered".to_owned(), None),
+            ForgetAllRemembered => ("/2fa/remembered".to_owned(), None),
+            ForgetRemembered => (
+                format!("/2fa/remembered/{}", self.remembered_browser().await),
+                None,
+            ),
+            Status => ("/2fa/status".to_owned(), None),
+            Logout => ("/2fa/logout".to_owned(), None),
+            LogoutAll => ("/2fa/logout-all".to_owned(), None),
+        };
+        (method, path, body)
+    }
+
+    /// A pending email device of a new user, added by the administrator (no code sent yet).
+    async fn pending_email(&self) -> String {
+        let device = self
+            .h
+            .two_factor
+            .add_out_of_band_device(self.h.administrator(), "Mail", "email", "alice@example.com")
+            .await
+            .unwrap();
+        device.id.to_string()
+    }
+
+    /// The user's remembered browser, or a made-up id for a user who has none.
+    async fn remembered_browser(&self) -> String {
+        let browsers = self
+            .h
+            .two_factor
+            .remembered_browsers(&self.h.user())
+            .await
+            .unwrap();
+        match browsers.first() {
+            Some(browser) => browser.id.as_str().to_owned(),
+            None => BrowserId::generate().as_str().to_owned(),
+        }
+    }
+
+    /// What a refused request must leave as it was.
+    async fn snapshot(&self) -> (Vec<(String, bool, String, bool)>, usize) {
+        (self.h.devices().await, self.h.remembered_browsers().await)
+    }
+}
+
+/// Runs one cell; a mismatch is described, not panicked on, so that a run lists them all.
+async fn api_cell(backend: &Backend, endpoint: Endpoint, who: Who, expect: Expect) -> Vec<String> {
+    let mut world = World::new(backend, who).await;
+    let (method, path, body) = world.request(endpoint).await;
+    let before = world.snapshot().await;
+    let reply = world.client.send(method, &path, body).await;
+    let mut mismatches = Vec::new();
+    let got = (reply.status.as_u16(), reply.error());
+    if got != (expect.0, expect.1) {
+        mismatches.push(format!(
+            "{endpoint:?} as {who:?}: expected {expect:?}, got {got:?} {}",
+            reply.json
+        ));
+    }
+    if expect.0 >= 400 && world.snapshot().await != before {
+        mismatches.push(format!(
+            "{endpoint:?} as {who:?}: refused, yet the devices or remembered browsers changed"
+        ));
+    }
+    mismatches
+}
+
+async fn api_matrix(backend: Backend) {
+    let mut mismatches = Vec::new();
+    for (endpoint, row) in API {
+        for (who, expect) in API_COLUMNS.iter().zip(row) {
+            mismatches.extend(api_cell(&backend, *endpoint, *who, *expect).await);
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} cells differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+// ----- every endpoint has a row ---------------------------------------------------------------
+
+type Route = (String, String);
+
+fn table_routes() -> BTreeSet<Route> {
+    API.iter()
+        .map(|(endpoint, _)| endpoint.route())
+        .map(|(method, path)| (method.to_owned(), path.to_owned()))
+        .collect()
+}
+
+const API_SOURCE: &str = include_str!("../src/api/mod.rs");
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// The routes `src/api/mod.rs` registers: each `.route("/path", get(..).post(..))` call,
+/// comments aside.
+fn source_routes() -> BTreeSet<Route> {
+    let code: String = API_SOURCE
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for other in [".nest(", ".merge(", ".route_service(", ".nest_service("] {
+        assert!(
+            !code.contains(other),
+            "src/api/mod.rs routes with `{other}`: teach this test to read it"
+        );
+    }
+    let mut routes = BTreeSet::new();
+    for call in code.split(".route(").skip(1) {
+        let path = call.split('"').nth(1).expect("a route's path literal");
+        let arguments = &call[..closing_paren(call)];
+        for method in METHODS {
+            if calls(arguments, &method.to_lowercase()) {
+                routes.insert((method.to_owned(), path.trim_start_matches('/').to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+/// Where the parenthesis opened just before `text` closes.
+fn closing_paren(text: &str) -> usize {
+    let mut depth = 1;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced parentheses in src/api/mod.rs");
+}
+
+/// Whether `code` calls the function `name(` (not `other_name(`).
+fn calls(code: &str, name: &str) -> bool {
+    let pattern = format!("{name}(");
+    code.match_indices(&pattern).any(|(i, _)| {
+        code[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    })
+}
+
+/// The routes of the endpoint table in the module documentation of `src/api/mod.rs`: the
+/// first cell of each row, e.g. `` `POST confirmations` `{method, state?}`, `GET
+/// confirmations/{id}` ``.
+fn documented_routes() -> BTreeSet<Route> {
+    let mut routes = BTreeSet::new();
+    for line in API_SOURCE.lines() {
+        let Some(row) = line.strip_prefix("//! | `") else {
+            continue;
+        };
+        let first_cell = row.split(" | ").next().unwrap();
+        for span in first_cell
+            .split('`')
+            .skip_while(|s| s.is_empty())
+            .step_by(2)
+        {
+            if let Some((method, path)) = span.split_once(' ')
+                && METHODS.contains(&method)
+            {
+                routes.insert((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+/// The routes the router answers: every method on every path any source names, probed
+/// without a session; 404 `not_found` and 405 mean no such route.
+async fn answered_routes(paths: &BTreeSet<String>) -> BTreeSet<Route> {
+    let h = Harness::start(&Backend::Memory).await;
+    let mut client = h.client();
+    let mut routes = BTreeSet::new();
+    for path in paths {
+        let concrete = path.replace("{id}", &"0".repeat(32));
+        for method in METHODS {
+            let reply = client.send(method, &format!("/2fa/{concrete}"), None).await;
+            let absent =
+                reply.status == 405 || (reply.status == 404 && reply.error() == "not_found");
+            if !absent {
+                routes.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn every_endpoint_of_the_api_has_a_row() {
+    let table = table_routes();
+    let source = source_routes();
+    let documented = documented_routes();
+    assert_eq!(source, table, "routes in src/api/mod.rs vs the matrix");
+    assert_eq!(documented, table, "routes in the API docs vs the matrix");
+    let paths = table
+        .iter()
+        .chain(&source)
+        .chain(&documented)
+        .map(|(_, path)| path.clone())
+        .collect();
+    assert_eq!(
+        answered_routes(&paths).await,
+        table,
+        "routes the router answers vs the matrix"
+    );
+}
+
+// ----- the engine table ------------------------------------------------------------------------
+
+/// A factor-changing (or factor-touching) operation of `TwoFactor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Operation {
+    EnrollTotp,
+    EnrollHotp,
+    AddOutOfBandDevice,
+    ConfirmDevice,
+    GenerateBackupCodes,
+    DeleteDevice,
+    DeleteAllDevices,
+    RenameDevice,
+    SetDefaultDevice,
+}
+
+/// What an operation returns: done, or the error's kind.
+type Outcome = Result<(), &'static str>;
+
+const DONE: Outcome = Ok(());
+const NEEDS_OTP: Outcome = Err("otp_required");
+const NEEDS_REAUTH: Outcome = Err("reauthentication_required");
+
+/// The columns of [`ENGINE`].
+const ENGINE_COLUMNS: [Who; 6] = [
+    Who::NewUser,
+    Who::PasswordOnly,
+    Who::Remembered,
+    Who::Stale,
+    Who::Fresh,
+    Who::Administrator,
+];
+
+#[rustfmt::skip]
+const ENGINE: &[(Operation, [Outcome; 6])] = {
+    use Operation::*;
+    &[
+    //                        new user  password only  remembered     stale          fresh  administrator
+    (EnrollTotp,          [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (EnrollHotp,          [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (AddOutOfBandDevice,  [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (ConfirmDevice,       [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (GenerateBackupCodes, [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (DeleteDevice,        [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (DeleteAllDevices,    [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    // Naming and choosing the default touch no secret: any verification will do.
+    (RenameDevice,        [DONE,     NEEDS_OTP,     DONE,          DONE,          DONE,  DONE]),
+    (SetDefaultDevice,    [DONE,     NEEDS_OTP,     DONE,          DONE,          DONE,  DONE]),
+    ]
+};
+
+/// The caller a column stands for: a session's own, or the administrator.
+async fn engine_caller(h: &Harness, who: Who, client: &mut Client) -> Caller {
+    let caller = match who {
+        Who::Administrator => h.administrator(),
+        _ => h.caller_of(client).await,
+    };
+    assert_eq!(Some(h.two_factor.caller_state(&caller)), who.caller_state());
+    caller
+}
+
+/// What an operation acts on: the user's own device, and a pending one to confirm.
+struct Targets {
+    own: DeviceId,
+    pending: Option<Totp>,
+}
+
+async fn perform(h: &Harness, operation: Operation, caller: &Caller, targets: &Targets) -> Outcome {
+    use Operation::*;
+    let tf = &h.two_factor;
+    let own = &targets.own;
+    let done = match operation {
+        EnrollTotp => tf
+            .enroll_totp(caller, "New", "alice", TotpSettings::default())
+            .await
+            .map(drop),
+        EnrollHotp => tf
+            .enroll_hotp(caller, "New", "alice", HotpSettings::default())
+            .await
+            .map(drop),
+        AddOutOfBandDevice => tf
+            .add_out_of_band_device(caller, "Other", "email", "alice+other@example.com")
+            .await
+            .map(drop),
+        ConfirmDevice => {
+            let pending = targets.pending.as_ref().unwrap();
+            let id: DeviceId = pending.id.parse().unwrap();
+            let first = !tf.is_configured(caller.user()).await.unwrap();
+            match tf
+                .confirm_device(caller, &id, &pending.code(&h.clock))
+                .await
+            {
+                // Only a user's very first device is their first.
+                Ok(confirmed) if confirmed.first != first => return Err("wrong_first_flag"),
+                other => other.map(drop),
+            }
+        }
+        GenerateBackupCodes => tf.generate_backup_codes(caller).await.map(drop),
+        DeleteDevice => match tf.delete_device(caller, own).await {
+            Ok(false) => return Err("nothing_deleted"),
+            other => other.map(drop),
+        },
+        DeleteAllDevices => tf.delete_all_devices(caller).await.map(drop),
+        RenameDevice => tf.rename_device(caller, own, "Renamed").await.map(drop),
+        SetDefaultDevice => tf.set_default_device(caller, own).await.map(drop),
+    };
+    done.map_err(|e| e.kind())
+}
+
+async fn engine_cell(
+    backend: &Backend,
+    operation: Operation,
+    who: Who,
+    expect: Outcome,
+) -> Vec<String> {
+    let h = Harness::start(backend).await;
+    let (account, mut client) = h.world(who).await;
+    let caller = engine_caller(&h, who, &mut client).await;
+    let own = match &account {
+        Some(account) => account.phone.id.clone(),
+        None => h.pending_totp("Pending").await.id,
+    };
+    let pending = match operation {
+        Operation::ConfirmDevice => Some(h.pending_totp("Tablet").await),
+        _ => None,
+    };
+    let targets = Targets {
+        own: own.parse().unwrap(),
+        pending,
+    };
+    let before = h.devices().await;
+    let got = perform(&h, operation, &caller, &targets).await;
+    let mut mismatches = Vec::new();
+    if got != expect {
+        mismatches.push(format!(
+            "{operation:?} by {who:?}: expected {expect:?}, got {got:?}"
+        ));
+    }
+    if expect.is_err() && h.devices().await != before {
+        mismatches.push(format!(
+            "{operation:?} by {who:?}: refused, yet the devices changed"
+        ));
+    }
+    mismatches
+}
+
+async fn engine_matrix(backend: Backend) {
+    let mut mismatches = Vec::new();
+    for (operation, row) in ENGINE {
+        for (who, expect) in ENGINE_COLUMNS.iter().zip(row) {
+            mismatches.extend(engine_cell(&backend, *operation, *who, *expect).await);
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} cells differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+// ----- both stores -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn api_matrix_on_the_memory_store() {
+    api_matrix(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn engine_matrix_on_the_memory_store() {
+    engine_matrix(Backend::Memory).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn api_matrix_on_redis() {
+    api_matrix(common::api_harness::shared_redis()).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn engine_matrix_on_redis() {
+    engine_matrix(common::api_harness::shared_redis()).await;
+}
