@@ -679,6 +679,11 @@ async fn backup_codes_are_shown_once_and_counted() {
     let mut c = h.client();
     c.login("alice").await;
     assert_eq!(c.get("/2fa/backup-codes").await.json["remaining"], 0);
+    // Backup codes back up a factor: none without one.
+    c.post("/2fa/backup-codes", json!({}))
+        .await
+        .expect(StatusCode::CONFLICT, "not_configured");
+    h.totp(&mut c).await;
     let created = c.post("/2fa/backup-codes", json!({})).await;
     assert_eq!(created.status, StatusCode::CREATED);
     assert_eq!(created.headers["cache-control"], "no-store");

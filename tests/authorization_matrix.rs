@@ -126,7 +126,9 @@ const API: &[(Endpoint, [Expect; 6])] = {
     (DisableWithWrongCode,[LOG_IN,      ok(200),      WRONG_CODE,    WRONG_CODE,  WRONG_CODE,  WRONG_CODE]),
     (DisableWithoutCode,  [LOG_IN,      ok(200),      NO_CODE,       NO_CODE,     NO_CODE,     NO_CODE]),
     (BackupCodesLeft,     [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
-    (NewBackupCodes,      [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
+    // Backup codes back up a factor: a new user has none to back up.
+    (NewBackupCodes,      [LOG_IN,      Expect(409, "not_configured"),
+                                                      OTP,           REAUTH,      REAUTH,      ok(201)]),
     // Asking for a code is how a password-only session verifies.
     (Challenge,           [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
     (RequestConfirmation, [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
@@ -141,7 +143,8 @@ const API: &[(Endpoint, [Expect; 6])] = {
                                                       OTP,           ok(204),     ok(204),     ok(204)]),
     (Status,              [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
     (Logout,              [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
-    (LogoutAll,           [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
+    // Ending the user's other sessions and forgetting their browsers takes the second factor.
+    (LogoutAll,           [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
     ]
 };
 
@@ -552,7 +555,8 @@ const ENGINE: &[(Operation, [Outcome; 6])] = {
     (EnrollHotp,          [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
     (AddOutOfBandDevice,  [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
     (ConfirmDevice,       [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
-    (GenerateBackupCodes, [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+    (GenerateBackupCodes, [Err("not_configured"),
+                                     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
     (DeleteDevice,        [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
     (DeleteAllDevices,    [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
     // Naming and choosing the default touch no secret: any verification will do.

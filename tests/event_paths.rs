@@ -54,7 +54,7 @@ fn app() -> App {
         let user = session.user().await.unwrap().unwrap();
         session
             .two_factor()
-            .generate_backup_codes(&user)
+            .enroll_totp(&user, "Phone", "alice", TotpSettings::default())
             .await
             .unwrap();
     };

@@ -16,8 +16,8 @@ use tower_otp::device::{
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    Challenge, RateBucket, RateKey, RateLimit, RedisConfig, RedisStore, Store, StoreError,
-    SuccessProof,
+    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RateBucket, RateKey, RateLimit,
+    RedisConfig, RedisStore, Store, StoreError, SuccessProof,
 };
 use tower_otp::{DeviceKind, ServerKey, TwoFactor};
 
@@ -65,11 +65,18 @@ fn device(owner: &UserId, config: serde_json::Value) -> Device {
         user: owner.clone(),
         name: "device".into(),
         confirmed: true,
+        pending_until: None,
         is_default: false,
         created_at: Timestamp::from_secs(1),
         config: serde_json::from_value(config).unwrap(),
         state: DeviceState::default(),
     }
+}
+
+/// Inserts a device within the default limits, which it must not reach.
+async fn insert(store: &RedisStore, device: &Device) {
+    let inserted = store.insert_device(device, &DeviceLimits::default()).await;
+    assert_eq!(inserted.unwrap(), DeviceInsert::Inserted);
 }
 
 fn totp(owner: &UserId) -> Device {
@@ -115,7 +122,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
     let backup = device(owner, serde_json::json!({"kind": "backup_codes"}));
     let oob = out_of_band(owner);
     for d in [&totp, &backup, &oob] {
-        store.insert_device(d).await.unwrap();
+        insert(store, d).await;
     }
     let codes: Vec<_> = (0..10).map(hash).collect();
     store
@@ -139,6 +146,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         .begin_attempt(
             owner,
             std::slice::from_ref(&totp.id),
+            AttemptPurpose::Verify,
             &ThrottlePolicy::default(),
             now,
         )
@@ -208,7 +216,7 @@ async fn own_server_with_a_device(timeout: Duration) -> (RedisServer, RedisStore
         .await
         .unwrap();
     let d = totp(&user("alice"));
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     (server, store, d)
 }
 
@@ -236,6 +244,7 @@ async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
             .begin_attempt(
                 &alice,
                 std::slice::from_ref(&d.id),
+                AttemptPurpose::Verify,
                 &policy,
                 Timestamp::EPOCH,
             )
@@ -248,7 +257,7 @@ async fn fails_closed_while_the_server_is_down_and_reconnects_after() {
     // Back (empty: nothing was persisted), the same client works again without help.
     server.restart();
     until_back(&store).await;
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     assert_eq!(store.get_device(&alice, &d.id).await.unwrap(), Some(d));
 }
 
@@ -281,7 +290,7 @@ async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
     let mut devices = Vec::new();
     for i in 0..12 {
         let d = totp(&user(&format!("user-{i}")));
-        store.insert_device(&d).await.unwrap();
+        insert(&store, &d).await;
         devices.push(d);
     }
     let node_of = |d: &Device| {
@@ -499,7 +508,7 @@ async fn the_session_index_is_pruned_and_expires() {
 async fn check_script_reload(store: &RedisStore, servers: &[RedisServer]) {
     let alice = user("alice");
     let d = totp(&alice);
-    store.insert_device(&d).await.unwrap();
+    insert(store, &d).await;
     for server in servers {
         assert_eq!(server.query(&["SCRIPT", "FLUSH"]).text(), "OK");
     }
@@ -577,7 +586,7 @@ async fn every_operation_is_one_round_trip() {
         retain_until: now.saturating_add(Duration::from_secs(120)),
     };
     // A user's counters share the user's slot: one script for all of them.
-    let limits: Vec<RateBucket> = ["sends", "pending-sends"]
+    let send_limits: Vec<RateBucket> = ["sends", "pending-sends"]
         .into_iter()
         .map(|name| RateBucket {
             key: RateKey::User {
@@ -588,6 +597,7 @@ async fn every_operation_is_one_round_trip() {
         })
         .collect();
     let ids = [d.id.clone(), oob.id.clone()];
+    let limits = DeviceLimits::default();
 
     let mut monitor = server.monitor();
     let mut costs = Vec::new();
@@ -604,9 +614,10 @@ async fn every_operation_is_one_round_trip() {
                 }
             }};
         }
-        measure!("insert_device", store.insert_device(&d));
-        measure!("insert_device", store.insert_device(&oob));
+        measure!("insert_device", store.insert_device(&d, &limits));
+        measure!("insert_device", store.insert_device(&oob, &limits));
         measure!("update_device", store.update_device(&d));
+        measure!("confirm_device", store.confirm_device(&alice, &d.id, false));
         measure!("get_device", store.get_device(&alice, &d.id));
         measure!("list_devices", store.list_devices(&alice));
         measure!(
@@ -623,7 +634,7 @@ async fn every_operation_is_one_round_trip() {
         );
         measure!(
             "begin_attempt",
-            store.begin_attempt(&alice, &ids, &policy, now)
+            store.begin_attempt(&alice, &ids, AttemptPurpose::Verify, &policy, now)
         );
         measure!(
             "commit_success",
@@ -637,10 +648,13 @@ async fn every_operation_is_one_round_trip() {
             "start_confirmation",
             store.start_confirmation(&confirmation_key, &confirmation)
         );
-        measure!("count_rate_limited", store.count_rate_limited(&limits, now));
+        measure!(
+            "count_rate_limited",
+            store.count_rate_limited(&send_limits, now)
+        );
         measure!(
             "uncount_rate_limited",
-            store.uncount_rate_limited(&limits, now)
+            store.uncount_rate_limited(&send_limits, now)
         );
         measure!("reset_user_failures", store.reset_user_failures(&alice));
         measure!("user_failures", store.user_failures(&alice));
@@ -674,7 +688,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let store = store_on(server).await;
     let alice = user("alice");
     let d = totp(&alice);
-    store.insert_device(&d).await.unwrap();
+    insert(&store, &d).await;
     let tag = UserTag::of(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let user_key = format!("{}:{{{}}}:user", store.key_prefix(), tag.as_str());
@@ -683,8 +697,8 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
         .query(&["HGET", &devices, &state_field])
         .text()
         .to_owned();
-    assert_eq!(state, "1,0,0,0,,");
-    server.query(&["HSET", &devices, &state_field, "1,0,0,secret-garbage,,"]);
+    assert_eq!(state, "1,0,0,0,,,1,");
+    server.query(&["HSET", &devices, &state_field, "1,0,0,secret-garbage,,,1,"]);
 
     let check = |result: Result<_, StoreError>| {
         let error = result.expect_err("damaged record accepted");
@@ -697,7 +711,13 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let now = Timestamp::from_secs(10);
     check(
         store
-            .begin_attempt(&alice, std::slice::from_ref(&d.id), &policy, now)
+            .begin_attempt(
+                &alice,
+                std::slice::from_ref(&d.id),
+                AttemptPurpose::Verify,
+                &policy,
+                now,
+            )
             .await
             .map(drop),
     );
@@ -714,7 +734,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     // Nothing was written by the failed scripts.
     assert_eq!(server.query(&["EXISTS", &user_key]).int(), 0);
     let stored = server.query(&["HGET", &devices, &state_field]);
-    assert_eq!(stored.text(), "1,0,0,secret-garbage,,");
+    assert_eq!(stored.text(), "1,0,0,secret-garbage,,,1,");
 
     let record_field = d.id.to_string();
     server.query(&["HSET", &devices, &record_field, "{\"secret\": "]);
@@ -734,6 +754,168 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     );
     server.query(&["SET", &session_key, "secret-not-json"]);
     check(store.load_session(&key, HOUR, HOUR).await.map(drop));
+}
+
+// ----- revocation ----------------------------------------------------------------------------
+
+/// A session of `owner` verified by `device`, with times that a double cannot hold (2^53 + 1
+/// ms), so that a record re-encoded by cjson would come back changed.
+fn verified_session(owner: &UserId, device: &DeviceId) -> SessionRecord {
+    SessionRecord {
+        created_at: Timestamp::from_millis((1 << 53) + 1),
+        expires_at: Timestamp::from_millis(u64::MAX - 1),
+        verified: Some(VerifiedBy {
+            device_id: device.clone(),
+            device_kind: DeviceKind::Totp,
+            at: Timestamp::from_millis((1 << 53) + 3),
+            remembered: false,
+        }),
+        ..session(owner)
+    }
+}
+
+fn session_key_name(store: &RedisStore, key: &SessionKey) -> String {
+    format!(
+        "{}:{{{}}}:session:{}",
+        store.key_prefix(),
+        key.tag().as_str(),
+        key.digest()
+    )
+}
+
+#[tokio::test]
+async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let d = totp(&alice);
+    insert(&store, &d).await;
+    let key = SessionKey::new(UserTag::of(&alice), b"s");
+    let record = verified_session(&alice, &d.id);
+    store.save_session(&key, &record, HOUR).await.unwrap();
+    let name = session_key_name(&store, &key);
+    let before = server.query(&["GET", &name]).text().to_owned();
+
+    assert!(store.delete_device(&alice, &d.id).await.unwrap());
+    let after = server.query(&["GET", &name]).text().to_owned();
+    let verified = serde_json::to_string(&record.verified).unwrap();
+    assert_eq!(after, before.replace(&verified, "null"));
+    let ttl = server.query(&["PTTL", &name]).int();
+    assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
+    let loaded = store.load_session(&key, HOUR, HOUR).await.unwrap();
+    assert_eq!(
+        loaded,
+        Some(SessionRecord {
+            verified: None,
+            ..record
+        })
+    );
+}
+
+#[tokio::test]
+async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let d = totp(&alice);
+    insert(&store, &d).await;
+    let tag = UserTag::of(&alice);
+    let good = SessionKey::new(tag.clone(), b"good");
+    let record = verified_session(&alice, &d.id);
+    store.save_session(&good, &record, HOUR).await.unwrap();
+    let now = SystemClock.now();
+    let browser = tower_otp::remember::RememberedBrowser {
+        id: tower_otp::remember::BrowserId::generate(),
+        user: alice.clone(),
+        device_id: d.id.clone(),
+        created_at: now,
+        last_used_at: None,
+        expires_at: now.saturating_add(HOUR),
+        user_agent: None,
+    };
+    store.put_remembered(&browser).await.unwrap();
+    let check = |result: Result<_, StoreError>| {
+        let error = result.expect_err("damaged record accepted");
+        assert_eq!(error.kind(), "store_corrupt", "{error}");
+        assert!(!error.to_string().contains("secret"), "{error}");
+    };
+
+    // A session that is not JSON, then one whose verification is not an object.
+    let bad = SessionKey::new(tag.clone(), b"bad");
+    store
+        .save_session(&bad, &session(&alice), HOUR)
+        .await
+        .unwrap();
+    let bad_name = session_key_name(&store, &bad);
+    for damaged in ["secret-not-json", r#"{"user":"alice","verified":"secret"}"#] {
+        server.query(&["SET", &bad_name, damaged]);
+        check(store.delete_device(&alice, &d.id).await.map(drop));
+        check(store.delete_all_devices(&alice).await.map(drop));
+        assert_eq!(
+            store.get_device(&alice, &d.id).await.unwrap(),
+            Some(d.clone())
+        );
+        assert_eq!(store.list_remembered(&alice).await.unwrap().len(), 1);
+        let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
+        assert_eq!(loaded.as_ref(), Some(&record));
+    }
+    server.query(&["DEL", &bad_name]);
+
+    // A remembered browser whose record is damaged.
+    let browsers = format!("{}:{{{}}}:browsers", store.key_prefix(), tag.as_str());
+    let expiry = now.saturating_add(HOUR).as_millis().to_string();
+    server.query(&["HSET", &browsers, "other", &format!("{expiry}||secret")]);
+    check(store.delete_device(&alice, &d.id).await.map(drop));
+    check(
+        store
+            .replace_backup_codes(&alice, &d.id, &[hash(1)])
+            .await
+            .map(drop),
+    );
+    assert_eq!(
+        store.get_device(&alice, &d.id).await.unwrap(),
+        Some(d.clone())
+    );
+    assert_eq!(store.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
+    let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
+    assert_eq!(loaded.as_ref(), Some(&record));
+}
+
+#[tokio::test]
+async fn unconfirmed_devices_keep_their_deadline_beside_the_record() {
+    let server = shared_server();
+    let store = store_on(server).await;
+    let alice = user("alice");
+    let deadline = SystemClock.now().saturating_add(HOUR);
+    let d = Device {
+        confirmed: false,
+        pending_until: Some(deadline),
+        ..totp(&alice)
+    };
+    insert(&store, &d).await;
+    let tag = UserTag::of(&alice);
+    let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
+    let state = server
+        .query(&["HGET", &devices, &format!("{}:s", d.id)])
+        .text()
+        .to_owned();
+    assert_eq!(state, format!("1,0,0,0,,,0,{}", deadline.as_millis()));
+    let record = server
+        .query(&["HGET", &devices, d.id.as_str()])
+        .text()
+        .to_owned();
+    assert!(
+        !record.contains("confirmed") && !record.contains("pending_until"),
+        "{record}"
+    );
+    // The devices hash itself has no time to live: expiry is per device.
+    assert_eq!(server.query(&["PTTL", &devices]).int(), -1);
+    assert_eq!(
+        store.confirm_device(&alice, &d.id, true).await.unwrap(),
+        tower_otp::store::ConfirmOutcome::Confirmed { first: true }
+    );
+    let state = server.query(&["HGET", &devices, &format!("{}:s", d.id)]);
+    assert_eq!(state.text(), "1,0,0,0,,,1,");
 }
 
 // ----- the cluster helper ------------------------------------------------------------------

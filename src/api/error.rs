@@ -97,6 +97,7 @@ impl ApiError {
             | Error::AlreadyConfirmed
             | Error::NotConfigured
             | Error::TooManyDevices
+            | Error::TooManyPendingDevices
             | Error::DuplicateDevice => (StatusCode::CONFLICT, error.kind()),
             Error::Delivery(_) => (StatusCode::BAD_GATEWAY, error.kind()),
             Error::Sealing(_) => (StatusCode::INTERNAL_SERVER_ERROR, error.kind()),

@@ -65,6 +65,10 @@ pub enum Error {
     /// The user has as many devices as allowed.
     #[error("too many devices")]
     TooManyDevices,
+    /// The user has as many unconfirmed devices as allowed: confirm or delete one first, or
+    /// wait for one to expire.
+    #[error("too many unconfirmed devices")]
+    TooManyPendingDevices,
     /// A device name is empty, too long or has control characters.
     #[error("invalid device name")]
     InvalidName,
@@ -127,6 +131,7 @@ impl Error {
             Error::VerificationRequired => "otp_required",
             Error::ReauthenticationRequired => "reauthentication_required",
             Error::TooManyDevices => "too_many_devices",
+            Error::TooManyPendingDevices => "too_many_pending_devices",
             Error::InvalidName => "invalid_name",
             Error::InvalidSettings(_) => "invalid_settings",
             Error::InvalidDestination(_) => "invalid_destination",

@@ -258,6 +258,11 @@ pub struct Device {
     /// Whether the user has proved possession (entered a code) yet. Unconfirmed devices
     /// cannot be used to verify.
     pub confirmed: bool,
+    /// For an unconfirmed device: when it expires unless confirmed first. From then on the
+    /// store treats it as gone (see [`Device::is_live_at`]). Confirmed devices have none;
+    /// an unconfirmed device without one never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<Timestamp>,
     /// Whether this is the device to offer first.
     #[serde(default)]
     pub is_default: bool,
@@ -274,6 +279,12 @@ impl Device {
     /// The device's kind.
     pub fn kind(&self) -> DeviceKind {
         self.config.kind()
+    }
+
+    /// Whether the device still exists at `now`: it has no deadline, or its deadline is
+    /// later than `now`.
+    pub fn is_live_at(&self, now: Timestamp) -> bool {
+        self.pending_until.is_none_or(|until| until > now)
     }
 }
 
@@ -297,6 +308,33 @@ mod tests {
         ] {
             assert!(bad.parse::<DeviceId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_device_is_live_until_its_deadline() {
+        let device = |pending_until: Option<Timestamp>| Device {
+            id: DeviceId::generate(),
+            user: UserId::from(1u64),
+            name: "Phone".into(),
+            confirmed: pending_until.is_none(),
+            pending_until,
+            is_default: false,
+            created_at: Timestamp::from_secs(1),
+            config: DeviceConfig::BackupCodes,
+            state: DeviceState::default(),
+        };
+        let deadline = Timestamp::from_secs(100);
+        let pending = device(Some(deadline));
+        assert!(pending.is_live_at(Timestamp::from_millis(99_999)));
+        assert!(!pending.is_live_at(deadline));
+        assert!(device(None).is_live_at(Timestamp::from_millis(u64::MAX)));
+        // Old records without the field read as having no deadline.
+        let mut json = serde_json::to_value(&pending).unwrap();
+        json.as_object_mut().unwrap().remove("pending_until");
+        let read: Device = serde_json::from_value(json).unwrap();
+        assert_eq!(read.pending_until, None);
+        let confirmed = serde_json::to_value(device(None)).unwrap();
+        assert!(confirmed.get("pending_until").is_none());
     }
 
     #[test]

@@ -533,9 +533,20 @@ impl OtpSession {
     }
 
     /// Ends every session of the current user, on every device and instance. Returns how many.
+    ///
+    /// Once the user has a confirmed device, the session must be verified
+    /// ([`SessionError::NotVerified`] otherwise): a password alone does not end the user's
+    /// other sessions.
     pub async fn logout_all(&self) -> Result<u64, SessionError> {
         let mut current = self.current().await?;
         let user = authenticated_user(&current)?;
+        let verified = current
+            .as_ref()
+            .and_then(|c| c.record.as_ref())
+            .is_some_and(|r| r.verified.is_some());
+        if !verified && self.two_factor().is_configured(&user).await? {
+            return Err(SessionError::NotVerified);
+        }
         let count = self
             .store()
             .delete_user_sessions(&UserTag::of(&user))

@@ -10,14 +10,15 @@ use subtle::ConstantTimeEq;
 
 use super::rate_limit::room_at;
 use super::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, ConfirmationInsert,
-    RateBucket, RateCount, RateKey, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount,
+    RateKey, Store, StoreError, SuccessProof,
 };
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
-use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 
 /// Expired sessions are swept after this many writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -25,10 +26,10 @@ const SWEEP_EVERY: u64 = 1024;
 /// A complete [`Store`] in process memory: the default, and what examples and tests run on.
 ///
 /// Every operation takes one lock, so each is atomic with respect to all others, and records
-/// with a time to live expire by the store's clock (the system clock unless given another
-/// with [`MemoryStore::with_clock`]). Clones share the same data. Nothing survives the
-/// process, and separate processes do not share it: use the Redis store for more than one
-/// instance.
+/// with a time to live (unconfirmed devices included) expire by the store's clock (the system
+/// clock unless given another with [`MemoryStore::with_clock`]). Clones share the same data.
+/// Nothing survives the process, and separate processes do not share it: use the Redis store
+/// for more than one instance.
 ///
 /// ```
 /// use tower_otp::store::{MemoryStore, Store};
@@ -49,6 +50,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, UserData>,
+    /// The user of each tag in `users`, so that an operation given a tag finds the user.
+    tags: HashMap<UserTag, UserId>,
     sessions: HashMap<SessionKey, Expiring<SessionRecord>>,
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
     session_attempts: HashMap<SessionKey, Expiring<u64>>,
@@ -92,6 +95,88 @@ impl UserData {
         } else {
             challenge.tries += 1;
         }
+    }
+
+    /// The device `id` unless it is gone (expired) at `now`.
+    fn live_device_mut(&mut self, id: &DeviceId, now: Timestamp) -> Option<&mut Device> {
+        self.device_mut(id).filter(|d| d.is_live_at(now))
+    }
+
+    /// The devices still live at `now`.
+    fn live_devices(&self, now: Timestamp) -> impl Iterator<Item = &Device> {
+        self.devices.iter().filter(move |d| d.is_live_at(now))
+    }
+
+    /// Deletes the devices that have expired by `now`, with their codes and challenges.
+    fn prune_expired(&mut self, now: Timestamp) {
+        self.remove_devices_where(|d| !d.is_live_at(now));
+    }
+
+    /// Deletes the devices `doomed` picks, with their codes and challenges.
+    fn remove_devices_where(&mut self, doomed: impl Fn(&Device) -> bool) {
+        let ids: Vec<DeviceId> = self
+            .devices
+            .iter()
+            .filter(|d| doomed(d))
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &ids {
+            self.remove_device(id);
+        }
+    }
+
+    /// Why `device` may not join the (pruned) devices, if it may not.
+    fn refusal(
+        &self,
+        device: &Device,
+        limits: &DeviceLimits,
+    ) -> Result<Option<DeviceInsert>, StoreError> {
+        if self.devices.iter().any(|d| d.id == device.id) {
+            return Err(StoreError::Conflict);
+        }
+        let backup_codes = |d: &&Device| d.kind() == DeviceKind::BackupCodes;
+        if backup_codes(&device)
+            && let Some(existing) = self.devices.iter().find(backup_codes)
+        {
+            return Ok(Some(DeviceInsert::BackupCodesExist(Box::new(
+                existing.clone(),
+            ))));
+        }
+        if self.devices.len() >= limits.max_devices as usize {
+            return Ok(Some(DeviceInsert::TooManyDevices));
+        }
+        let pending = self.devices.iter().filter(|d| !d.confirmed).count();
+        if !device.confirmed && pending >= limits.max_pending as usize {
+            return Ok(Some(DeviceInsert::TooManyPending));
+        }
+        Ok(None)
+    }
+
+    /// Confirms the (pruned) device `id`; see [`Store::confirm_device`].
+    fn confirm(&mut self, id: &DeviceId, only_if_first: bool) -> ConfirmOutcome {
+        let Some(target) = self.devices.iter().find(|d| &d.id == id) else {
+            return ConfirmOutcome::Missing;
+        };
+        if target.confirmed {
+            return ConfirmOutcome::AlreadyConfirmed;
+        }
+        let first = !self.devices.iter().any(|d| d.confirmed);
+        if only_if_first && !first {
+            return ConfirmOutcome::NotFirst;
+        }
+        if let Some(device) = self.device_mut(id) {
+            device.confirmed = true;
+            device.pending_until = None;
+        }
+        if first {
+            self.remove_devices_where(|d| !d.confirmed);
+        }
+        ConfirmOutcome::Confirmed { first }
+    }
+
+    /// Forgets the browsers remembered through `device`.
+    fn forget_browsers_of(&mut self, device: &DeviceId) {
+        self.remembered.retain(|b| &b.device_id != device);
     }
 
     fn remove_device(&mut self, id: &DeviceId) -> bool {
@@ -157,7 +242,27 @@ impl MemoryStore {
 
 impl State {
     fn user_mut(&mut self, user: &UserId) -> &mut UserData {
+        if !self.users.contains_key(user) {
+            self.tags.insert(UserTag::of(user), user.clone());
+        }
         self.users.entry(user.clone()).or_default()
+    }
+
+    /// Clears the verification of every session with `tag` that `revoked` says was verified
+    /// by something now revoked. The sessions keep their expiry.
+    fn unverify_sessions(&mut self, tag: &UserTag, revoked: impl Fn(&VerifiedBy) -> bool) {
+        let State {
+            sessions,
+            sessions_by_tag,
+            ..
+        } = self;
+        for key in sessions_by_tag.get(tag).into_iter().flatten() {
+            if let Some(session) = sessions.get_mut(key)
+                && session.value.verified.as_ref().is_some_and(&revoked)
+            {
+                session.value.verified = None;
+            }
+        }
     }
 
     fn sweep(&mut self, now: Timestamp) {
@@ -172,6 +277,7 @@ impl State {
         }
         for user in self.users.values_mut() {
             user.remembered.retain(|b| b.expires_at > now);
+            user.prune_expired(now);
         }
         self.confirmations.retain(|_, c| c.retain_until > now);
         let confirmations = &self.confirmations;
@@ -193,6 +299,8 @@ impl State {
                 && u.stamp == 0
                 && u.remembered.is_empty())
         });
+        let users = &self.users;
+        self.tags.retain(|_, user| users.contains_key(user));
     }
 
     fn live_session(
@@ -341,57 +449,96 @@ fn apply_proof(
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+    async fn insert_device(
+        &self,
+        device: &Device,
+        limits: &DeviceLimits,
+    ) -> Result<DeviceInsert, StoreError> {
+        if device.confirmed && device.pending_until.is_some() {
+            return Err(StoreError::Invalid("a confirmed device has no deadline"));
+        }
+        let now = self.clock.now();
         let mut state = self.lock_for_write();
         let data = state.user_mut(&device.user);
-        if data.device_mut(&device.id).is_some() {
-            return Err(StoreError::Conflict);
+        data.prune_expired(now);
+        if let Some(refusal) = data.refusal(device, limits)? {
+            return Ok(refusal);
         }
-        data.devices.push(device.clone());
-        Ok(())
+        if device.is_live_at(now) {
+            data.devices.push(device.clone());
+        }
+        Ok(DeviceInsert::Inserted)
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
+        let now = self.clock.now();
         let mut state = self.lock_for_write();
-        let Some(stored) = state.user_mut(&device.user).device_mut(&device.id) else {
+        let data = state.user_mut(&device.user);
+        data.prune_expired(now);
+        let Some(stored) = data.device_mut(&device.id) else {
             return Ok(false);
         };
-        let kept_state = stored.state;
+        let kept = (stored.state, stored.confirmed, stored.pending_until);
         *stored = device.clone();
-        stored.state = kept_state;
+        (stored.state, stored.confirmed, stored.pending_until) = kept;
         Ok(true)
     }
 
+    async fn confirm_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        only_if_first: bool,
+    ) -> Result<ConfirmOutcome, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        data.prune_expired(now);
+        Ok(data.confirm(id, only_if_first))
+    }
+
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
+        let now = self.clock.now();
         let state = self.lock();
         Ok(state
             .users
             .get(user)
-            .and_then(|u| u.devices.iter().find(|d| &d.id == id))
+            .and_then(|u| u.live_devices(now).find(|d| &d.id == id))
             .cloned())
     }
 
     async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
+        let now = self.clock.now();
         let state = self.lock();
         Ok(state
             .users
             .get(user)
-            .map(|u| u.devices.clone())
+            .map(|u| u.live_devices(now).cloned().collect())
             .unwrap_or_default())
     }
 
     async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
+        let now = self.clock.now();
         let mut state = self.lock_for_write();
-        Ok(state.user_mut(user).remove_device(id))
+        let data = state.user_mut(user);
+        data.prune_expired(now);
+        let existed = data.remove_device(id);
+        data.forget_browsers_of(id);
+        state.unverify_sessions(&UserTag::of(user), |by| &by.device_id == id);
+        Ok(existed)
     }
 
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
+        let now = self.clock.now();
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
+        data.prune_expired(now);
         let count = data.devices.len() as u64;
         data.devices.clear();
         data.backup_codes.clear();
         data.challenges.clear();
+        data.remembered.clear();
+        state.unverify_sessions(&UserTag::of(user), |_| true);
         Ok(count)
     }
 
@@ -401,13 +548,15 @@ impl Store for MemoryStore {
         device: &DeviceId,
         hashes: &[CodeHash],
     ) -> Result<(), StoreError> {
+        let now = self.clock.now();
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
-        if data.device_mut(device).is_none() {
+        if data.live_device_mut(device, now).is_none() {
             return Err(StoreError::Invalid("no such device"));
         }
         data.backup_codes
             .insert(device.clone(), hashes.iter().cloned().collect());
+        data.forget_browsers_of(device);
         Ok(())
     }
 
@@ -416,11 +565,17 @@ impl Store for MemoryStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<u64, StoreError> {
+        let now = self.clock.now();
         let state = self.lock();
-        Ok(state
-            .users
-            .get(user)
-            .and_then(|u| u.backup_codes.get(device))
+        let Some(data) = state.users.get(user) else {
+            return Ok(0);
+        };
+        if !data.live_devices(now).any(|d| &d.id == device) {
+            return Ok(0);
+        }
+        Ok(data
+            .backup_codes
+            .get(device)
             .map_or(0, |codes| codes.len() as u64))
     }
 
@@ -435,7 +590,7 @@ impl Store for MemoryStore {
         let now = now.max(self.clock.now());
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
-        if data.device_mut(device).is_none() {
+        if data.live_device_mut(device, now).is_none() {
             return Err(StoreError::Invalid("no such device"));
         }
         if let Some(current) = data.challenges.get(device)
@@ -469,6 +624,7 @@ impl Store for MemoryStore {
         &self,
         user: &UserId,
         devices: &[DeviceId],
+        purpose: AttemptPurpose,
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError> {
@@ -486,8 +642,14 @@ impl Store for MemoryStore {
         let mut slots = Vec::with_capacity(devices.len());
         let mut any_allowed = false;
         for id in devices {
-            let slot = match data.device_mut(id) {
+            let slot = match data.live_device_mut(id, expiry_now) {
                 None => AttemptSlot::Missing,
+                Some(device) if purpose == AttemptPurpose::Verify && !device.confirmed => {
+                    AttemptSlot::NotConfirmed
+                }
+                Some(device) if purpose == AttemptPurpose::Confirm && device.confirmed => {
+                    AttemptSlot::AlreadyConfirmed
+                }
                 Some(device) => {
                     let s = &mut device.state;
                     match policy.retry_at(s.failures, s.last_failure_at, now) {
@@ -527,7 +689,9 @@ impl Store for MemoryStore {
         let expiry_now = now.max(self.clock.now());
         let mut state = self.lock_for_write();
         let data = state.user_mut(user);
-        if data.device_mut(device).is_none() || !apply_proof(data, device, proof, expiry_now) {
+        if data.live_device_mut(device, expiry_now).is_none()
+            || !apply_proof(data, device, proof, expiry_now)
+        {
             return Ok(false);
         }
         if let Some(d) = data.device_mut(device) {
@@ -536,7 +700,7 @@ impl Store for MemoryStore {
             d.state.last_used_at = Some(now);
         }
         for id in refund.iter().filter(|id| *id != device) {
-            if let Some(d) = data.device_mut(id) {
+            if let Some(d) = data.live_device_mut(id, expiry_now) {
                 d.state.failures = d.state.failures.saturating_sub(1);
             }
         }
@@ -816,6 +980,9 @@ impl Store for MemoryStore {
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let mut state = self.lock_for_write();
+        if let Some(user) = state.tags.get(tag).cloned() {
+            state.user_mut(&user).remembered.clear();
+        }
         let keys: Vec<SessionKey> = state
             .sessions_by_tag
             .get(tag)
@@ -857,7 +1024,7 @@ impl Store for MemoryStore {
         });
         Ok(RememberedCheck {
             browser,
-            device: data.device_mut(device).cloned(),
+            device: data.live_device_mut(device, expiry_now).map(|d| d.clone()),
             stamp: data.stamp,
         })
     }

@@ -4,7 +4,9 @@
 //! verification attempt against the throttle, accepting a counter or time step only if it is
 //! newer than the last one, consuming a backup code, checking an out-of-band code with the
 //! login it was sent for, counting a send against its rate limits, capping a user's open
-//! confirmations, rotating a session id. A backend makes
+//! confirmations, rotating a session id, adding a device within the user's limits, confirming
+//! a device, and revoking what a removed device vouched for (remembered browsers, session
+//! verifications). A backend makes
 //! each one atomic in the store itself (a lock in [`MemoryStore`], a Lua script in Redis), so
 //! the guarantees hold across any number of application instances sharing one store.
 //!
@@ -56,6 +58,15 @@ pub enum AttemptGrant {
     Slots(Vec<AttemptSlot>),
 }
 
+/// What an attempt passed to [`Store::begin_attempt`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptPurpose {
+    /// Verifying a session (or an action) with a confirmed device.
+    Verify,
+    /// Confirming a new, unconfirmed device with its first code.
+    Confirm,
+}
+
 /// What [`Store::begin_attempt`] decided for one device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptSlot {
@@ -66,7 +77,64 @@ pub enum AttemptSlot {
         /// When the device may be tried again.
         until: Timestamp,
     },
-    /// The user has no such device.
+    /// A verification named an unconfirmed device: nothing was counted, neither for the
+    /// device nor for the user.
+    NotConfirmed,
+    /// A confirmation named a device that is confirmed already: nothing was counted.
+    AlreadyConfirmed,
+    /// The user has no such device (or it has expired).
+    Missing,
+}
+
+/// The limits [`Store::insert_device`] enforces, counted over the user's live devices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// The most devices, confirmed or not, a user may have.
+    pub max_devices: u32,
+    /// The most unconfirmed devices a user may have.
+    pub max_pending: u32,
+}
+
+impl Default for DeviceLimits {
+    /// 20 devices, of which at most 3 unconfirmed.
+    fn default() -> Self {
+        DeviceLimits {
+            max_devices: 20,
+            max_pending: 3,
+        }
+    }
+}
+
+/// The outcome of [`Store::insert_device`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceInsert {
+    /// The device was stored.
+    Inserted,
+    /// The user has [`DeviceLimits::max_devices`] live devices already; nothing was stored.
+    TooManyDevices,
+    /// The device is unconfirmed and the user has [`DeviceLimits::max_pending`] live
+    /// unconfirmed devices already; nothing was stored.
+    TooManyPending,
+    /// The device holds backup codes and the user has a backup-code device already (here it
+    /// is); nothing was stored. A user has at most one.
+    BackupCodesExist(Box<Device>),
+}
+
+/// The outcome of [`Store::confirm_device`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// The device is confirmed now. `first`: it is the user's only confirmed device (and the
+    /// user's other unconfirmed devices are gone).
+    Confirmed {
+        /// Whether the user had no other confirmed device.
+        first: bool,
+    },
+    /// The device was confirmed already; nothing changed.
+    AlreadyConfirmed,
+    /// Only a first device could be confirmed and the user has another confirmed device;
+    /// nothing changed.
+    NotFirst,
+    /// The user has no such device (or it has expired).
     Missing,
 }
 
@@ -186,30 +254,75 @@ pub enum ConfirmationAttempt {
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
     // ----- devices -------------------------------------------------------------------------
+    //
+    // A device with a `pending_until` deadline (an unconfirmed one) is *live* until then, by
+    // the store's own clock (or the caller's `now`, where one is passed, if it is later).
+    // Past it, the device is gone for every operation: no read returns it, no operation
+    // finds it, and it counts toward no limit. Operations that write the user's device set
+    // (`insert_device`, `update_device`, `delete_device`, `confirm_device`) also delete the
+    // expired ones, with their codes and challenges.
 
-    /// Adds a device with its initial state. Fails with [`StoreError::Conflict`] if the user
-    /// already has a device with that id.
-    async fn insert_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// Adds a device with its initial state, atomically checking the user's live devices
+    /// first, in this order:
+    ///
+    /// 1. A live device with the same id: [`StoreError::Conflict`].
+    /// 2. The device holds backup codes and the user has a live backup-code device:
+    ///    [`DeviceInsert::BackupCodesExist`] with that device.
+    /// 3. `limits.max_devices` live devices: [`DeviceInsert::TooManyDevices`].
+    /// 4. The device is unconfirmed and the user has `limits.max_pending` live unconfirmed
+    ///    devices: [`DeviceInsert::TooManyPending`].
+    ///
+    /// A confirmed device with a `pending_until` is [`StoreError::Invalid`]. A device whose
+    /// deadline has passed already is reported inserted, and is gone at once.
+    async fn insert_device(
+        &self,
+        device: &Device,
+        limits: &DeviceLimits,
+    ) -> Result<DeviceInsert, StoreError>;
 
-    /// Replaces a device's descriptive fields (name, confirmed, default, config), leaving its
-    /// state (counters, throttle) untouched. Returns false, writing nothing, if it is gone.
+    /// Replaces a device's descriptive fields (name, default, config), leaving its state
+    /// (counters, throttle) and its confirmation (`confirmed`, `pending_until`) untouched:
+    /// only [`Store::confirm_device`] changes those. Returns false, writing nothing, if it is
+    /// gone.
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError>;
 
-    /// One device of a user, with its current state.
+    /// Atomically confirms the user's live, unconfirmed device `id`: it becomes confirmed
+    /// and loses its deadline. With `only_if_first`, refused ([`ConfirmOutcome::NotFirst`])
+    /// if the user has another confirmed device. When it is the user's only confirmed device
+    /// once confirmed, every other unconfirmed device of the user is deleted, with its codes
+    /// and challenge, and the outcome says `first`.
+    async fn confirm_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        only_if_first: bool,
+    ) -> Result<ConfirmOutcome, StoreError>;
+
+    /// One live device of a user, with its current state.
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError>;
 
-    /// All devices of a user, oldest first.
+    /// All live devices of a user, oldest first.
     async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError>;
 
-    /// Deletes a device with its state, backup codes and challenge. Returns whether it existed.
+    /// Deletes a device with its state, backup codes and challenge, and revokes what it
+    /// vouched for, in the same operation: the user's remembered browsers remembered through
+    /// it are deleted, and every session of the user (every session key with the user's
+    /// tag) verified by it loses its verification (`verified` becomes `None`; the session
+    /// keeps its time to live). Sessions verified by another device, and other users'
+    /// sessions and browsers, are untouched. Returns whether it existed (live).
     async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError>;
 
-    /// Deletes every device of a user (as [`Store::delete_device`]). Returns how many.
+    /// Deletes every device of a user (as [`Store::delete_device`]), every remembered
+    /// browser of the user, and the verification of every session of the user, in one
+    /// operation. Returns how many live devices there were.
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError>;
 
     // ----- codes ---------------------------------------------------------------------------
 
-    /// Replaces the whole backup-code set of a device, atomically.
+    /// Replaces the whole backup-code set of a live device, atomically, and in the same
+    /// operation deletes the user's remembered browsers remembered through that device: a
+    /// new set ends what the old one vouched for. Fails with [`StoreError::Invalid`] if the
+    /// device is gone.
     async fn replace_backup_codes(
         &self,
         user: &UserId,
@@ -217,14 +330,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         hashes: &[CodeHash],
     ) -> Result<(), StoreError>;
 
-    /// How many unused backup codes a device has.
+    /// How many unused backup codes a live device has (0 once it is gone).
     async fn count_backup_codes(&self, user: &UserId, device: &DeviceId)
     -> Result<u64, StoreError>;
 
-    /// Stores a new challenge for an out-of-band device unless the current one's
+    /// Stores a new challenge for a live out-of-band device unless the current one's
     /// `resend_after` is still in the future. The record expires at `challenge.expires_at`.
     /// It keeps the challenge's binding and counts its tries (see [`Store::begin_attempt`]
-    /// and [`Store::commit_success`]).
+    /// and [`Store::commit_success`]). Fails with [`StoreError::Invalid`] if the device is
+    /// gone.
     async fn put_challenge(
         &self,
         user: &UserId,
@@ -245,15 +359,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // ----- verification --------------------------------------------------------------------
 
-    /// Atomically claims one verification attempt against each of `devices` (a user's own).
+    /// Atomically claims one verification attempt, made for `purpose`, against each of
+    /// `devices` (a user's own).
     ///
     /// 1. If the user's lock is in the future: [`AttemptGrant::Locked`], nothing changes. A
     ///    lock in the past is cleared together with the user's failure count.
-    /// 2. Per device: missing, or throttled (`policy.retry_at(failures, last_failure_at,
-    ///    now)` is in the future): reported, unchanged. Otherwise `failures += 1`,
-    ///    `last_failure_at = now`, and the device as it was *before* the increment is returned.
+    /// 2. Per device, reported and unchanged: missing (or expired); unconfirmed when
+    ///    `purpose` is [`AttemptPurpose::Verify`] ([`AttemptSlot::NotConfirmed`]); confirmed
+    ///    when it is [`AttemptPurpose::Confirm`] ([`AttemptSlot::AlreadyConfirmed`]);
+    ///    throttled (`policy.retry_at(failures, last_failure_at, now)` is in the future).
+    ///    Otherwise `failures += 1`, `last_failure_at = now`, and the device as it was
+    ///    *before* the increment is returned.
     /// 3. If any device was allowed, the user's failure count goes up by one; reaching
     ///    `policy.user_failure_limit()` sets the user's lock to `now + policy.lock_period()`.
+    ///    Devices that were not allowed never count toward the user's failures.
     /// 4. Per allowed device with a challenge: if the challenge has had its `max_tries`
     ///    tries, it is deleted (the code is dead, and this attempt cannot use it); otherwise
     ///    its `tries` go up by one. So a code takes at most `max_tries` attempts, whatever
@@ -262,17 +381,19 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         user: &UserId,
         devices: &[DeviceId],
+        purpose: AttemptPurpose,
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError>;
 
-    /// Atomically checks and applies `proof` to `device` (see [`SuccessProof`]). On success:
-    /// the device's `failures` go to 0 and `last_used_at` to `now`; the user's failure count
-    /// and lock are cleared; each device in `refund` (others claimed by the same attempt)
-    /// gets one failure taken back. Returns false if the proof is stale, changing nothing,
-    /// except that a challenge refused after its last try (`tries >= max_tries`) is deleted:
-    /// a code dies at its last wrong try. A challenge proof is stale when the code or the
-    /// binding differs, or the challenge has expired or is gone.
+    /// Atomically checks and applies `proof` to the live `device` (see [`SuccessProof`]). On
+    /// success: the device's `failures` go to 0 and `last_used_at` to `now`; the user's
+    /// failure count and lock are cleared; each device in `refund` (others claimed by the
+    /// same attempt) gets one failure taken back. Returns false if the proof is stale or the
+    /// device is gone, changing nothing, except that a challenge refused after its last try
+    /// (`tries >= max_tries`) is deleted: a code dies at its last wrong try. A challenge
+    /// proof is stale when the code or the binding differs, or the challenge has expired or
+    /// is gone.
     async fn commit_success(
         &self,
         user: &UserId,
@@ -435,8 +556,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Deletes a session. Returns whether it existed.
     async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError>;
 
-    /// Deletes every session whose key has `tag` (every session of one user), atomically.
-    /// Returns how many.
+    /// Deletes every session whose key has `tag` (every session of one user) and every
+    /// remembered browser of the user with that tag, atomically. Returns how many sessions.
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError>;
 
     // ----- remembered browsers --------------------------------------------------------------
@@ -447,7 +568,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// In one atomic operation: the browser `id` of `user` unless missing or expired (by the
     /// store's clock or `now`), with its `last_used_at` then set to `now` (the returned
-    /// record shows the previous value); the user's device `device`; and the user's stamp.
+    /// record shows the previous value); the user's live device `device`; and the user's
+    /// stamp.
     async fn check_remembered(
         &self,
         user: &UserId,

@@ -16,8 +16,9 @@ use tower_otp::device::{
 use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, ConfirmationInsert,
-    LoginBinding, RateBucket, RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
+    RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -59,6 +60,16 @@ macro_rules! store_conformance_tests {
             confirmations_are_forgotten_after_retention,
             race_two_hundred_uses_of_one_confirmation,
             race_two_hundred_attempts_at_one_confirmation,
+            pending_devices_expire_for_every_operation,
+            insert_device_enforces_the_limits,
+            race_thirty_inserts_never_pass_the_limits,
+            confirm_device_confirms_once_and_the_first_ends_other_pending,
+            race_only_one_first_device_is_confirmed,
+            verification_attempts_on_pending_devices_are_not_counted,
+            deleting_a_device_revokes_what_it_verified,
+            deleting_all_devices_revokes_every_verification,
+            logout_everywhere_forgets_remembered_browsers,
+            new_backup_codes_forget_the_browsers_they_remembered,
             challenges_work_only_for_the_login_they_were_sent_for,
             challenges_die_after_their_tries,
             race_challenge_tries_are_counted_exactly,
@@ -113,11 +124,26 @@ fn device(owner: &UserId, kind: DeviceKind, created: u64) -> Device {
         user: owner.clone(),
         name: format!("{kind} device"),
         confirmed: true,
+        pending_until: None,
         is_default: false,
         created_at: t(created),
         config,
         state: DeviceState::default(),
     }
+}
+
+const VERIFY: AttemptPurpose = AttemptPurpose::Verify;
+const CONFIRM: AttemptPurpose = AttemptPurpose::Confirm;
+
+/// Inserts a device within the default limits, which it must not reach.
+async fn insert(store: &SharedStore, device: &Device) {
+    assert_eq!(
+        store
+            .insert_device(device, &DeviceLimits::default())
+            .await
+            .unwrap(),
+        DeviceInsert::Inserted
+    );
 }
 
 /// The proof of code `n` given by a caller without a login.
@@ -161,11 +187,11 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
     let first = device(&alice, DeviceKind::Totp, 1);
     let second = device(&alice, DeviceKind::BackupCodes, 2);
     let bobs = device(&bob, DeviceKind::Totp, 3);
-    a.insert_device(&first).await.unwrap();
-    b.insert_device(&second).await.unwrap();
-    a.insert_device(&bobs).await.unwrap();
+    insert(&a, &first).await;
+    insert(&b, &second).await;
+    insert(&a, &bobs).await;
     assert!(matches!(
-        b.insert_device(&first).await,
+        b.insert_device(&first, &DeviceLimits::default()).await,
         Err(tower_otp::store::StoreError::Conflict)
     ));
 
@@ -184,9 +210,12 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
 
     let mut renamed = first.clone();
     renamed.name = "Renamed".into();
-    renamed.confirmed = false;
     renamed.is_default = true;
-    assert!(b.update_device(&renamed).await.unwrap());
+    // The confirmation is not a descriptive field: an update never changes it.
+    let mut unconfirming = renamed.clone();
+    unconfirming.confirmed = false;
+    unconfirming.pending_until = Some(t(1));
+    assert!(b.update_device(&unconfirming).await.unwrap());
     assert_eq!(
         a.get_device(&alice, &first.id).await.unwrap(),
         Some(renamed)
@@ -203,7 +232,7 @@ pub async fn devices_are_inserted_listed_updated_and_deleted(a: SharedStore, b: 
 pub async fn update_device_keeps_state_and_never_recreates(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let proof = SuccessProof::Counter {
         next_counter: 42,
         drift: -1,
@@ -232,7 +261,7 @@ pub async fn update_device_keeps_state_and_never_recreates(a: SharedStore, b: Sh
 pub async fn backup_codes_are_replaced_counted_and_consumed_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::BackupCodes, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
     let first_set: Vec<_> = (0..10).map(hash).collect();
     a.replace_backup_codes(&alice, &d.id, &first_set)
@@ -277,7 +306,7 @@ pub async fn backup_codes_are_replaced_counted_and_consumed_once(a: SharedStore,
     // Another user's device with the same hash is unaffected.
     let bob = user("bob");
     let bobs = device(&bob, DeviceKind::BackupCodes, 1);
-    a.insert_device(&bobs).await.unwrap();
+    insert(&a, &bobs).await;
     a.replace_backup_codes(&bob, &bobs.id, &[hash(100)])
         .await
         .unwrap();
@@ -297,14 +326,20 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     let policy = ThrottlePolicy::default();
     let totp = device(&alice, DeviceKind::Totp, 1);
     let backup = device(&alice, DeviceKind::BackupCodes, 2);
-    a.insert_device(&totp).await.unwrap();
-    a.insert_device(&backup).await.unwrap();
+    insert(&a, &totp).await;
+    insert(&a, &backup).await;
     let missing = DeviceId::generate();
 
     let got = slots(
-        a.begin_attempt(&alice, &[totp.id.clone(), missing.clone()], &policy, t(100))
-            .await
-            .unwrap(),
+        a.begin_attempt(
+            &alice,
+            &[totp.id.clone(), missing.clone()],
+            VERIFY,
+            &policy,
+            t(100),
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(got.len(), 2);
     assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.id == totp.id && d.state.failures == 0));
@@ -321,6 +356,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
         b.begin_attempt(
             &alice,
             &[totp.id.clone(), backup.id.clone()],
+            VERIFY,
             &policy,
             Timestamp::from_millis(100_999),
         )
@@ -341,9 +377,15 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     assert_eq!(a.user_failures(&alice).await.unwrap(), (2, None));
 
     let got = slots(
-        a.begin_attempt(&alice, std::slice::from_ref(&totp.id), &policy, t(101))
-            .await
-            .unwrap(),
+        a.begin_attempt(
+            &alice,
+            std::slice::from_ref(&totp.id),
+            VERIFY,
+            &policy,
+            t(101),
+        )
+        .await
+        .unwrap(),
     );
     assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.state.failures == 1));
     // 2 failures: 2 s.
@@ -351,6 +393,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
         a.begin_attempt(
             &alice,
             std::slice::from_ref(&totp.id),
+            VERIFY,
             &policy,
             Timestamp::from_millis(102_999),
         )
@@ -362,7 +405,7 @@ pub async fn begin_attempt_counts_and_throttles(a: SharedStore, b: SharedStore) 
     // Nothing allowed: the user count does not move.
     let before = a.user_failures(&alice).await.unwrap();
     let got = slots(
-        a.begin_attempt(&alice, &[missing], &policy, t(200))
+        a.begin_attempt(&alice, &[missing], VERIFY, &policy, t(200))
             .await
             .unwrap(),
     );
@@ -376,11 +419,11 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
         .with_user_failure_limit(3)
         .with_lock_period(Duration::from_secs(60));
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let ids = [d.id.clone()];
     for i in 0..3 {
         let got = slots(
-            a.begin_attempt(&alice, &ids, &policy, t(100 + i))
+            a.begin_attempt(&alice, &ids, VERIFY, &policy, t(100 + i))
                 .await
                 .unwrap(),
         );
@@ -388,7 +431,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
     }
     assert_eq!(b.user_failures(&alice).await.unwrap(), (3, Some(t(162))));
     assert_eq!(
-        b.begin_attempt(&alice, &ids, &policy, t(161))
+        b.begin_attempt(&alice, &ids, VERIFY, &policy, t(161))
             .await
             .unwrap(),
         AttemptGrant::Locked { until: t(162) }
@@ -405,7 +448,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 
     // The lock ends by itself, and the count starts again from zero.
     let got = slots(
-        b.begin_attempt(&alice, &ids, &policy, t(162))
+        b.begin_attempt(&alice, &ids, VERIFY, &policy, t(162))
             .await
             .unwrap(),
     );
@@ -414,12 +457,12 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 
     for i in 0..2 {
         let _ = a
-            .begin_attempt(&alice, &ids, &policy, t(170 + i))
+            .begin_attempt(&alice, &ids, VERIFY, &policy, t(170 + i))
             .await
             .unwrap();
     }
     assert!(matches!(
-        a.begin_attempt(&alice, &ids, &policy, t(180))
+        a.begin_attempt(&alice, &ids, VERIFY, &policy, t(180))
             .await
             .unwrap(),
         AttemptGrant::Locked { .. }
@@ -427,7 +470,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
     b.reset_user_failures(&alice).await.unwrap();
     assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
     assert!(matches!(
-        a.begin_attempt(&alice, &ids, &policy, t(181))
+        a.begin_attempt(&alice, &ids, VERIFY, &policy, t(181))
             .await
             .unwrap(),
         AttemptGrant::Slots(_)
@@ -441,7 +484,7 @@ pub async fn begin_attempt_locks_the_user_at_the_limit(a: SharedStore, b: Shared
 pub async fn commit_success_accepts_only_newer_counters(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let counter = |next_counter, drift| SuccessProof::Counter {
         next_counter,
         drift,
@@ -488,12 +531,12 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
     let policy = throttle_off();
     let winner = device(&alice, DeviceKind::Totp, 1);
     let other = device(&alice, DeviceKind::Totp, 2);
-    a.insert_device(&winner).await.unwrap();
-    a.insert_device(&other).await.unwrap();
+    insert(&a, &winner).await;
+    insert(&a, &other).await;
     let both = [winner.id.clone(), other.id.clone()];
     for i in 0..3 {
         slots(
-            a.begin_attempt(&alice, &both, &policy, t(100 + i))
+            a.begin_attempt(&alice, &both, VERIFY, &policy, t(100 + i))
                 .await
                 .unwrap(),
         );
@@ -524,7 +567,7 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
 
     // A stale proof changes nothing.
     slots(
-        a.begin_attempt(&alice, &both, &policy, t(300))
+        a.begin_attempt(&alice, &both, VERIFY, &policy, t(300))
             .await
             .unwrap(),
     );
@@ -557,7 +600,7 @@ pub async fn commit_success_resets_and_refunds(a: SharedStore, b: SharedStore) {
 pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = |n, resend: u64| Challenge {
         hash: hash(n),
@@ -625,7 +668,7 @@ pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: Shared
 pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let short = Challenge {
         hash: hash(1),
@@ -660,7 +703,7 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
 pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = |n| Challenge {
         hash: hash(n),
@@ -856,7 +899,7 @@ where
 pub async fn race_two_hundred_uses_of_one_totp_step(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let wins = race(&a, &b, |store| {
         let (alice, id) = (alice.clone(), d.id.clone());
         async move {
@@ -877,7 +920,7 @@ pub async fn race_two_hundred_uses_of_one_totp_step(a: SharedStore, b: SharedSto
 pub async fn race_two_hundred_uses_of_one_backup_code(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::BackupCodes, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
         .await
         .unwrap();
@@ -899,7 +942,7 @@ pub async fn race_two_hundred_uses_of_one_backup_code(a: SharedStore, b: SharedS
 pub async fn race_two_hundred_uses_of_one_challenge(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let challenge = Challenge {
         hash: hash(1),
@@ -931,13 +974,14 @@ async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy:
     let alice = user("alice");
     let concurrent = device(&alice, DeviceKind::Totp, 1);
     let sequential = device(&user("bob"), DeviceKind::Totp, 1);
-    a.insert_device(&concurrent).await.unwrap();
-    a.insert_device(&sequential).await.unwrap();
+    insert(&a, &concurrent).await;
+    insert(&a, &sequential).await;
     let now = t(1_000);
     for _ in 0..200 {
         a.begin_attempt(
             &sequential.user,
             std::slice::from_ref(&sequential.id),
+            VERIFY,
             &policy,
             now,
         )
@@ -948,7 +992,7 @@ async fn wrong_attempts_match_sequential(a: SharedStore, b: SharedStore, policy:
         let (alice, id) = (alice.clone(), concurrent.id.clone());
         async move {
             let grant = store
-                .begin_attempt(&alice, &[id], &policy, now)
+                .begin_attempt(&alice, &[id], VERIFY, &policy, now)
                 .await
                 .unwrap();
             matches!(grant, AttemptGrant::Slots(s) if matches!(s[0], AttemptSlot::Allowed(_)))
@@ -1006,7 +1050,7 @@ pub async fn remembered_browsers_are_put_checked_listed_and_deleted(
 ) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let day = Duration::from_secs(86_400);
     let first = browser(&alice, &d.id, now, day);
@@ -1092,7 +1136,7 @@ pub async fn remembered_browsers_are_put_checked_listed_and_deleted(
 pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     let short = browser(&alice, &d.id, now, Duration::from_millis(800));
     let long = browser(&alice, &d.id, now, Duration::from_secs(3600));
@@ -1114,12 +1158,12 @@ pub async fn remembered_browsers_expire(a: SharedStore, b: SharedStore) {
 pub async fn begin_attempt_takes_a_device_named_twice_twice(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::Totp, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let twice = [d.id.clone(), d.id.clone()];
 
     // Without delays: two slots, the second seeing the first; the user count moves once.
     let got = slots(
-        b.begin_attempt(&alice, &twice, &throttle_off(), t(100))
+        b.begin_attempt(&alice, &twice, VERIFY, &throttle_off(), t(100))
             .await
             .unwrap(),
     );
@@ -1133,7 +1177,7 @@ pub async fn begin_attempt_takes_a_device_named_twice_twice(a: SharedStore, b: S
 
     // With delays the second slot is throttled by the first.
     let got = slots(
-        a.begin_attempt(&alice, &twice, &ThrottlePolicy::default(), t(200))
+        a.begin_attempt(&alice, &twice, VERIFY, &ThrottlePolicy::default(), t(200))
             .await
             .unwrap(),
     );
@@ -1147,11 +1191,15 @@ pub async fn commit_success_refunds_once_per_listed_device(a: SharedStore, b: Sh
     let policy = throttle_off();
     let winner = device(&alice, DeviceKind::Totp, 1);
     let other = device(&alice, DeviceKind::Totp, 2);
-    a.insert_device(&winner).await.unwrap();
-    a.insert_device(&other).await.unwrap();
+    insert(&a, &winner).await;
+    insert(&a, &other).await;
     let both = [winner.id.clone(), other.id.clone()];
     for i in 0..3 {
-        slots(a.begin_attempt(&alice, &both, &policy, t(i)).await.unwrap());
+        slots(
+            a.begin_attempt(&alice, &both, VERIFY, &policy, t(i))
+                .await
+                .unwrap(),
+        );
     }
     let proof = SuccessProof::Counter {
         next_counter: 1,
@@ -1214,7 +1262,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
     ));
     assert_eq!(b.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
 
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     a.replace_backup_codes(&alice, &d.id, &[hash(1), hash(2)])
         .await
         .unwrap();
@@ -1227,7 +1275,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
     assert_eq!(b.delete_all_devices(&alice).await.unwrap(), 1);
 
     // The same device again starts clean: no codes, no challenge, no cooldown.
-    b.insert_device(&d).await.unwrap();
+    insert(&b, &d).await;
     assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
     assert!(
         !a.commit_success(&alice, &d.id, &unbound_code(1), &[], now)
@@ -1567,6 +1615,780 @@ pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: Sh
     );
 }
 
+// ----- unconfirmed devices, limits, confirmation ------------------------------------------
+
+/// An unconfirmed device of `kind` that expires at `until`.
+fn pending(owner: &UserId, kind: DeviceKind, until: Timestamp) -> Device {
+    Device {
+        confirmed: false,
+        pending_until: Some(until),
+        ..device(owner, kind, 1)
+    }
+}
+
+fn limits(max_devices: u32, max_pending: u32) -> DeviceLimits {
+    DeviceLimits {
+        max_devices,
+        max_pending,
+    }
+}
+
+/// Runs `attempt(client, i)` for i in 0..n concurrently, alternating between the two clients,
+/// and returns the outcomes in order.
+async fn race_n<T, F, Fut>(a: &SharedStore, b: &SharedStore, n: usize, attempt: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(SharedStore, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let run = attempt(client, i);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(n);
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
+
+pub async fn pending_devices_expire_for_every_operation(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let soon = now.saturating_add(Duration::from_millis(1_000));
+    let confirmed = device(&alice, DeviceKind::Totp, 1);
+    let totp = pending(&alice, DeviceKind::Totp, soon);
+    let oob = pending(&alice, DeviceKind::OutOfBand, soon);
+    let codes = pending(&alice, DeviceKind::BackupCodes, soon);
+    for d in [&confirmed, &totp, &oob, &codes] {
+        insert(&a, d).await;
+    }
+    a.replace_backup_codes(&alice, &codes.id, &[hash(1)])
+        .await
+        .unwrap();
+    let later = now.saturating_add(Duration::from_secs(300));
+    let challenge = Challenge {
+        hash: hash(2),
+        expires_at: later,
+        resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
+    };
+    let browser = browser(&alice, &totp.id, now, Duration::from_secs(3600));
+    a.put_remembered(&browser).await.unwrap();
+    assert_eq!(
+        b.get_device(&alice, &totp.id).await.unwrap(),
+        Some(totp.clone())
+    );
+    assert_eq!(b.list_devices(&alice).await.unwrap().len(), 4);
+    assert_eq!(b.count_backup_codes(&alice, &codes.id).await.unwrap(), 1);
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let now = SystemClock.now();
+    assert_eq!(b.get_device(&alice, &totp.id).await.unwrap(), None);
+    assert_eq!(
+        b.list_devices(&alice).await.unwrap(),
+        vec![confirmed.clone()]
+    );
+    assert_eq!(a.count_backup_codes(&alice, &codes.id).await.unwrap(), 0);
+    let ids = [totp.id.clone(), oob.id.clone(), codes.id.clone()];
+    let got = slots(
+        a.begin_attempt(&alice, &ids, CONFIRM, &throttle_off(), now)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, vec![AttemptSlot::Missing; 3]);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    let proof = SuccessProof::Counter {
+        next_counter: 5,
+        drift: 0,
+    };
+    assert!(
+        !b.commit_success(&alice, &totp.id, &proof, &[], now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.commit_success(
+            &alice,
+            &codes.id,
+            &SuccessProof::BackupCode(hash(1)),
+            &[],
+            now
+        )
+        .await
+        .unwrap()
+    );
+    assert!(matches!(
+        a.put_challenge(&alice, &oob.id, &challenge, now).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        a.replace_backup_codes(&alice, &codes.id, &[hash(3)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let check = b
+        .check_remembered(&alice, &browser.id, &totp.id, now)
+        .await
+        .unwrap();
+    assert_eq!(check.device, None);
+    assert!(!a.update_device(&totp).await.unwrap());
+    assert_eq!(
+        a.confirm_device(&alice, &totp.id, false).await.unwrap(),
+        ConfirmOutcome::Missing
+    );
+    assert!(!b.delete_device(&alice, &oob.id).await.unwrap());
+    // An expired device counts toward no limit, and its id is free again.
+    assert_eq!(
+        a.insert_device(&pending(&alice, DeviceKind::Totp, later), &limits(2, 1))
+            .await
+            .unwrap(),
+        DeviceInsert::Inserted
+    );
+    let mut again = totp.clone();
+    again.pending_until = Some(later);
+    insert(&b, &again).await;
+    assert_eq!(b.get_device(&alice, &totp.id).await.unwrap(), Some(again));
+    assert_eq!(
+        b.get_device(&alice, &confirmed.id).await.unwrap(),
+        Some(confirmed)
+    );
+
+    // A deadline already past: reported inserted, and gone at once.
+    let stillborn = pending(&alice, DeviceKind::Totp, t(1));
+    insert(&a, &stillborn).await;
+    assert_eq!(b.get_device(&alice, &stillborn.id).await.unwrap(), None);
+    // A confirmed device has no deadline.
+    let mut invalid = device(&alice, DeviceKind::Totp, 1);
+    invalid.pending_until = Some(later);
+    assert!(matches!(
+        a.insert_device(&invalid, &DeviceLimits::default()).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn insert_device_enforces_the_limits(a: SharedStore, b: SharedStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let limits = limits(4, 2);
+    let backup = device(&alice, DeviceKind::BackupCodes, 1);
+    let mut outcomes = Vec::new();
+    for d in [
+        backup.clone(),
+        pending(&alice, DeviceKind::Totp, later),
+        pending(&alice, DeviceKind::OutOfBand, later),
+        pending(&alice, DeviceKind::Totp, later),
+        device(&alice, DeviceKind::Totp, 2),
+        device(&alice, DeviceKind::Totp, 3),
+        pending(&alice, DeviceKind::Totp, later),
+    ] {
+        let client = if outcomes.len() % 2 == 0 { &a } else { &b };
+        outcomes.push(client.insert_device(&d, &limits).await.unwrap());
+    }
+    use DeviceInsert::*;
+    assert_eq!(
+        outcomes,
+        [
+            Inserted,
+            Inserted,
+            Inserted,
+            TooManyPending,
+            Inserted,
+            TooManyDevices,
+            TooManyDevices
+        ]
+    );
+    assert_eq!(a.list_devices(&alice).await.unwrap().len(), 4);
+
+    // One backup-code device per user, reported before the count limit.
+    let second_backup = device(&alice, DeviceKind::BackupCodes, 4);
+    let stored_backup = a.get_device(&alice, &backup.id).await.unwrap().unwrap();
+    assert_eq!(
+        b.insert_device(&second_backup, &limits).await.unwrap(),
+        BackupCodesExist(Box::new(stored_backup))
+    );
+    assert!(matches!(
+        b.insert_device(&backup, &limits).await,
+        Err(StoreError::Conflict)
+    ));
+    // Limits are per user.
+    insert(&a, &device(&bob, DeviceKind::BackupCodes, 1)).await;
+    insert(&b, &pending(&bob, DeviceKind::Totp, later)).await;
+}
+
+pub async fn race_thirty_inserts_never_pass_the_limits(a: SharedStore, b: SharedStore) {
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let cases = [
+        (user("alice"), DeviceKind::Totp, true, 5),
+        (user("bob"), DeviceKind::Totp, false, 3),
+        (user("carol"), DeviceKind::BackupCodes, true, 1),
+    ];
+    for (owner, kind, confirmed, allowed) in cases {
+        let outcomes = race_n(&a, &b, 30, |store, _| {
+            let mut d = device(&owner, kind, 1);
+            if !confirmed {
+                d = pending(&owner, kind, later);
+            }
+            async move { store.insert_device(&d, &limits(5, 3)).await.unwrap() }
+        })
+        .await;
+        let inserted = outcomes
+            .iter()
+            .filter(|o| **o == DeviceInsert::Inserted)
+            .count();
+        assert_eq!(inserted, allowed, "{owner:?}: {outcomes:?}");
+        let stored = a.list_devices(&owner).await.unwrap();
+        assert_eq!(stored.len(), allowed, "{owner:?}");
+        for outcome in outcomes {
+            match outcome {
+                DeviceInsert::Inserted => {}
+                DeviceInsert::TooManyDevices => assert!(confirmed && kind == DeviceKind::Totp),
+                DeviceInsert::TooManyPending => assert!(!confirmed),
+                DeviceInsert::BackupCodesExist(winner) => assert_eq!(*winner, stored[0]),
+            }
+        }
+    }
+}
+
+pub async fn confirm_device_confirms_once_and_the_first_ends_other_pending(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let later = now.saturating_add(Duration::from_secs(300));
+    let first = pending(&alice, DeviceKind::Totp, later);
+    let rival = pending(&alice, DeviceKind::OutOfBand, later);
+    let other = pending(&alice, DeviceKind::Totp, later);
+    for d in [&first, &rival, &other] {
+        insert(&a, d).await;
+    }
+    let challenge = Challenge {
+        hash: hash(1),
+        expires_at: later,
+        resend_after: later,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
+    };
+    a.put_challenge(&alice, &rival.id, &challenge, now)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        b.confirm_device(&alice, &first.id, true).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: true }
+    );
+    let mut confirmed = first.clone();
+    confirmed.confirmed = true;
+    confirmed.pending_until = None;
+    assert_eq!(
+        a.list_devices(&alice).await.unwrap(),
+        vec![confirmed.clone()]
+    );
+    // The rival's challenge went with it: a device added again under its id has none.
+    insert(&a, &rival).await;
+    assert!(
+        !a.commit_success(&alice, &rival.id, &unbound_code(1), &[], now)
+            .await
+            .unwrap()
+    );
+    assert!(a.delete_device(&alice, &rival.id).await.unwrap());
+
+    assert_eq!(
+        a.confirm_device(&alice, &first.id, false).await.unwrap(),
+        ConfirmOutcome::AlreadyConfirmed
+    );
+    assert_eq!(
+        a.confirm_device(&alice, &DeviceId::generate(), false)
+            .await
+            .unwrap(),
+        ConfirmOutcome::Missing
+    );
+
+    // A further device: refused when only a first may be confirmed, then confirmed, leaving
+    // the other unconfirmed devices alone.
+    let second = pending(&alice, DeviceKind::Totp, later);
+    let third = pending(&alice, DeviceKind::Totp, later);
+    insert(&a, &second).await;
+    insert(&b, &third).await;
+    assert_eq!(
+        b.confirm_device(&alice, &second.id, true).await.unwrap(),
+        ConfirmOutcome::NotFirst
+    );
+    assert_eq!(
+        a.get_device(&alice, &second.id).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        b.confirm_device(&alice, &second.id, false).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: false }
+    );
+    let stored = a.get_device(&alice, &second.id).await.unwrap().unwrap();
+    assert!(stored.confirmed && stored.pending_until.is_none());
+    assert_eq!(a.get_device(&alice, &third.id).await.unwrap(), Some(third));
+    // The confirmation survives the deadline it had.
+    let bob = user("bob");
+    let brief = pending(
+        &bob,
+        DeviceKind::Totp,
+        SystemClock.now().saturating_add(Duration::from_millis(500)),
+    );
+    insert(&a, &brief).await;
+    assert_eq!(
+        b.confirm_device(&bob, &brief.id, false).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: true }
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(a.get_device(&bob, &brief.id).await.unwrap().is_some());
+    assert_eq!(
+        a.get_device(&alice, &first.id).await.unwrap(),
+        Some(confirmed)
+    );
+}
+
+pub async fn race_only_one_first_device_is_confirmed(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let candidates: Vec<Device> = (0..10)
+        .map(|_| pending(&alice, DeviceKind::Totp, later))
+        .collect();
+    for d in &candidates {
+        let inserted = a.insert_device(d, &limits(20, 10)).await.unwrap();
+        assert_eq!(inserted, DeviceInsert::Inserted);
+    }
+    let outcomes = race_n(&a, &b, 10, |store, i| {
+        let (alice, id) = (alice.clone(), candidates[i].id.clone());
+        async move { store.confirm_device(&alice, &id, true).await.unwrap() }
+    })
+    .await;
+    let firsts = outcomes
+        .iter()
+        .filter(|o| **o == ConfirmOutcome::Confirmed { first: true })
+        .count();
+    assert_eq!(firsts, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            ConfirmOutcome::Confirmed { first: true } | ConfirmOutcome::Missing
+        )),
+        "{outcomes:?}"
+    );
+    let left = a.list_devices(&alice).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].confirmed);
+}
+
+pub async fn verification_attempts_on_pending_devices_are_not_counted(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let later = SystemClock.now().saturating_add(Duration::from_secs(300));
+    let policy = ThrottlePolicy::default().with_user_failure_limit(3);
+    let unconfirmed = pending(&alice, DeviceKind::Totp, later);
+    let confirmed = device(&alice, DeviceKind::Totp, 1);
+    insert(&a, &unconfirmed).await;
+    insert(&a, &confirmed).await;
+    let outcomes = race_n(&a, &b, 200, |store, i| {
+        let (alice, id, policy) = (alice.clone(), unconfirmed.id.clone(), policy);
+        async move {
+            let now = t(100 + i as u64);
+            store
+                .begin_attempt(&alice, &[id], VERIFY, &policy, now)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    for grant in outcomes {
+        assert_eq!(slots(grant), vec![AttemptSlot::NotConfirmed]);
+    }
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    let stored = b
+        .get_device(&alice, &unconfirmed.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, DeviceState::default());
+
+    // Confirming a confirmed device is refused uncounted too.
+    let got = slots(
+        a.begin_attempt(
+            &alice,
+            std::slice::from_ref(&confirmed.id),
+            CONFIRM,
+            &policy,
+            t(400),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(got, vec![AttemptSlot::AlreadyConfirmed]);
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (0, None));
+    // Each device is judged for itself, and only allowed ones count.
+    let both = [confirmed.id.clone(), unconfirmed.id.clone()];
+    let got = slots(
+        b.begin_attempt(&alice, &both, VERIFY, &policy, t(500))
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(&got[0], AttemptSlot::Allowed(d) if d.id == confirmed.id));
+    assert_eq!(got[1], AttemptSlot::NotConfirmed);
+    let got = slots(
+        b.begin_attempt(&alice, &both, CONFIRM, &policy, t(600))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got[0], AttemptSlot::AlreadyConfirmed);
+    assert!(matches!(&got[1], AttemptSlot::Allowed(d) if d.id == unconfirmed.id));
+    assert_eq!(a.user_failures(&alice).await.unwrap(), (2, None));
+}
+
+// ----- revocation ----------------------------------------------------------------------------
+
+fn verified_by(owner: &UserId, device: &DeviceId, remembered: bool) -> SessionRecord {
+    SessionRecord {
+        verified: Some(VerifiedBy {
+            device_id: device.clone(),
+            device_kind: DeviceKind::Totp,
+            at: Timestamp::from_millis(1_700_000_000_123),
+            remembered,
+        }),
+        login: Some("login-digest".into()),
+        ..session(owner)
+    }
+}
+
+/// The ids of the user's live remembered browsers, sorted.
+async fn browser_ids(store: &SharedStore, owner: &UserId) -> Vec<BrowserId> {
+    let mut ids: Vec<BrowserId> = store
+        .list_remembered(owner)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Two users, each with two devices, a browser remembered through each device, and sessions
+/// verified by each device (by code and by cookie) and unverified ones. Bob's devices reuse
+/// Alice's ids, so that only the user tells them apart.
+struct Revocable {
+    alice: UserId,
+    bob: UserId,
+    doomed: Device,
+    kept: Device,
+    doomed_browser: BrowserId,
+    kept_browser: BrowserId,
+    bobs_browsers: Vec<BrowserId>,
+    /// Alice's sessions: verified by `doomed` (by code, by cookie), by `kept`, unverified.
+    sessions: [(SessionKey, SessionRecord); 4],
+    /// One more session of Alice's verified by `doomed`, never read before
+    /// [`Revocable::check_expiry_kept`] (reading would set its time to live again).
+    witness: SessionKey,
+    bobs_sessions: Vec<(SessionKey, SessionRecord)>,
+}
+
+const SESSION_TTL: Duration = Duration::from_secs(2);
+
+async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) -> Revocable {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let now = SystemClock.now();
+    let doomed = device(&alice, doomed_kind, 1);
+    let kept = device(&alice, DeviceKind::Totp, 2);
+    insert(a, &doomed).await;
+    insert(b, &kept).await;
+    let lifetime = Duration::from_secs(3600);
+    let doomed_browser = browser(&alice, &doomed.id, now, lifetime);
+    let kept_browser = browser(&alice, &kept.id, now, lifetime);
+    a.put_remembered(&doomed_browser).await.unwrap();
+    b.put_remembered(&kept_browser).await.unwrap();
+    let mut bobs_browsers = Vec::new();
+    let mut bobs_sessions = Vec::new();
+    for (i, source) in [&doomed, &kept].into_iter().enumerate() {
+        let bobs = Device {
+            user: bob.clone(),
+            ..source.clone()
+        };
+        insert(a, &bobs).await;
+        let remembered = browser(&bob, &bobs.id, now, lifetime);
+        b.put_remembered(&remembered).await.unwrap();
+        bobs_browsers.push(remembered.id);
+        let key = session_key(&bob, &format!("bob-{i}"));
+        let record = verified_by(&bob, &bobs.id, false);
+        a.save_session(&key, &record, SESSION_TTL).await.unwrap();
+        bobs_sessions.push((key, record));
+    }
+    bobs_browsers.sort();
+    let sessions = [
+        verified_by(&alice, &doomed.id, false),
+        verified_by(&alice, &doomed.id, true),
+        verified_by(&alice, &kept.id, false),
+        session(&alice),
+    ]
+    .map(|record| {
+        let key = session_key(&alice, &format!("{:?}", record.verified));
+        (key, record)
+    });
+    for (key, record) in &sessions {
+        b.save_session(key, record, SESSION_TTL).await.unwrap();
+    }
+    let witness = session_key(&alice, "witness");
+    let record = verified_by(&alice, &doomed.id, false);
+    a.save_session(&witness, &record, SESSION_TTL)
+        .await
+        .unwrap();
+    Revocable {
+        alice,
+        bob,
+        doomed,
+        kept,
+        doomed_browser: doomed_browser.id,
+        kept_browser: kept_browser.id,
+        bobs_browsers,
+        sessions,
+        witness,
+        bobs_sessions,
+    }
+}
+
+impl Revocable {
+    /// Checks that Alice's sessions are as `expected` (the records, in order) and Bob's are
+    /// untouched; without extending any of them.
+    async fn check_sessions(&self, store: &SharedStore, expected: [SessionRecord; 4]) {
+        for ((key, _), expected) in self.sessions.iter().zip(expected) {
+            let loaded = store
+                .load_session(key, SESSION_TTL, SESSION_TTL)
+                .await
+                .unwrap();
+            assert_eq!(loaded, Some(expected));
+        }
+        for (key, record) in &self.bobs_sessions {
+            let loaded = store
+                .load_session(key, SESSION_TTL, SESSION_TTL)
+                .await
+                .unwrap();
+            assert_eq!(
+                loaded.as_ref(),
+                Some(record),
+                "another user's session changed"
+            );
+        }
+        assert_eq!(browser_ids(store, &self.bob).await, self.bobs_browsers);
+    }
+
+    fn unverified(&self, index: usize) -> SessionRecord {
+        SessionRecord {
+            verified: None,
+            ..self.sessions[index].1.clone()
+        }
+    }
+
+    fn unchanged(&self, index: usize) -> SessionRecord {
+        self.sessions[index].1.clone()
+    }
+
+    /// Checks that a session whose verification was cleared expires when it would have:
+    /// clearing kept its time to live.
+    async fn check_expiry_kept(&self, store: &SharedStore) {
+        tokio::time::sleep(SESSION_TTL + Duration::from_millis(200)).await;
+        let witness = store
+            .load_session(&self.witness, SESSION_TTL, SESSION_TTL)
+            .await
+            .unwrap();
+        assert_eq!(witness, None);
+    }
+}
+
+pub async fn deleting_a_device_revokes_what_it_verified(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    let mut kept_expected = vec![r.kept_browser.clone()];
+    kept_expected.sort();
+    assert!(b.delete_device(&r.alice, &r.doomed.id).await.unwrap());
+    assert_eq!(browser_ids(&a, &r.alice).await, kept_expected);
+    r.check_sessions(
+        &a,
+        [
+            r.unverified(0),
+            r.unverified(1),
+            r.unchanged(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    assert_eq!(
+        a.list_devices(&r.alice).await.unwrap(),
+        vec![r.kept.clone()]
+    );
+    assert_eq!(a.list_devices(&r.bob).await.unwrap().len(), 2);
+    // Deleting it again finds nothing, and changes nothing.
+    assert!(!a.delete_device(&r.alice, &r.doomed.id).await.unwrap());
+    assert_eq!(browser_ids(&b, &r.alice).await, kept_expected);
+    r.check_expiry_kept(&b).await;
+}
+
+pub async fn deleting_all_devices_revokes_every_verification(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    assert_eq!(a.delete_all_devices(&r.alice).await.unwrap(), 2);
+    assert_eq!(browser_ids(&b, &r.alice).await, vec![]);
+    r.check_sessions(
+        &b,
+        [
+            r.unverified(0),
+            r.unverified(1),
+            r.unverified(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    assert_eq!(b.list_devices(&r.bob).await.unwrap().len(), 2);
+    r.check_expiry_kept(&a).await;
+}
+
+pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::Totp).await;
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&r.alice))
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
+    let alices = r.sessions.iter().map(|(key, _)| key).chain([&r.witness]);
+    for key in alices {
+        assert_eq!(
+            a.load_session(key, SESSION_TTL, SESSION_TTL).await.unwrap(),
+            None
+        );
+    }
+    for (key, record) in &r.bobs_sessions {
+        let loaded = a.load_session(key, SESSION_TTL, SESSION_TTL).await.unwrap();
+        assert_eq!(loaded.as_ref(), Some(record));
+    }
+    assert_eq!(browser_ids(&b, &r.bob).await, r.bobs_browsers);
+    // Also with no session left to find the user by.
+    let again = browser(
+        &r.alice,
+        &r.kept.id,
+        SystemClock.now(),
+        Duration::from_secs(60),
+    );
+    a.put_remembered(&again).await.unwrap();
+    assert_eq!(
+        b.delete_user_sessions(&UserTag::of(&r.alice))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
+}
+
+pub async fn new_backup_codes_forget_the_browsers_they_remembered(a: SharedStore, b: SharedStore) {
+    let r = revocable(&a, &b, DeviceKind::BackupCodes).await;
+    a.replace_backup_codes(&r.alice, &r.doomed.id, &[hash(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        browser_ids(&b, &r.alice).await,
+        vec![r.kept_browser.clone()]
+    );
+    // Sessions keep their verification, whichever device gave it.
+    r.check_sessions(
+        &a,
+        [
+            r.unchanged(0),
+            r.unchanged(1),
+            r.unchanged(2),
+            r.unchanged(3),
+        ],
+    )
+    .await;
+    let check = a
+        .check_remembered(&r.alice, &r.doomed_browser, &r.doomed.id, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        (check.browser, check.device),
+        (None, Some(r.doomed.clone()))
+    );
+}
+
+pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let pending = Duration::from_millis(500);
+    let unverified = session_key(&alice, "pending");
+    let verified = session_key(&alice, "verified");
+    let mut record = session(&alice);
+    a.save_session(&unverified, &record, hour).await.unwrap();
+    record.verified = Some(VerifiedBy {
+        device_id: DeviceId::generate(),
+        device_kind: DeviceKind::Totp,
+        at: t(2),
+        remembered: false,
+    });
+    a.save_session(&verified, &record, hour).await.unwrap();
+    // Reading gives each the idle time that fits it.
+    assert!(
+        b.load_session(&unverified, hour, pending)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        b.load_session(&verified, hour, pending)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        a.load_session(&unverified, hour, pending).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        a.load_session(&verified, hour, pending).await.unwrap(),
+        Some(record)
+    );
+}
+
+pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let key = session_key(&alice, "tries");
+    let ttl = Duration::from_millis(600);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            store.count_session_attempt(&key, ttl).await.unwrap()
+        }));
+    }
+    let mut counts = Vec::new();
+    for task in tasks {
+        counts.push(task.await.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
+    // Another session's count is its own.
+    let other = session_key(&alice, "other");
+    assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
+}
+
 /// A live challenge with code `n`, sent for `binding`, taking `max_tries` tries, with a
 /// minute of cooldown.
 fn live_challenge(n: u32, binding: Option<&str>, max_tries: u32) -> Challenge {
@@ -1592,7 +2414,13 @@ fn code_from(n: u32, binding: Option<&str>) -> SuccessProof {
 async fn claim(store: &SharedStore, owner: &UserId, device: &DeviceId, now: Timestamp) {
     let granted = slots(
         store
-            .begin_attempt(owner, std::slice::from_ref(device), &throttle_off(), now)
+            .begin_attempt(
+                owner,
+                std::slice::from_ref(device),
+                VERIFY,
+                &throttle_off(),
+                now,
+            )
             .await
             .unwrap(),
     );
@@ -1602,7 +2430,7 @@ async fn claim(store: &SharedStore, owner: &UserId, device: &DeviceId, now: Time
 pub async fn challenges_work_only_for_the_login_they_were_sent_for(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     a.put_challenge(&alice, &d.id, &live_challenge(1, Some("login-1"), 5), now)
         .await
@@ -1625,7 +2453,7 @@ pub async fn challenges_work_only_for_the_login_they_were_sent_for(a: SharedStor
 
     // A code sent for no login works only without one.
     let other = device(&alice, DeviceKind::OutOfBand, 2);
-    a.insert_device(&other).await.unwrap();
+    insert(&a, &other).await;
     a.put_challenge(&alice, &other.id, &live_challenge(2, None, 5), now)
         .await
         .unwrap();
@@ -1651,7 +2479,7 @@ pub async fn challenges_die_after_their_tries(a: SharedStore, b: SharedStore) {
         let (a, alice) = (a.clone(), alice.clone());
         async move {
             let d = device(&alice, DeviceKind::OutOfBand, created);
-            a.insert_device(&d).await.unwrap();
+            insert(&a, &d).await;
             a.put_challenge(&alice, &d.id, &live_challenge(1, login, 3), now)
                 .await
                 .unwrap();
@@ -1730,7 +2558,7 @@ pub async fn challenges_die_after_their_tries(a: SharedStore, b: SharedStore) {
 pub async fn race_challenge_tries_are_counted_exactly(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let d = device(&alice, DeviceKind::OutOfBand, 1);
-    a.insert_device(&d).await.unwrap();
+    insert(&a, &d).await;
     let now = SystemClock.now();
     a.put_challenge(&alice, &d.id, &live_challenge(1, None, 200), now)
         .await
@@ -2040,68 +2868,4 @@ pub async fn race_two_hundred_requests_against_the_confirmation_cap(
     })
     .await;
     assert_eq!(wins, 10);
-}
-
-pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: SharedStore) {
-    let alice = user("alice");
-    let hour = Duration::from_secs(3600);
-    let pending = Duration::from_millis(500);
-    let unverified = session_key(&alice, "pending");
-    let verified = session_key(&alice, "verified");
-    let mut record = session(&alice);
-    a.save_session(&unverified, &record, hour).await.unwrap();
-    record.verified = Some(VerifiedBy {
-        device_id: DeviceId::generate(),
-        device_kind: DeviceKind::Totp,
-        at: t(2),
-        remembered: false,
-    });
-    a.save_session(&verified, &record, hour).await.unwrap();
-    // Reading gives each the idle time that fits it.
-    assert!(
-        b.load_session(&unverified, hour, pending)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        b.load_session(&verified, hour, pending)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(
-        a.load_session(&unverified, hour, pending).await.unwrap(),
-        None
-    );
-    assert_eq!(
-        a.load_session(&verified, hour, pending).await.unwrap(),
-        Some(record)
-    );
-}
-
-pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b: SharedStore) {
-    let alice = user("alice");
-    let key = session_key(&alice, "tries");
-    let ttl = Duration::from_millis(600);
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            store.count_session_attempt(&key, ttl).await.unwrap()
-        }));
-    }
-    let mut counts = Vec::new();
-    for task in tasks {
-        counts.push(task.await.unwrap());
-    }
-    counts.sort_unstable();
-    assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
-    // Another session's count is its own.
-    let other = session_key(&alice, "other");
-    assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
 }

@@ -12,8 +12,9 @@ use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag};
 use tower_otp::store::{
-    AttemptGrant, Challenge, ChallengePut, ConfirmationAttempt, ConfirmationInsert, RateBucket,
-    RateCount, SharedStore, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, Challenge, ChallengePut, ConfirmOutcome, ConfirmationAttempt,
+    ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount, SharedStore, Store,
+    StoreError, SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls; while `down`, every call fails as
@@ -56,11 +57,23 @@ impl InstrumentedStore {
 
 #[async_trait]
 impl Store for InstrumentedStore {
-    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
-        self.gate()?.insert_device(device).await
+    async fn insert_device(
+        &self,
+        device: &Device,
+        limits: &DeviceLimits,
+    ) -> Result<DeviceInsert, StoreError> {
+        self.gate()?.insert_device(device, limits).await
     }
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
         self.gate()?.update_device(device).await
+    }
+    async fn confirm_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        only_if_first: bool,
+    ) -> Result<ConfirmOutcome, StoreError> {
+        self.gate()?.confirm_device(user, id, only_if_first).await
     }
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         self.gate()?.get_device(user, id).await
@@ -106,10 +119,13 @@ impl Store for InstrumentedStore {
         &self,
         user: &UserId,
         devices: &[DeviceId],
+        purpose: AttemptPurpose,
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError> {
-        self.gate()?.begin_attempt(user, devices, policy, now).await
+        self.gate()?
+            .begin_attempt(user, devices, purpose, policy, now)
+            .await
     }
     async fn commit_success(
         &self,

@@ -9,7 +9,8 @@ use crate::events::{DeviceRef, EventKind, Events};
 use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, TotpParams};
 use crate::remember::{BrowserId, RememberedBrowser};
 use crate::store::{
-    Challenge, ChallengePut, LoginBinding, RateBucket, RateCount, SharedStore, Store,
+    AttemptPurpose as Purpose, Challenge, ChallengePut, ConfirmOutcome, DeviceInsert, DeviceLimits,
+    LoginBinding, RateBucket, RateCount, SharedStore, Store,
 };
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
@@ -84,7 +85,8 @@ struct Inner {
     throttle: ThrottlePolicy,
     out_of_band: OutOfBandPolicy,
     senders: BTreeMap<String, Arc<dyn Sender>>,
-    max_devices: usize,
+    limits: DeviceLimits,
+    pending_lifetime: Duration,
     reauthentication_window: Duration,
     events: Events,
 }
@@ -97,13 +99,6 @@ enum Needs {
     /// Touches the user's factors without changing what verifies (a name, the default): any
     /// verification once the user has a factor.
     Verified,
-}
-
-/// Why an attempt is made: to verify, or to confirm a new device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Purpose {
-    Verify,
-    Confirm,
 }
 
 /// Settings of a new TOTP device.
@@ -212,7 +207,8 @@ impl TwoFactor {
                 throttle: ThrottlePolicy::default(),
                 out_of_band: OutOfBandPolicy::default(),
                 senders: BTreeMap::new(),
-                max_devices: 20,
+                limits: DeviceLimits::default(),
+                pending_lifetime: Duration::from_secs(15 * 60),
                 reauthentication_window: DEFAULT_REAUTHENTICATION_WINDOW,
                 events: Events::new(),
             }),
@@ -280,9 +276,21 @@ impl TwoFactor {
         })
     }
 
-    /// The most devices a user may have (default 20).
+    /// The most devices a user may have, confirmed or not (default 20).
     pub fn with_max_devices(self, max: usize) -> Self {
-        self.configure(|c| c.max_devices = max.max(1))
+        self.configure(|c| c.limits.max_devices = limit(max))
+    }
+
+    /// The most unconfirmed devices a user may have at once (default 3). Adding one more
+    /// fails with [`Error::TooManyPendingDevices`] until one is confirmed, deleted or expired.
+    pub fn with_max_pending_devices(self, max: usize) -> Self {
+        self.configure(|c| c.limits.max_pending = limit(max))
+    }
+
+    /// How long a new device may stay unconfirmed (default 15 minutes). Past that the store
+    /// forgets it, and it must be added again.
+    pub fn with_pending_device_lifetime(self, lifetime: Duration) -> Self {
+        self.configure(|c| c.pending_lifetime = lifetime)
     }
 
     /// How recent a code verification must be for a caller to change the factors of a user
@@ -490,25 +498,50 @@ impl TwoFactor {
         confirmed: bool,
         config: DeviceConfig,
     ) -> Result<Device, Error> {
-        let name = check_name(name)?;
-        let existing = self.inner.store.list_devices(user).await?;
-        if existing.len() >= self.inner.max_devices {
-            return Err(Error::TooManyDevices);
-        }
-        let device = Device {
+        let device = self.new_device(user, id, name, confirmed, config)?;
+        let outcome = self
+            .inner
+            .store
+            .insert_device(&device, &self.inner.limits)
+            .await?;
+        self.inserted(device, outcome)
+    }
+
+    /// A device record for `user`, unconfirmed ones with their deadline.
+    fn new_device(
+        &self,
+        user: &UserId,
+        id: DeviceId,
+        name: &str,
+        confirmed: bool,
+        config: DeviceConfig,
+    ) -> Result<Device, Error> {
+        let now = self.now();
+        Ok(Device {
             id,
             user: user.clone(),
-            name,
+            name: check_name(name)?,
             confirmed,
+            pending_until: (!confirmed).then(|| now.saturating_add(self.inner.pending_lifetime)),
             is_default: false,
-            created_at: self.now(),
+            created_at: now,
             config,
             state: DeviceState::default(),
-        };
-        self.inner.store.insert_device(&device).await?;
-        tracing::debug!(user = %user, device = %device.id, kind = %device.kind(), "device added");
-        self.emit(EventKind::DeviceAdded, user, Some(&device));
-        Ok(device)
+        })
+    }
+
+    /// The device, if the store took it (announcing it), or why not.
+    fn inserted(&self, device: Device, outcome: DeviceInsert) -> Result<Device, Error> {
+        match outcome {
+            DeviceInsert::Inserted => {
+                tracing::debug!(user = %device.user, device = %device.id, kind = %device.kind(), "device added");
+                self.emit(EventKind::DeviceAdded, &device.user, Some(&device));
+                Ok(device)
+            }
+            DeviceInsert::TooManyDevices => Err(Error::TooManyDevices),
+            DeviceInsert::TooManyPending => Err(Error::TooManyPendingDevices),
+            DeviceInsert::BackupCodesExist(_) => Err(Error::DuplicateDevice),
+        }
     }
 
     /// Confirms a new device with a code from it. The code counts as used.
@@ -555,29 +588,28 @@ impl TwoFactor {
         })
     }
 
-    /// Marks `device` confirmed; returns it and whether it is the user's first confirmed
-    /// device. With `only_if_first`, refuses if the user has another confirmed device by now.
-    /// Confirming the first device deletes the user's other pending devices.
+    /// Marks `device` confirmed, in one store operation; returns it and whether it is the
+    /// user's first confirmed device. With `only_if_first`, refuses if the user has another
+    /// confirmed device by now. Confirming the first device deletes the user's other pending
+    /// devices.
     async fn settle_confirmed(
         &self,
         mut device: Device,
         only_if_first: bool,
     ) -> Result<(Device, bool), Error> {
-        let store = &self.inner.store;
-        let others = store.list_devices(&device.user).await?;
-        let first = !others.iter().any(|d| d.confirmed && d.id != device.id);
-        if only_if_first && !first {
-            return Err(Error::VerificationRequired);
-        }
+        let outcome = self
+            .inner
+            .store
+            .confirm_device(&device.user, &device.id, only_if_first)
+            .await?;
+        let first = match outcome {
+            ConfirmOutcome::Confirmed { first } => first,
+            ConfirmOutcome::AlreadyConfirmed => return Err(Error::AlreadyConfirmed),
+            ConfirmOutcome::NotFirst => return Err(Error::VerificationRequired),
+            ConfirmOutcome::Missing => return Err(Error::DeviceNotFound),
+        };
         device.confirmed = true;
-        if !store.update_device(&device).await? {
-            return Err(Error::DeviceNotFound);
-        }
-        if first {
-            for pending in others.iter().filter(|d| !d.confirmed && d.id != device.id) {
-                store.delete_device(&device.user, &pending.id).await?;
-            }
-        }
+        device.pending_until = None;
         Ok((device, first))
     }
 
@@ -760,26 +792,20 @@ impl TwoFactor {
     /// Replaces the user's backup codes with a new set (creating the backup-code device on
     /// first use). Only hashes are stored; show the codes once.
     ///
-    /// A factor change, as [`TwoFactor::enroll_totp`].
+    /// The user must have a confirmed device other than backup codes
+    /// ([`Error::NotConfigured`] otherwise), so this is always a factor change of a configured
+    /// user: `caller` must have verified with a code within the re-verification window.
     pub async fn generate_backup_codes(
         &self,
         caller: impl Into<Caller>,
     ) -> Result<BackupCodeSet, Error> {
         let caller = caller.into();
+        self.require_a_real_factor(caller.user()).await?;
         self.authorize(&caller, Needs::FactorChange).await?;
         let user = caller.user();
         let device = match self.backup_device(user).await? {
             Some(device) => device,
-            None => {
-                self.add_device(
-                    user,
-                    DeviceId::generate(),
-                    "Backup codes",
-                    true,
-                    DeviceConfig::BackupCodes,
-                )
-                .await?
-            }
+            None => self.add_backup_device(user).await?,
         };
         let codes = self.inner.backup.generate();
         let hashes: Vec<_> = codes
@@ -814,6 +840,27 @@ impl TwoFactor {
                 .count_backup_codes(user, &device.id)
                 .await?),
             None => Ok(0),
+        }
+    }
+
+    /// Adds the user's backup-code device; if a concurrent request added one first, that
+    /// one.
+    async fn add_backup_device(&self, user: &UserId) -> Result<Device, Error> {
+        let device = self.new_device(
+            user,
+            DeviceId::generate(),
+            "Backup codes",
+            true,
+            DeviceConfig::BackupCodes,
+        )?;
+        match self
+            .inner
+            .store
+            .insert_device(&device, &self.inner.limits)
+            .await?
+        {
+            DeviceInsert::BackupCodesExist(winner) => Ok(*winner),
+            outcome => self.inserted(device, outcome),
         }
     }
 
@@ -897,7 +944,9 @@ impl TwoFactor {
         Ok(device)
     }
 
-    /// Deletes a device (with its backup codes). Returns whether it existed.
+    /// Deletes a device (with its backup codes), the browsers remembered through it, and the
+    /// verification of every session it verified, on every instance. Returns whether it
+    /// existed.
     ///
     /// A factor change, as [`TwoFactor::enroll_totp`].
     pub async fn delete_device(
@@ -919,7 +968,8 @@ impl TwoFactor {
         Ok(existed)
     }
 
-    /// Deletes every device of the user (turning the second factor off). Returns how many.
+    /// Deletes every device of the user (turning the second factor off), every remembered
+    /// browser, and the verification of every session of the user. Returns how many.
     ///
     /// A factor change, as [`TwoFactor::enroll_totp`].
     pub async fn delete_all_devices(&self, caller: impl Into<Caller>) -> Result<u64, Error> {
@@ -972,6 +1022,20 @@ impl TwoFactor {
         Ok(())
     }
 
+    /// Backup codes back up a factor: without a confirmed one they would be a factor of their
+    /// own, which a password alone could create before the user enrols and keep afterwards.
+    async fn require_a_real_factor(&self, user: &UserId) -> Result<(), Error> {
+        let devices = self.inner.store.list_devices(user).await?;
+        let has_factor = devices
+            .iter()
+            .any(|d| d.confirmed && d.kind() != DeviceKind::BackupCodes);
+        if has_factor {
+            Ok(())
+        } else {
+            Err(Error::NotConfigured)
+        }
+    }
+
     /// Applies the factor rule (see [`Caller`]) for an operation that `needs` it.
     async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
         let state = self.caller_state(caller);
@@ -994,6 +1058,11 @@ impl TwoFactor {
     pub async fn reset_lockout(&self, user: &UserId) -> Result<(), Error> {
         Ok(self.inner.store.reset_user_failures(user).await?)
     }
+}
+
+/// A configured maximum as the store takes it: at least 1.
+fn limit(max: usize) -> u32 {
+    u32::try_from(max.max(1)).unwrap_or(u32::MAX)
 }
 
 fn check_name(name: &str) -> Result<String, Error> {

@@ -94,7 +94,7 @@ impl TwoFactor {
         let now = self.now();
         let store = &self.inner.store;
         let slots = match store
-            .begin_attempt(user, &candidates, &self.inner.throttle, now)
+            .begin_attempt(user, &candidates, purpose, &self.inner.throttle, now)
             .await?
         {
             AttemptGrant::Locked { until } => {
@@ -105,9 +105,13 @@ impl TwoFactor {
         };
         let mut allowed = Vec::new();
         let mut throttled: Option<(Timestamp, &DeviceId)> = None;
+        // A device in the wrong confirmation state for `purpose`: refused, never counted.
+        let mut refused: Option<Error> = None;
         for (slot, id) in slots.into_iter().zip(&candidates) {
             match slot {
                 AttemptSlot::Allowed(device) => allowed.push(*device),
+                AttemptSlot::NotConfirmed => refused = Some(Error::NotConfirmed),
+                AttemptSlot::AlreadyConfirmed => refused = Some(Error::AlreadyConfirmed),
                 AttemptSlot::Throttled { until } => {
                     if throttled.is_none_or(|(earliest, _)| until < earliest) {
                         throttled = Some((until, id));
@@ -118,7 +122,12 @@ impl TwoFactor {
         }
         if allowed.is_empty() {
             let Some((until, id)) = throttled else {
-                return Err(Error::DeviceNotFound);
+                let Some(error) = refused else {
+                    return Err(Error::DeviceNotFound);
+                };
+                let reason = error.kind().to_owned();
+                self.emit(EventKind::VerificationFailed { reason }, user, None);
+                return Err(error);
             };
             let device = match known.iter().find(|d| &d.id == id) {
                 Some(device) => Some(device.clone()),

@@ -31,7 +31,7 @@
 //!
 //! | key | type | time to live | holds |
 //! | --- | --- | --- | --- |
-//! | `P:{T}:devices` | hash | none | per device `ID`: field `ID`, the record as JSON (everything but the state); field `ID:s`, the state as `seq,next_counter,drift,failures,last_failure_at,last_used_at` (times in ms, empty when unset; `seq` is the insertion order). Field `#seq` counts insertions. Deleted with the last device. |
+//! | `P:{T}:devices` | hash | none (an unconfirmed device expires on its own, see below) | per device `ID`: field `ID`, the record as JSON (everything but the state and the confirmation); field `ID:s`, the state as `seq,next_counter,drift,failures,last_failure_at,last_used_at,confirmed,pending_until` (times in ms, empty when unset; `seq` is the insertion order; `confirmed` is `1` or `0`). Field `#seq` counts insertions. Deleted with the last device. |
 //! | `P:{T}:user` | hash | none | `failures`, `locked_until` (removed when cleared, so the hash disappears when empty), `stamp` (kept for good: a stamp must never repeat) |
 //! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
 //! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after), `b` the login binding (`=` and the binding; empty for none), `mt` the tries it takes, `t` the tries it has had |
@@ -59,14 +59,15 @@
 //!
 //! | operation | how |
 //! | --- | --- |
-//! | `insert_device`, `update_device`, `get_device`, `list_devices`, `delete_device`, `delete_all_devices` | script |
-//! | `replace_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices, and a try of each device's challenge), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge and binding check-and-delete, resets and refunds) | script |
-//! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index and sessions) | script |
+//! | `insert_device` (limits over the live devices), `update_device`, `confirm_device` (only if unconfirmed, optionally only if first; a first one deletes the other unconfirmed devices), `get_device`, `list_devices` | script |
+//! | `delete_device`, `delete_all_devices` (with the browsers they remembered and the verification of the sessions they verified) | script |
+//! | `replace_backup_codes` (with the browsers remembered through the device), `count_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices, and a try of each device's challenge), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge and binding check-and-delete, resets and refunds) | script |
+//! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index, sessions and remembered browsers) | script |
 //! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new, and under the cap on open ones), `start_confirmation` (only if unanswered), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
 //! | `count_rate_limited`, `uncount_rate_limited` | one script per hash slot among the buckets, a user's counters sharing one and each shared counter having its own (an out-of-band send counts in two slots); a refusal takes back the earlier slots' counts and checks the later ones, one script each |
 //! | `get_confirmation` | `HMGET` |
 //! | `put_remembered` (returns the stamp), `check_remembered` (browser, device and stamp, marking the browser used), `list_remembered`, `delete_remembered`, `delete_all_remembered` | script |
-//! | `count_backup_codes` `SCARD`; `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |
+//! | `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |
 //!
 //! A script checks everything it reads before its first write (Redis does not undo the writes
 //! of a script that fails half-way); a damaged record makes the operation fail with
@@ -79,6 +80,24 @@
 //! Expiry is Redis's own: challenges expire at their `expires_at` and sessions after their time
 //! to live by the server's clock, whatever the callers' clocks say. Throttle and lock times use
 //! the `now` the caller passes, as the trait asks.
+//!
+//! An unconfirmed device expires at its `pending_until`, by the server's clock (or the
+//! caller's `now`, where one is passed, if it is later): every script that reads a device
+//! treats it as gone from then on, and the scripts that write the device set
+//! (`insert_device`, `update_device`, `confirm_device`, `delete_device`) delete the expired
+//! ones with their codes and challenges. The devices hash itself has no time to live.
+//!
+//! # Revocation
+//!
+//! Deleting a device, deleting all devices, regenerating backup codes and logging out
+//! everywhere each revoke, in the same script, what the change ends: remembered browsers
+//! (their records are decoded with `cjson` to find the device they were remembered through)
+//! and the verification of the user's sessions (found through the session index). A session's
+//! record is decoded with `cjson` to decide; its `verified` member alone is then replaced with
+//! `null` as text, since re-encoding with `cjson` would round the record's numbers, and the
+//! record is written back with `SET ... KEEPTTL`. A damaged record makes the whole operation
+//! fail as corrupt, changing nothing. `load_session` is unchanged: the work is done by the
+//! revoking write, never on the hot path.
 //!
 //! # Timeouts, failures and retries
 //!
@@ -116,6 +135,7 @@
 //!
 //! # Deployment notes
 //!
+//! * Redis 6.0 or later (the scripts use `SET ... KEEPTTL`).
 //! * Redis persistence decides what survives a Redis restart: without it, a restart forgets
 //!   devices, used codes and locks. Use AOF (`appendonly yes`) for a store of record.
 //! * While a cluster slot migrates, operations on the users in it may fail with `Unavailable`

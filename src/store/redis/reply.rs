@@ -73,25 +73,43 @@ pub(super) fn tuple<const N: usize>(value: Value, what: &str) -> Result<[Value; 
     <[Value; N]>::try_from(required_array(value, what)?).map_err(|_| corrupt(what))
 }
 
-/// A device's record without its state, as stored beside the state fields (which the scripts
-/// update on their own).
+/// The fields of a device that live in its state field, beside the record, because the
+/// scripts change them on their own.
+const STATE_FIELDS: [&str; 3] = ["state", "confirmed", "pending_until"];
+
+/// A device's record without its state and confirmation, as stored beside the state field.
 pub(super) fn device_record(device: &Device) -> Result<String, StoreError> {
     let mut record = serde_json::to_value(device)?;
     if let Some(fields) = record.as_object_mut() {
-        fields.remove("state");
+        for field in STATE_FIELDS {
+            fields.remove(field);
+        }
     }
     Ok(record.to_string())
 }
 
-/// A device as the scripts return it: `[record, seq, n, d, f, lf, lu]` (see `parse_device` in
-/// `lua/prelude.lua`), with its insertion number; `None` for nil.
+/// A device as the scripts return it: `[record, seq, n, d, f, lf, lu, c, pu]` (see
+/// `parse_device` in `lua/prelude.lua`), with its insertion number; `None` for nil.
 pub(super) fn device(value: Value) -> Result<Option<(u64, Device)>, StoreError> {
     let Some(items) = array(value)? else {
         return Ok(None);
     };
-    let [record, seq, n, d, f, lf, lu] =
-        <[Value; 7]>::try_from(items).map_err(|_| corrupt("device reply"))?;
-    let mut device: Device = serde_json::from_str(required_text(&record, "device record")?)?;
+    let [record, seq, n, d, f, lf, lu, c, pu] =
+        <[Value; 9]>::try_from(items).map_err(|_| corrupt("device reply"))?;
+    let mut record: serde_json::Value =
+        serde_json::from_str(required_text(&record, "device record")?)?;
+    let fields = record
+        .as_object_mut()
+        .ok_or_else(|| corrupt("device record"))?;
+    let confirmed = match text(&c)? {
+        Some("1") => true,
+        Some("0") => false,
+        _ => return Err(corrupt("device confirmation")),
+    };
+    fields.insert("confirmed".to_owned(), confirmed.into());
+    let pending_until: Option<u64> = optional_number(&pu, "device deadline")?;
+    fields.insert("pending_until".to_owned(), pending_until.into());
+    let mut device: Device = serde_json::from_value(record)?;
     device.state = DeviceState {
         next_counter: number(&n, "device counter")?,
         drift: number(&d, "device drift")?,
@@ -116,7 +134,7 @@ mod tests {
         let short = Value::Array(vec![secret.clone(), Value::Nil]);
         assert!(matches!(device(short), Err(StoreError::Corrupt(_))));
 
-        let mut fields = vec![secret.clone(); 7];
+        let mut fields = vec![secret.clone(); 9];
         fields[0] = Value::BulkString(b"{\"id\": \"secret-value\"".to_vec());
         let error = device(Value::Array(fields)).unwrap_err();
         assert!(matches!(error, StoreError::Corrupt(_)));

@@ -27,11 +27,13 @@ macro_rules! scripts {
 scripts! {
     INSERT_DEVICE => "insert_device.lua",
     UPDATE_DEVICE => "update_device.lua",
+    CONFIRM_DEVICE => "confirm_device.lua",
     GET_DEVICE => "get_device.lua",
     LIST_DEVICES => "list_devices.lua",
     DELETE_DEVICE => "delete_device.lua",
     DELETE_ALL_DEVICES => "delete_all_devices.lua",
     REPLACE_BACKUP_CODES => "replace_backup_codes.lua",
+    COUNT_BACKUP_CODES => "count_backup_codes.lua",
     PUT_CHALLENGE => "put_challenge.lua",
     BEGIN_ATTEMPT => "begin_attempt.lua",
     COMMIT_SUCCESS => "commit_success.lua",

@@ -11,13 +11,14 @@ use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
 use super::{RedisConfig, reply, scripts};
 use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
-use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
 use crate::store::rate_limit::room_at;
 use crate::store::{
-    AttemptGrant, AttemptSlot, Challenge, ChallengePut, ConfirmationAttempt, ConfirmationInsert,
-    LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
+    RateCount, Store, StoreError, SuccessProof,
 };
 
 /// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
@@ -84,6 +85,13 @@ impl RedisStore {
         self.connection
             .run(&Request::Command(command), self.timeout)
             .await
+    }
+
+    /// Adds the prefixes of a user's backup-code and challenge keys, which scripts that delete
+    /// devices complete with the device ids.
+    fn device_key_prefixes(&self, call: &mut ScriptInvocation<'_>, tag: &UserTag) {
+        call.arg(self.keys.codes_prefix(tag))
+            .arg(self.keys.challenge_prefix(tag));
     }
 
     /// Counts `now` in one group of buckets that share a hash slot, in one script; or, with
@@ -261,6 +269,28 @@ fn owned_by(device: Device, user: &UserId) -> Result<Device, StoreError> {
     }
 }
 
+/// A flag as the scripts take it.
+fn flag_arg(flag: bool) -> &'static str {
+    if flag { "1" } else { "0" }
+}
+
+/// `insert_device.lua`'s answer.
+fn device_insert(answer: Value, user: &UserId) -> Result<DeviceInsert, StoreError> {
+    let mut answer = reply::required_array(answer, "insert result")?.into_iter();
+    let status = answer.next().unwrap_or_default();
+    let device = answer.next().map(reply::device).transpose()?.flatten();
+    match (reply::text(&status)?, device) {
+        (Some("inserted"), None) => Ok(DeviceInsert::Inserted),
+        (Some("conflict"), None) => Err(StoreError::Conflict),
+        (Some("too_many"), None) => Ok(DeviceInsert::TooManyDevices),
+        (Some("too_many_pending"), None) => Ok(DeviceInsert::TooManyPending),
+        (Some("backup"), Some((_, device))) => Ok(DeviceInsert::BackupCodesExist(Box::new(
+            owned_by(device, user)?,
+        ))),
+        _ => Err(reply::corrupt("insert result")),
+    }
+}
+
 /// One slot of `begin_attempt.lua`'s answer: `[status]` or `[status, device]`.
 fn attempt_slot(
     slot: Value,
@@ -273,6 +303,8 @@ fn attempt_slot(
     let device = slot.next().map(reply::device).transpose()?.flatten();
     match (reply::text(&status)?, device) {
         (Some("missing"), None) => Ok(AttemptSlot::Missing),
+        (Some("not_confirmed"), None) => Ok(AttemptSlot::NotConfirmed),
+        (Some("already_confirmed"), None) => Ok(AttemptSlot::AlreadyConfirmed),
         (Some("allowed"), Some((_, device))) => {
             Ok(AttemptSlot::Allowed(Box::new(owned_by(device, user)?)))
         }
@@ -291,7 +323,14 @@ fn attempt_slot(
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn insert_device(&self, device: &Device) -> Result<(), StoreError> {
+    async fn insert_device(
+        &self,
+        device: &Device,
+        limits: &DeviceLimits,
+    ) -> Result<DeviceInsert, StoreError> {
+        if device.confirmed && device.pending_until.is_some() {
+            return Err(StoreError::Invalid("a confirmed device has no deadline"));
+        }
         let tag = UserTag::of(&device.user);
         let state = &device.state;
         let mut call = scripts::INSERT_DEVICE.prepare_invoke();
@@ -302,12 +341,14 @@ impl Store for RedisStore {
             .arg(state.drift)
             .arg(state.failures)
             .arg(optional_time(state.last_failure_at))
-            .arg(optional_time(state.last_used_at));
-        if flag(&self.eval(call).await?)? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict)
-        }
+            .arg(optional_time(state.last_used_at))
+            .arg(flag_arg(device.confirmed))
+            .arg(optional_time(device.pending_until))
+            .arg(flag_arg(device.kind() == DeviceKind::BackupCodes))
+            .arg(limits.max_devices)
+            .arg(limits.max_pending);
+        self.device_key_prefixes(&mut call, &tag);
+        device_insert(self.eval(call).await?, &device.user)
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
@@ -316,7 +357,30 @@ impl Store for RedisStore {
         call.key(self.keys.devices(&tag))
             .arg(device.id.as_str())
             .arg(reply::device_record(device)?);
+        self.device_key_prefixes(&mut call, &tag);
         flag(&self.eval(call).await?)
+    }
+
+    async fn confirm_device(
+        &self,
+        user: &UserId,
+        id: &DeviceId,
+        only_if_first: bool,
+    ) -> Result<ConfirmOutcome, StoreError> {
+        let tag = UserTag::of(user);
+        let mut call = scripts::CONFIRM_DEVICE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .arg(id.as_str())
+            .arg(flag_arg(only_if_first));
+        self.device_key_prefixes(&mut call, &tag);
+        match reply::text(&self.eval(call).await?)? {
+            Some("first") => Ok(ConfirmOutcome::Confirmed { first: true }),
+            Some("confirmed") => Ok(ConfirmOutcome::Confirmed { first: false }),
+            Some("already_confirmed") => Ok(ConfirmOutcome::AlreadyConfirmed),
+            Some("not_first") => Ok(ConfirmOutcome::NotFirst),
+            Some("missing") => Ok(ConfirmOutcome::Missing),
+            _ => Err(reply::corrupt("confirmation result")),
+        }
     }
 
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
@@ -348,7 +412,11 @@ impl Store for RedisStore {
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, id))
             .key(self.keys.challenge(&tag, id))
+            .key(self.keys.browsers(&tag))
+            .key(self.keys.sessions(&tag))
             .arg(id.as_str());
+        self.device_key_prefixes(&mut call, &tag);
+        call.arg(self.keys.session_prefix(&tag));
         flag(&self.eval(call).await?)
     }
 
@@ -356,8 +424,10 @@ impl Store for RedisStore {
         let tag = UserTag::of(user);
         let mut call = scripts::DELETE_ALL_DEVICES.prepare_invoke();
         call.key(self.keys.devices(&tag))
-            .arg(self.keys.codes_prefix(&tag))
-            .arg(self.keys.challenge_prefix(&tag));
+            .key(self.keys.browsers(&tag))
+            .key(self.keys.sessions(&tag));
+        self.device_key_prefixes(&mut call, &tag);
+        call.arg(self.keys.session_prefix(&tag));
         reply::number(&self.eval(call).await?, "device count")
     }
 
@@ -371,6 +441,7 @@ impl Store for RedisStore {
         let mut call = scripts::REPLACE_BACKUP_CODES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, device))
+            .key(self.keys.browsers(&tag))
             .arg(device.as_str());
         for hash in hashes {
             call.arg(hash.as_str());
@@ -387,11 +458,12 @@ impl Store for RedisStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<u64, StoreError> {
-        let key = self.keys.codes(&UserTag::of(user), device);
-        reply::number(
-            &self.command(redis::cmd("SCARD").arg(key).clone()).await?,
-            "code count",
-        )
+        let tag = UserTag::of(user);
+        let mut call = scripts::COUNT_BACKUP_CODES.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.codes(&tag, device))
+            .arg(device.as_str());
+        reply::number(&self.eval(call).await?, "code count")
     }
 
     async fn put_challenge(
@@ -432,6 +504,7 @@ impl Store for RedisStore {
         &self,
         user: &UserId,
         devices: &[DeviceId],
+        purpose: AttemptPurpose,
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError> {
@@ -442,6 +515,10 @@ impl Store for RedisStore {
             .arg(now.as_millis())
             .arg(policy.user_failure_limit())
             .arg(now.saturating_add(policy.lock_period()).as_millis())
+            .arg(match purpose {
+                AttemptPurpose::Verify => "verify",
+                AttemptPurpose::Confirm => "confirm",
+            })
             .arg(devices.len());
         for id in devices {
             call.key(self.keys.challenge(&tag, id)).arg(id.as_str());
@@ -614,6 +691,7 @@ impl Store for RedisStore {
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_USER_SESSIONS.prepare_invoke();
         call.key(self.keys.sessions(tag))
+            .key(self.keys.browsers(tag))
             .arg(self.keys.session_prefix(tag));
         reply::number(&self.eval(call).await?, "session count")
     }

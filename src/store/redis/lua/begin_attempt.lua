@@ -1,19 +1,24 @@
 -- KEYS: devices, user, then the challenge of each device named. ARGV: now, user failure
--- limit, lock end (now + lock period), number of
--- devices N, N device ids, then the throttle thresholds t[0..C]: a device with F failures, the
--- last at L, is throttled if L > t[min(F, C)] ('*': always). The client derives the thresholds
--- from its throttle policy, so that this script does no time arithmetic.
+-- limit, lock end (now + lock period), purpose
+-- ('verify' or 'confirm'), number of devices N, N device ids, then the throttle thresholds
+-- t[0..C]: a device with F failures, the last at L, is throttled if L > t[min(F, C)] ('*':
+-- always). The client derives the thresholds from its throttle policy, so that this script
+-- does no time arithmetic.
+--
+-- Returns {'locked', until}, or one slot per device: {'missing'}, {'not_confirmed'} (an
+-- unconfirmed device, to verify), {'already_confirmed'} (a confirmed device, to confirm),
+-- {'throttled', device} or {'allowed', device}, each device (see parse_device) as it was
+-- before this attempt. Only allowed devices are counted, for the device and for the user.
 --
 -- Each allowed attempt also takes one try of its device's challenge, if it has one ('t' up
 -- by one); a challenge that has had its 'mt' tries is deleted instead.
---
--- Returns {'locked', until}, or one slot per device: {'missing'}, {'throttled', device} or
--- {'allowed', device}, each device (see parse_device) as it was before this attempt.
 local devices, user = KEYS[1], KEYS[2]
 local now, limit, lock_end = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local count = tonumber(ARGV[4])
+local verifying = ARGV[4] == 'verify'
+local count = tonumber(ARGV[5])
+local first_id = 5
 local thresholds = {}
-for i = 5 + count, #ARGV do
+for i = first_id + 1 + count, #ARGV do
   thresholds[#thresholds + 1] = ARGV[i]
 end
 
@@ -28,11 +33,12 @@ end
 
 -- Read and check every device before the first write. A device named twice sees the effect of
 -- its first slot, as if the slots were taken one after another.
+local live_now = expiry_now(now)
 local current, challenges = {}, {}
 for i = 1, count do
-  local id = ARGV[4 + i]
+  local id = ARGV[first_id + i]
   if current[id] == nil then
-    current[id] = read_device(devices, id) or false
+    current[id] = read_device(devices, id, live_now) or false
     challenges[id] = read_challenge_tries(KEYS[2 + i]) or false
   end
 end
@@ -64,16 +70,21 @@ end
 local slots = {}
 local any_allowed = false
 for i = 1, count do
-  local id = ARGV[4 + i]
+  local id = ARGV[first_id + i]
   local device = current[id]
   if not device then
     slots[i] = {'missing'}
+  elseif verifying and not is_confirmed(device) then
+    slots[i] = {'not_confirmed'}
+  elseif not verifying and is_confirmed(device) then
+    slots[i] = {'already_confirmed'}
   elseif throttled(device) then
     slots[i] = {'throttled', device}
   else
     slots[i] = {'allowed', device}
     local failures = tostring(math.min(tonumber(device[5]) + 1, U32_MAX))
-    local counted = {device[1], device[2], device[3], device[4], failures, now, device[7]}
+    local counted = {device[1], device[2], device[3], device[4], failures, now, device[7],
+      device[8], device[9]}
     write_state(devices, id, counted)
     current[id] = counted
     take_challenge_try(id)

@@ -8,7 +8,7 @@ local expiry_now = server_now()
 if gt(now, expiry_now) then
   expiry_now = now
 end
-local device = read_device(devices, ARGV[2]) or false
+local device = read_device(devices, ARGV[2], expiry_now) or false
 local stamp = redis.call('HGET', user, 'stamp') or '0'
 local value = redis.call('HGET', browsers, id)
 if not value then

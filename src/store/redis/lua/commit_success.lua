@@ -6,7 +6,8 @@
 local devices, user, codes, challenge = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, kind, value, detail = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
-local device = read_device(devices, id)
+local live_now = expiry_now(now)
+local device = read_device(devices, id, live_now)
 if not device then
   return 0
 end
@@ -15,7 +16,7 @@ local refunds = {}
 for i = 6, #ARGV do
   local other = ARGV[i]
   if other ~= id and refunds[other] == nil then
-    refunds[other] = read_device(devices, other) or false
+    refunds[other] = read_device(devices, other, live_now) or false
   end
 end
 

@@ -1,15 +1,21 @@
--- KEYS: devices. ARGV: backup-code key prefix, challenge key prefix (the device id completes
--- each; same hash tag as the devices key). Deletes every device of the user as delete_device
--- does. Returns how many there were.
-local devices = KEYS[1]
-local all = redis.call('HGETALL', devices)
+-- KEYS: devices, browsers, session index. ARGV: backup-code key prefix, challenge key prefix,
+-- session key prefix (the device id or session digest completes each; same hash tag). Deletes
+-- every device of the user as delete_device does, every remembered browser, and every
+-- session's verification. Returns how many live devices there were.
+local devices, browsers, index = KEYS[1], KEYS[2], KEYS[3]
+local found = all_devices(devices)
+local sessions = sessions_to_unverify(index, ARGV[3], function()
+  return true
+end)
+
+local now = server_now()
 local count = 0
-for i = 1, #all, 2 do
-  local field = all[i]
-  if is_record_field(field) then
+for id, device in pairs(found) do
+  if is_live(device, now) then
     count = count + 1
-    redis.call('DEL', ARGV[1] .. field, ARGV[2] .. field)
   end
+  redis.call('DEL', ARGV[1] .. id, ARGV[2] .. id)
 end
-redis.call('DEL', devices)
+redis.call('DEL', devices, browsers)
+unverify_sessions(sessions)
 return count

@@ -1,13 +1,22 @@
--- KEYS: devices, backup codes, challenge. ARGV: id. Deletes the device with its state, codes
--- and challenge. Returns 1 if it existed.
-local devices, id = KEYS[1], ARGV[1]
-local existed = device_exists(devices, id)
+-- KEYS: devices, backup codes, challenge, browsers, session index. ARGV: id, backup-code key
+-- prefix, challenge key prefix, session key prefix (same hash tag). Prunes expired devices,
+-- deletes the device with its state, codes and challenge, the browsers remembered through it,
+-- and the verification of every session it verified. Returns 1 if it existed (live).
+local devices, codes, challenge, browsers, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id = ARGV[1]
+local found = all_devices(devices)
+local remembered = browsers_of(browsers, id)
+local sessions = sessions_to_unverify(index, ARGV[4], function(device)
+  return device == id
+end)
+
+prune_devices(devices, found, server_now(), ARGV[2], ARGV[3])
+local existed = found[id] ~= nil
 if existed then
   redis.call('HDEL', devices, id, state_field(id))
-  -- Only the insertion counter left: drop it too rather than keep an empty shell.
-  if redis.call('HLEN', devices) == 1 then
-    redis.call('DEL', devices)
-  end
+  drop_if_empty(devices)
 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', codes, challenge)
+hdel_all(browsers, remembered)
+unverify_sessions(sessions)
 return existed and 1 or 0

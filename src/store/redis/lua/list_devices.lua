@@ -1,13 +1,10 @@
--- KEYS: devices. Returns every device of the user (see parse_device), in no particular order.
-local all = redis.call('HGETALL', KEYS[1])
-local fields = {}
-for i = 1, #all, 2 do
-  fields[all[i]] = all[i + 1]
-end
-local devices = {}
-for field, value in pairs(fields) do
-  if is_record_field(field) then
-    devices[#devices + 1] = parse_device(value, fields[state_field(field)])
+-- KEYS: devices. Returns every live device of the user (see parse_device), in no particular
+-- order.
+local now = server_now()
+local live = {}
+for _, device in pairs(all_devices(KEYS[1])) do
+  if is_live(device, now) then
+    live[#live + 1] = device
   end
 end
-return devices
+return live

@@ -44,19 +44,20 @@ end
 
 -- ----- devices -------------------------------------------------------------------------------
 -- One hash per user holds all the user's devices. For a device with id ID, field ID holds the
--- record (JSON, everything but the state) and field ID:s the state, "seq,n,d,f,lf,lu":
--- insertion order, next counter, drift, failures, last failure at and last used at (the last
--- two empty when unset). Field '#seq' counts insertions.
+-- record (JSON: everything but the state and the confirmation) and field ID:s the state,
+-- "seq,n,d,f,lf,lu,c,pu": insertion order, next counter, drift, failures, last failure at,
+-- last used at (the last two empty when unset), confirmed ('1' or '0') and pending until
+-- (empty when the device has no deadline). Field '#seq' counts insertions.
 
 local function state_field(id)
   return id .. ':s'
 end
 
--- The device as {record, seq, n, d, f, lf, lu} (unset times false), the order the client
--- parses; fails on a damaged state.
+-- The device as {record, seq, n, d, f, lf, lu, c, pu} (unset times false), the order the
+-- client parses; fails on a damaged state.
 local function parse_device(record, state)
-  local seq, n, d, f, lf, lu =
-    (state or ''):match('^(%d+),(%d+),(-?%d+),(%d+),(%d*),(%d*)$')
+  local seq, n, d, f, lf, lu, c, pu =
+    (state or ''):match('^(%d+),(%d+),(-?%d+),(%d+),(%d*),(%d*),([01]),(%d*)$')
   if not seq then
     corrupt('device state')
   end
@@ -65,31 +66,112 @@ local function parse_device(record, state)
   if lf ~= '' then
     uint(lf, 'device failure time')
   end
-  return {record, seq, n, d, f, lf ~= '' and lf or false, lu ~= '' and lu or false}
+  if lu ~= '' then
+    uint(lu, 'device use time')
+  end
+  if pu ~= '' then
+    uint(pu, 'device deadline')
+  end
+  return {record, seq, n, d, f, lf ~= '' and lf or false, lu ~= '' and lu or false, c,
+    pu ~= '' and pu or false}
 end
 
--- The device (see parse_device), or nil if it is gone.
-local function read_device(devices, id)
+-- Whether a parsed device still exists at `now` (ms): it has no deadline, or a later one.
+local function is_live(device, now)
+  return not device[9] or gt(device[9], now)
+end
+
+local function is_confirmed(device)
+  return device[8] == '1'
+end
+
+-- The device (see parse_device), or nil if it is gone or has expired at `now`.
+local function read_device(devices, id, now)
   local fields = redis.call('HMGET', devices, id, state_field(id))
   if not fields[1] then
     return nil
   end
-  return parse_device(fields[1], fields[2])
+  local device = parse_device(fields[1], fields[2])
+  if not is_live(device, now) then
+    return nil
+  end
+  return device
 end
 
 -- Stores the state part of a device as parse_device returns it.
 local function write_state(devices, id, device)
-  local state = table.concat({device[2], device[3], device[4], device[5], device[6] or '', device[7] or ''}, ',')
+  local state = table.concat({device[2], device[3], device[4], device[5], device[6] or '',
+    device[7] or '', device[8], device[9] or ''}, ',')
   redis.call('HSET', devices, state_field(id), state)
-end
-
-local function device_exists(devices, id)
-  return redis.call('HEXISTS', devices, id) == 1
 end
 
 -- Whether a field of the devices hash is a device's record (ids never contain ':').
 local function is_record_field(field)
   return field ~= '#seq' and not field:find(':', 1, true)
+end
+
+-- Every device of the user, expired ones included, as {id = device}; fails on any damaged
+-- state.
+local function all_devices(devices)
+  local all = redis.call('HGETALL', devices)
+  local fields = {}
+  for i = 1, #all, 2 do
+    fields[all[i]] = all[i + 1]
+  end
+  local found = {}
+  for field, value in pairs(fields) do
+    if is_record_field(field) then
+      found[field] = parse_device(value, fields[state_field(field)])
+    end
+  end
+  return found
+end
+
+-- The kind of a parsed device ('totp', 'backup_codes', ...), from its record.
+local function device_kind(device)
+  local ok, record = pcall(cjson.decode, device[1])
+  if not ok or type(record) ~= 'table' or type(record.config) ~= 'table'
+      or type(record.config.kind) ~= 'string' then
+    corrupt('device record')
+  end
+  return record.config.kind
+end
+
+-- Deletes one device with its backup codes and challenge (keys: prefix .. id).
+local function remove_device(devices, id, codes_prefix, challenge_prefix)
+  redis.call('HDEL', devices, id, state_field(id))
+  redis.call('DEL', codes_prefix .. id, challenge_prefix .. id)
+end
+
+-- Drops the devices hash once only the insertion counter is left, rather than keep a shell.
+local function drop_if_empty(devices)
+  if redis.call('HLEN', devices) == 1 then
+    redis.call('DEL', devices)
+  end
+end
+
+-- Deletes the devices of `found` (see all_devices) that have expired at `now`, and takes
+-- them out of `found`.
+local function prune_devices(devices, found, now, codes_prefix, challenge_prefix)
+  local pruned = false
+  for id, device in pairs(found) do
+    if not is_live(device, now) then
+      remove_device(devices, id, codes_prefix, challenge_prefix)
+      found[id] = nil
+      pruned = true
+    end
+  end
+  if pruned then
+    drop_if_empty(devices)
+  end
+end
+
+-- HDEL of any number of fields: unpack() is bounded by the Lua stack, so in chunks.
+local function hdel_all(key, fields)
+  local CHUNK = 1000
+  for first = 1, #fields, CHUNK do
+    redis.call('HDEL', key, unpack(fields, first, math.min(first + CHUNK - 1, #fields)))
+  end
 end
 
 -- ----- challenges ----------------------------------------------------------------------------
@@ -169,10 +251,78 @@ local function live_browsers(browsers, now)
       table.insert(expired, all[i])
     end
   end
-  if #expired > 0 then
-    redis.call('HDEL', browsers, unpack(expired))
-  end
+  hdel_all(browsers, expired)
   return live
+end
+
+-- The ids of the browsers remembered through device `device`, expired ones included; fails
+-- on any damaged value.
+local function browsers_of(browsers, device)
+  local all = redis.call('HGETALL', browsers)
+  local ids = {}
+  for i = 1, #all, 2 do
+    local _, _, json = browser_parts(all[i + 1])
+    local ok, record = pcall(cjson.decode, json)
+    if not ok or type(record) ~= 'table' or type(record.device_id) ~= 'string' then
+      corrupt('remembered browser')
+    end
+    if record.device_id == device then
+      table.insert(ids, all[i])
+    end
+  end
+  return ids
+end
+
+-- ----- revoking session verifications -------------------------------------------------------
+-- A session record is JSON written by the client, with a "verified" member that is null or an
+-- object naming the device that verified it. Revoking rewrites only that member: cjson would
+-- re-encode the whole record, rounding large numbers, so the record is decoded to decide and
+-- edited as text to change.
+
+-- The record with its verification cleared; fails unless exactly the verification changed.
+local function without_verification(record, decoded)
+  local cleared, count = string.gsub(record, '"verified":%b{}', '"verified":null')
+  local ok, check = pcall(cjson.decode, cleared)
+  if count ~= 1 or not ok or type(check) ~= 'table' or check.verified ~= cjson.null
+      or check.user ~= decoded.user or check.expires_at ~= decoded.expires_at then
+    corrupt('session')
+  end
+  return cleared
+end
+
+-- The sessions in `index` (keys: prefix .. digest) verified by a device that `revoked(id)`
+-- accepts, as {{key, record without its verification}, ...}; checks every session read.
+local function sessions_to_unverify(index, prefix, revoked)
+  local changes = {}
+  for _, digest in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local key = prefix .. digest
+    local record = redis.call('GET', key)
+    if record then
+      local ok, decoded = pcall(cjson.decode, record)
+      if not ok or type(decoded) ~= 'table' then
+        corrupt('session')
+      end
+      local verified = decoded.verified
+      if type(verified) == 'table' then
+        if type(verified.device_id) ~= 'string' then
+          corrupt('session')
+        end
+        if revoked(verified.device_id) then
+          table.insert(changes, {key, without_verification(record, decoded)})
+        end
+      elseif verified ~= nil and verified ~= cjson.null then
+        corrupt('session')
+      end
+    end
+  end
+  return changes
+end
+
+-- Writes what sessions_to_unverify found, each session keeping its time to live.
+local function unverify_sessions(changes)
+  for _, change in ipairs(changes) do
+    redis.call('SET', change[1], change[2], 'KEEPTTL')
+  end
 end
 
 -- ----- confirmations -----------------------------------------------------------------------

@@ -4,14 +4,14 @@
 local devices, challenge = KEYS[1], KEYS[2]
 local hash, expires_at, resend_after = ARGV[3], ARGV[4], ARGV[5]
 local binding, max_tries, tries = ARGV[6], uint(ARGV[7], 'max tries'), uint(ARGV[8], 'tries')
-if not device_exists(devices, ARGV[1]) then
-  return {'missing'}
-end
 -- Expiry is judged by the server's clock, or the caller's if it is ahead.
 local server = server_now()
 local now = ARGV[2]
 if gt(server, now) then
   now = server
+end
+if not read_device(devices, ARGV[1], now) then
+  return {'missing'}
 end
 local current = redis.call('HMGET', challenge, 'exp', 'ra')
 if current[1] then
