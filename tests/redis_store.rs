@@ -8,15 +8,17 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
+use sha2::Digest;
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceId, DeviceState, SealingKey, SecretSealer, ThrottlePolicy,
     TotpSettings, UserId,
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RedisConfig, RedisStore, Store,
-    StoreError, SuccessProof,
+    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RateBucket, RateKey, RateLimit,
+    RedisConfig, RedisStore, Store, StoreError, SuccessProof,
 };
 use tower_otp::{DeviceKind, ServerKey, TwoFactor};
 
@@ -34,20 +36,34 @@ fn shared_cluster() -> &'static RedisCluster {
     CLUSTER.get_or_init(RedisCluster::start)
 }
 
+/// The application's server key in these tests.
+fn server_key() -> ServerKey {
+    ServerKey::new(&[3; 32]).unwrap()
+}
+
+/// A client in a namespace of its own, its tags keyed as a `TwoFactor` keys them.
 async fn store_on(server: &RedisServer) -> RedisStore {
-    RedisConfig::server(server.url())
-        .with_key_prefix(unique_prefix())
+    store_in(server, &unique_prefix(), &server_key()).await
+}
+
+async fn store_in(server: &RedisServer, prefix: &str, key: &ServerKey) -> RedisStore {
+    let store = RedisConfig::server(server.url())
+        .with_key_prefix(prefix)
         .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    store.bind_tag_key(key.tag_key());
+    store
 }
 
 async fn store_on_cluster() -> RedisStore {
-    RedisConfig::cluster(shared_cluster().urls())
+    let store = RedisConfig::cluster(shared_cluster().urls())
         .with_key_prefix(unique_prefix())
         .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    store.bind_tag_key(server_key().tag_key());
+    store
 }
 
 fn user(name: &str) -> UserId {
@@ -133,6 +149,9 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(30)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     store
         .put_challenge(owner, &oob.id, &challenge, now)
@@ -149,7 +168,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         .await
         .unwrap();
     store.bump_user_stamp(owner).await.unwrap();
-    let tag = UserTag::of(owner);
+    let tag = store.user_tag(owner);
     let sessions = vec![
         SessionKey::new(tag.clone(), b"first"),
         SessionKey::new(tag, b"second"),
@@ -168,8 +187,12 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
 }
 
 /// The keys under `prefix` on one server.
+/// The keys of users under `prefix` (not the store's one key of its own, the check value of
+/// its tag key).
 fn keys_on(server: &RedisServer, prefix: &str) -> Vec<String> {
-    server.query(&["KEYS", &format!("{prefix}:*")]).strings()
+    let check = format!("{prefix}:tag-key-check");
+    let keys = server.query(&["KEYS", &format!("{prefix}:*")]).strings();
+    keys.into_iter().filter(|k| *k != check).collect()
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, started: Instant) {
@@ -348,7 +371,7 @@ async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
         devices.push(d);
     }
     let node_of = |d: &Device| {
-        let key = format!("tower-otp:{{{}}}:devices", UserTag::of(&d.user).as_str());
+        let key = format!("tower-otp:{{{}}}:devices", store.user_tag(&d.user).as_str());
         // Other nodes answer MOVED.
         let holds = |node: &RedisServer| node.query(&["EXISTS", &key]) == Reply::Int(1);
         cluster.nodes().iter().position(holds).unwrap()
@@ -408,7 +431,7 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
         let start = format!(
             "{}:{{{}}}:",
             store.key_prefix(),
-            UserTag::of(owner).as_str()
+            store.user_tag(owner).as_str()
         );
         let own = keys.iter().filter(|k| k.starts_with(&start)).count();
         assert_eq!(own, 7, "{keys:?}");
@@ -417,6 +440,39 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
         assert_eq!(key.matches('{').count(), 1, "{key}");
         assert_eq!(key.matches('}').count(), 1, "{key}");
     }
+}
+
+#[tokio::test]
+async fn keys_carry_the_keyed_tag_and_never_the_plain_digest_of_the_user() {
+    let server = shared_server();
+    let prefix = unique_prefix();
+    let (first, second) = (
+        store_in(server, &prefix, &server_key()).await,
+        store_in(server, &prefix, &server_key()).await,
+    );
+    let alice = user("alice@example.com");
+    populate(&first, &alice).await;
+    assert_eq!(second.user_tag(&alice), first.user_tag(&alice));
+    assert_eq!(second.list_devices(&alice).await.unwrap().len(), 3);
+
+    let keys = keys_on(server, &prefix);
+    let keyed = format!("{{{}}}", first.user_tag(&alice).as_str());
+    let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(alice.as_str())[..16]);
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    // Beside them, the check value of the tag key, which names no user and reveals no key.
+    let check = server.query(&["GET", &format!("{prefix}:tag-key-check")]);
+    assert_eq!(check.text().len(), 32, "{check:?}");
+    assert_ne!(check.text(), plain);
+    assert!(keys.iter().all(|k| k.contains(&keyed)), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains(&plain)), "{keys:?}");
+
+    // Another server key tags the user otherwise, so its instances would find none of these
+    // records: they refuse to work on this data at all.
+    let other = store_in(server, &prefix, &ServerKey::new(&[4; 32]).unwrap()).await;
+    assert_ne!(other.user_tag(&alice), first.user_tag(&alice));
+    let refused = other.list_devices(&alice).await.unwrap_err();
+    assert_eq!(refused.kind(), "store_invalid_request");
+    assert_eq!(first.list_devices(&alice).await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,7 +488,7 @@ async fn a_users_keys_share_one_cluster_slot() {
         let start = format!(
             "{}:{{{}}}:",
             store.key_prefix(),
-            UserTag::of(owner).as_str()
+            store.user_tag(owner).as_str()
         );
         let mut slots = std::collections::HashSet::new();
         let mut found = 0;
@@ -511,7 +567,7 @@ async fn keys_expire_where_they_should() {
     }
     store.delete_all_devices(&alice).await.unwrap();
     store
-        .delete_user_sessions(&UserTag::of(&alice))
+        .delete_user_sessions(&store.user_tag(&alice))
         .await
         .unwrap();
     let left = keys_on(server, store.key_prefix());
@@ -524,7 +580,7 @@ async fn the_session_index_is_pruned_and_expires() {
     let server = shared_server();
     let store = store_on(server).await;
     let alice = user("alice");
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let index = format!("{}:{{{}}}:sessions", store.key_prefix(), tag.as_str());
     let short = Duration::from_millis(100);
     for i in 0..20 {
@@ -613,7 +669,7 @@ async fn every_operation_is_one_round_trip() {
     let server = RedisServer::start();
     let store = store_on(&server).await;
     let alice = user("alice");
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let (d, oob) = (totp(&alice), out_of_band(&alice));
     let key = SessionKey::new(tag.clone(), b"one");
     let next = SessionKey::new(tag.clone(), b"two");
@@ -623,8 +679,33 @@ async fn every_operation_is_one_round_trip() {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(60)),
         resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     let proof = SuccessProof::BackupCode(hash(1));
+    let confirmation_key = ConfirmationKey::new(tag.clone(), &ConfirmationId::generate());
+    let confirmation = ConfirmationRecord {
+        user: alice.clone(),
+        method: "device".into(),
+        status: ConfirmationStatus::InProcess,
+        state: serde_json::Value::Null,
+        attempts: 0,
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+        retain_until: now.saturating_add(Duration::from_secs(120)),
+    };
+    // A user's counters share the user's slot: one script for all of them.
+    let send_limits: Vec<RateBucket> = ["sends", "pending-sends"]
+        .into_iter()
+        .map(|name| RateBucket {
+            key: RateKey::User {
+                tag: tag.clone(),
+                name: name.into(),
+            },
+            limit: RateLimit::new(1_000, HOUR),
+        })
+        .collect();
     let ids = [d.id.clone(), oob.id.clone()];
     let limits = DeviceLimits::default();
 
@@ -669,6 +750,22 @@ async fn every_operation_is_one_round_trip() {
             "commit_success",
             store.commit_success(&alice, &oob.id, &proof, &ids, now)
         );
+        measure!(
+            "insert_confirmation",
+            store.insert_confirmation(&confirmation_key, &confirmation, 10)
+        );
+        measure!(
+            "start_confirmation",
+            store.start_confirmation(&confirmation_key, &confirmation)
+        );
+        measure!(
+            "count_rate_limited",
+            store.count_rate_limited(&send_limits, now)
+        );
+        measure!(
+            "uncount_rate_limited",
+            store.uncount_rate_limited(&send_limits, now)
+        );
         measure!("reset_user_failures", store.reset_user_failures(&alice));
         measure!("user_failures", store.user_failures(&alice));
         measure!("user_stamp", store.user_stamp(&alice));
@@ -702,7 +799,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let user_key = format!("{}:{{{}}}:user", store.key_prefix(), tag.as_str());
     let state_field = format!("{}:s", d.id);
@@ -803,7 +900,7 @@ async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let key = SessionKey::new(UserTag::of(&alice), b"s");
+    let key = SessionKey::new(store.user_tag(&alice), b"s");
     let record = verified_session(&alice, &d.id);
     store.save_session(&key, &record, HOUR).await.unwrap();
     let name = session_key_name(&store, &key);
@@ -832,7 +929,7 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let good = SessionKey::new(tag.clone(), b"good");
     let record = verified_session(&alice, &d.id);
     store.save_session(&good, &record, HOUR).await.unwrap();
@@ -906,7 +1003,7 @@ async fn unconfirmed_devices_keep_their_deadline_beside_the_record() {
         ..totp(&alice)
     };
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let state = server
         .query(&["HGET", &devices, &format!("{}:s", d.id)])
@@ -1020,7 +1117,7 @@ async fn memory_per_enrolled_user_and_session() {
         .await
         .unwrap();
     two_factor.generate_backup_codes(&alice).await.unwrap();
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let user_keys = memory_by_key(&server, &prefix, &tag);
     let per_user: i64 = user_keys.iter().map(|(_, b)| b).sum();
 

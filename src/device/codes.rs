@@ -15,12 +15,19 @@ use zeroize::Zeroizing;
 use super::seal::{KeyError, decode_base64};
 use super::{DeviceId, UserId};
 use crate::otp::random_bytes;
+use crate::session::TagKey;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// The purpose of the key of user tags.
+const TAG_PURPOSE: &str = "user-tag";
+
 /// The application's server-side secret (at least 256 bits) from which the crate derives its
-/// hashing keys. Every instance of an application must use the same key; changing it makes
-/// every stored backup code and pending out-of-band code unusable.
+/// hashing keys and the key of user tags. Every instance of an application must use the same
+/// key. Changing it makes every stored backup code and pending out-of-band code unusable and
+/// gives every user another [`UserTag`](crate::session::UserTag): a store that files records
+/// by tag (Redis) then finds none of a user's devices, sessions or remembered browsers, as if
+/// the user had never enrolled. Never change it on a store in use.
 #[derive(Clone)]
 pub struct ServerKey(Zeroizing<Vec<u8>>);
 
@@ -64,6 +71,13 @@ impl ServerKey {
         Zeroizing::new(mac.finalize().into_bytes().into())
     }
 
+    /// The key of the user tags in session ids and store keys (see
+    /// [`UserTag`](crate::session::UserTag)). A [`TwoFactor`](crate::TwoFactor) binds it into
+    /// its store; bind it yourself only into a store used without one.
+    pub fn tag_key(&self) -> TagKey {
+        TagKey::from_derived(self.derive(TAG_PURPOSE))
+    }
+
     /// The stored form of `code` for `device` of `user`.
     pub(crate) fn hash_code(
         &self,
@@ -72,15 +86,21 @@ impl ServerKey {
         device: &DeviceId,
         code: &str,
     ) -> CodeHash {
+        CodeHash(self.digest(purpose, &[user.as_str(), device.as_str(), code]))
+    }
+
+    /// A keyed digest of `parts` for one purpose: 32 lowercase hex digits that tell nothing
+    /// about the parts to whoever lacks the key.
+    pub(crate) fn digest(&self, purpose: &str, parts: &[&str]) -> String {
         let key = self.derive(purpose);
         let mut mac =
             <HmacSha256 as KeyInit>::new_from_slice(&*key).expect("HMAC accepts 32-byte keys");
-        for part in [user.as_str(), device.as_str(), code] {
+        for part in parts {
             mac.update(&(part.len() as u32).to_be_bytes());
             mac.update(part.as_bytes());
         }
         // 128 bits of the MAC are plenty against collisions and halve the stored size.
-        CodeHash(HEXLOWER.encode(&mac.finalize().into_bytes()[..16]))
+        HEXLOWER.encode(&mac.finalize().into_bytes()[..16])
     }
 }
 

@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use subtle::ConstantTimeEq;
+
+use super::rate_limit::room_at;
 use super::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, DeviceInsert, DeviceLimits, Store, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount,
+    RateKey, Store, StoreError, SuccessProof,
 };
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger, VerifiedBy};
 
 /// Expired sessions are swept after this many writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -41,10 +45,13 @@ const SWEEP_EVERY: u64 = 1024;
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     clock: SharedClock,
+    /// The same tagger as the state's, read without taking the lock.
+    tagger: UserTagger,
 }
 
 #[derive(Debug, Default)]
 struct State {
+    tagger: UserTagger,
     users: HashMap<UserId, UserData>,
     /// The user of each tag in `users`, so that an operation given a tag finds the user.
     tags: HashMap<UserTag, UserId>,
@@ -52,7 +59,16 @@ struct State {
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
     session_attempts: HashMap<SessionKey, Expiring<u64>>,
     confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
+    confirmations_by_tag: HashMap<UserTag, HashSet<ConfirmationKey>>,
+    rate_counters: HashMap<RateKey, RateCounter>,
     writes: u64,
+}
+
+/// The events a rate-limit bucket counted, and how long each counts.
+#[derive(Debug)]
+struct RateCounter {
+    events: Vec<Timestamp>,
+    window: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +85,19 @@ struct UserData {
 impl UserData {
     fn device_mut(&mut self, id: &DeviceId) -> Option<&mut Device> {
         self.devices.iter_mut().find(|d| &d.id == id)
+    }
+
+    /// Counts one try at the device's live challenge, as an attempt on the device starts; a
+    /// challenge that has had all its tries, or has expired by `expiry_now`, is deleted.
+    fn count_challenge_try(&mut self, device: &DeviceId, expiry_now: Timestamp) {
+        let Some(challenge) = self.challenges.get_mut(device) else {
+            return;
+        };
+        if challenge.expires_at <= expiry_now || challenge.tries >= challenge.max_tries {
+            self.challenges.remove(device);
+        } else {
+            challenge.tries += 1;
+        }
     }
 
     /// The device `id` unless it is gone (expired) at `now`.
@@ -177,9 +206,14 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store on the system clock.
     pub fn new() -> Self {
+        let tagger = UserTagger::new();
         MemoryStore {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                tagger: tagger.clone(),
+                ..State::default()
+            })),
             clock: system_clock(),
+            tagger,
         }
     }
 
@@ -217,20 +251,35 @@ impl MemoryStore {
 impl State {
     fn user_mut(&mut self, user: &UserId) -> &mut UserData {
         if !self.users.contains_key(user) {
-            self.tags.insert(UserTag::of(user), user.clone());
+            self.tags.insert(self.tagger.tag(user), user.clone());
         }
         self.users.entry(user.clone()).or_default()
     }
 
-    /// Clears the verification of every session with `tag` that `revoked` says was verified
+    /// Tags the known users anew, after the tag key changed from none to one.
+    fn retag_users(&mut self) {
+        let State {
+            tagger,
+            users,
+            tags,
+            ..
+        } = self;
+        *tags = users
+            .keys()
+            .map(|user| (tagger.tag(user), user.clone()))
+            .collect();
+    }
+
+    /// Clears the verification of every session of `user` that `revoked` says was verified
     /// by something now revoked. The sessions keep their expiry.
-    fn unverify_sessions(&mut self, tag: &UserTag, revoked: impl Fn(&VerifiedBy) -> bool) {
+    fn unverify_sessions(&mut self, user: &UserId, revoked: impl Fn(&VerifiedBy) -> bool) {
+        let tag = self.tagger.tag(user);
         let State {
             sessions,
             sessions_by_tag,
             ..
         } = self;
-        for key in sessions_by_tag.get(tag).into_iter().flatten() {
+        for key in sessions_by_tag.get(&tag).into_iter().flatten() {
             if let Some(session) = sessions.get_mut(key)
                 && session.value.verified.as_ref().is_some_and(&revoked)
             {
@@ -254,6 +303,17 @@ impl State {
             user.prune_expired(now);
         }
         self.confirmations.retain(|_, c| c.retain_until > now);
+        let confirmations = &self.confirmations;
+        self.confirmations_by_tag.retain(|_, keys| {
+            keys.retain(|key| confirmations.contains_key(key));
+            !keys.is_empty()
+        });
+        self.rate_counters.retain(|_, counter| {
+            counter
+                .events
+                .iter()
+                .any(|at| at.saturating_add(counter.window) > now)
+        });
         self.session_attempts.retain(|_, a| a.expires_at > now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty()
@@ -291,6 +351,53 @@ impl State {
             self.confirmations.remove(key);
         }
         self.confirmations.get_mut(key)
+    }
+
+    /// How many of the confirmations with `tag` are open (in process or confirmed, and
+    /// unexpired at `expiry_now`); forgets the index entries of the others. `store_now` is
+    /// the store's clock, which decides what is forgotten.
+    fn open_confirmations(
+        &mut self,
+        tag: &UserTag,
+        store_now: Timestamp,
+        expiry_now: Timestamp,
+    ) -> usize {
+        let keys: Vec<ConfirmationKey> = self
+            .confirmations_by_tag
+            .get(tag)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut open = 0;
+        for key in keys {
+            let is_open = self.live_confirmation(&key, store_now).is_some_and(|c| {
+                matches!(
+                    c.status,
+                    ConfirmationStatus::InProcess | ConfirmationStatus::Confirmed
+                ) && c.expires_at > expiry_now
+            });
+            if is_open {
+                open += 1;
+            } else if let Some(keys) = self.confirmations_by_tag.get_mut(tag) {
+                keys.remove(&key);
+            }
+        }
+        open
+    }
+
+    /// The events of the counter at `key` that still count at `now`.
+    fn live_events(&mut self, bucket: &RateBucket, now: Timestamp) -> &mut Vec<Timestamp> {
+        let counter = self
+            .rate_counters
+            .entry(bucket.key.clone())
+            .or_insert_with(|| RateCounter {
+                events: Vec::new(),
+                window: bucket.limit.window(),
+            });
+        counter.window = bucket.limit.window();
+        if let Some(cutoff) = bucket.limit.cutoff(now) {
+            counter.events.retain(|at| *at > cutoff);
+        }
+        &mut counter.events
     }
 
     fn insert_session(&mut self, key: &SessionKey, record: &SessionRecord, expires_at: Timestamp) {
@@ -342,21 +449,40 @@ fn apply_proof(
             .backup_codes
             .get_mut(device)
             .is_some_and(|codes| codes.remove(hash)),
-        SuccessProof::Challenge(hash) => {
-            let live = data
-                .challenges
-                .get(device)
-                .is_some_and(|c| &c.hash == hash && c.expires_at > expiry_now);
-            if live {
+        SuccessProof::Challenge { hash, binding } => {
+            let Some(challenge) = data.challenges.get(device) else {
+                return false;
+            };
+            let live = challenge.expires_at > expiry_now;
+            let same_code: bool = challenge
+                .hash
+                .as_str()
+                .as_bytes()
+                .ct_eq(hash.as_str().as_bytes())
+                .into();
+            let accepted = live & same_code & (challenge.binding == *binding);
+            // The code dies when accepted, and at a wrong answer to its last try.
+            if accepted || (live && challenge.tries >= challenge.max_tries) {
                 data.challenges.remove(device);
             }
-            live
+            accepted
         }
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn user_tag(&self, user: &UserId) -> UserTag {
+        self.tagger.tag(user)
+    }
+
+    fn bind_tag_key(&self, key: TagKey) {
+        let was_keyed = self.tagger.is_keyed();
+        if self.tagger.bind(key) && !was_keyed {
+            self.lock().retag_users();
+        }
+    }
+
     async fn insert_device(
         &self,
         device: &Device,
@@ -432,7 +558,7 @@ impl Store for MemoryStore {
         data.prune_expired(now);
         let existed = data.remove_device(id);
         data.forget_browsers_of(id);
-        state.unverify_sessions(&UserTag::of(user), |by| &by.device_id == id);
+        state.unverify_sessions(user, |by| &by.device_id == id);
         Ok(existed)
     }
 
@@ -446,7 +572,7 @@ impl Store for MemoryStore {
         data.backup_codes.clear();
         data.challenges.clear();
         data.remembered.clear();
-        state.unverify_sessions(&UserTag::of(user), |_| true);
+        state.unverify_sessions(user, |_| true);
         Ok(count)
     }
 
@@ -572,6 +698,9 @@ impl Store for MemoryStore {
                     }
                 }
             };
+            if let AttemptSlot::Allowed(_) = slot {
+                data.count_challenge_try(id, expiry_now);
+            }
             slots.push(slot);
         }
         if any_allowed {
@@ -634,14 +763,45 @@ impl Store for MemoryStore {
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
-    ) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError> {
+        let store_now = self.clock.now();
+        let expiry_now = record.created_at.max(store_now);
         let mut state = self.lock_for_write();
-        if state.live_confirmation(key, now).is_some() {
+        if state.live_confirmation(key, store_now).is_some() {
             return Err(StoreError::Conflict);
         }
+        let open = state.open_confirmations(key.tag(), store_now, expiry_now);
+        if open >= usize::try_from(max_open).unwrap_or(usize::MAX) {
+            return Ok(ConfirmationInsert::TooManyOpen);
+        }
         state.confirmations.insert(key.clone(), record.clone());
-        Ok(())
+        state
+            .confirmations_by_tag
+            .entry(key.tag().clone())
+            .or_default()
+            .insert(key.clone());
+        Ok(ConfirmationInsert::Inserted)
+    }
+
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError> {
+        super::check_starting_status(record.status)?;
+        let store_now = self.clock.now();
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(stored)
+                if stored.status == ConfirmationStatus::InProcess && stored.attempts == 0 =>
+            {
+                stored.status = record.status;
+                stored.state = record.state.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_confirmation(
@@ -714,6 +874,46 @@ impl Store for MemoryStore {
             }
             _ => Ok(None),
         }
+    }
+
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let mut state = self.lock_for_write();
+        let mut until: Option<Timestamp> = None;
+        for bucket in buckets {
+            let events = state.live_events(bucket, now);
+            if events.len() >= bucket.limit.max() as usize {
+                let oldest = events.iter().min().copied().unwrap_or(now);
+                let room = room_at(&bucket.limit, oldest);
+                until = Some(until.map_or(room, |later| later.max(room)));
+            }
+        }
+        if let Some(until) = until {
+            return Ok(RateCount::Limited { until });
+        }
+        for bucket in buckets {
+            state.live_events(bucket, now).push(now);
+        }
+        Ok(RateCount::Counted)
+    }
+
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock_for_write();
+        for bucket in buckets {
+            if let Some(counter) = state.rate_counters.get_mut(&bucket.key)
+                && let Some(at) = counter.events.iter().position(|at| *at == now)
+            {
+                counter.events.remove(at);
+            }
+        }
+        Ok(())
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
@@ -906,5 +1106,33 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerKey;
+
+    #[tokio::test]
+    async fn a_key_bound_after_records_still_finds_their_user() {
+        let store = MemoryStore::new();
+        let alice = UserId::new("alice").unwrap();
+        let browser = RememberedBrowser {
+            id: BrowserId::generate(),
+            user: alice.clone(),
+            device_id: DeviceId::generate(),
+            created_at: Timestamp::from_secs(1),
+            last_used_at: None,
+            expires_at: Timestamp::from_secs(10_000_000_000),
+            user_agent: None,
+        };
+        store.put_remembered(&browser).await.unwrap();
+        let unkeyed = store.user_tag(&alice);
+        store.bind_tag_key(ServerKey::new(&[1; 32]).unwrap().tag_key());
+        let keyed = store.user_tag(&alice);
+        assert_ne!(keyed, unkeyed);
+        store.delete_user_sessions(&keyed).await.unwrap();
+        assert!(store.list_remembered(&alice).await.unwrap().is_empty());
     }
 }

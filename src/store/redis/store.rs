@@ -1,10 +1,13 @@
 //! [`RedisStore`]: the [`Store`] operations as scripts and single commands.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{ScriptInvocation, Value};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
 
 use super::connection::{Connection, Request};
 use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
@@ -13,10 +16,12 @@ use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
+use crate::store::rate_limit::room_at;
 use crate::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, DeviceInsert, DeviceLimits, Store, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
+    RateCount, Store, StoreError, SuccessProof,
 };
 
 /// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
@@ -26,7 +31,8 @@ const MAX_TTL_MILLIS: u64 = 1 << 52;
 /// A [`Store`] in Redis or Redis Cluster, shared by any number of application instances. See
 /// the [module docs](crate::store::redis) for the key layout, atomicity, timeouts and retries.
 ///
-/// Clones share one multiplexed connection.
+/// Clones share one multiplexed connection and the key of user tags
+/// ([`Store::bind_tag_key`]).
 ///
 /// ```no_run
 /// use tower_otp::store::{RedisStore, Store};
@@ -40,6 +46,9 @@ const MAX_TTL_MILLIS: u64 = 1 << 52;
 pub struct RedisStore {
     connection: Connection,
     keys: Keys,
+    tagger: UserTagger,
+    /// Whether the data in Redis was tagged with the bound key: checked once, then kept.
+    key_check: Arc<OnceCell<bool>>,
     timeout: Duration,
     mode: &'static str,
 }
@@ -63,6 +72,8 @@ impl RedisStore {
         Ok(RedisStore {
             connection: Connection::open(&config.target, config.timeout).await?,
             keys: Keys::new(&config.key_prefix),
+            tagger: UserTagger::new(),
+            key_check: Arc::default(),
             timeout: config.timeout,
             mode: config.mode(),
         })
@@ -74,15 +85,85 @@ impl RedisStore {
     }
 
     async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        self.check_tag_key().await?;
         self.connection
             .run(&Request::Script(invocation), self.timeout)
             .await
     }
 
     async fn command(&self, command: redis::Cmd) -> Result<Value, StoreError> {
+        self.check_tag_key().await?;
         self.connection
             .run(&Request::Command(command), self.timeout)
             .await
+    }
+
+    /// Fails closed if the data in Redis was tagged under another key. A user's keys are named
+    /// by their tag, so an instance with another `ServerKey` would find no device of anyone
+    /// and take every user for one who never enrolled: a password would be enough. The first
+    /// instance to run stores a check value of its key; every instance compares with it once.
+    async fn check_tag_key(&self) -> Result<(), StoreError> {
+        let Some(key) = self.tagger.key() else {
+            return Ok(());
+        };
+        let matches = self
+            .key_check
+            .get_or_try_init(|| self.compare_tag_key(key.check_value()))
+            .await?;
+        if *matches {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(
+                "this store's data is tagged under another ServerKey; refusing to use it",
+            ))
+        }
+    }
+
+    /// Stores `check` as the store's key check unless one is there, and tells whether the
+    /// stored one is `check`.
+    async fn compare_tag_key(&self, check: String) -> Result<bool, StoreError> {
+        let key = self.keys.tag_key_check();
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&check).arg("NX");
+        self.connection
+            .run(&Request::Command(set), self.timeout)
+            .await?;
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let stored = self
+            .connection
+            .run(&Request::Command(get), self.timeout)
+            .await?;
+        let stored = reply::text(&stored)?.unwrap_or_default();
+        let matches: bool = stored.as_bytes().ct_eq(check.as_bytes()).into();
+        if !matches {
+            tracing::error!(
+                key = %key,
+                "the data in this Redis was tagged under another ServerKey: every operation \
+                 fails until the instances share one ServerKey"
+            );
+        }
+        Ok(matches)
+    }
+
+    /// A confirmation from its stored JSON and its current status and attempt count.
+    fn parse_confirmation(
+        &self,
+        rec: &Value,
+        status: &Value,
+        attempts: &Value,
+        key: &ConfirmationKey,
+    ) -> Result<ConfirmationRecord, StoreError> {
+        let mut record: ConfirmationRecord =
+            serde_json::from_str(reply::required_text(rec, "confirmation")?)?;
+        record.status = serde_json::from_value(serde_json::Value::String(
+            reply::required_text(status, "confirmation status")?.to_owned(),
+        ))?;
+        record.attempts = reply::number(attempts, "confirmation attempts")?;
+        if !self.user_tag(&record.user).matches(key.tag()) {
+            return Err(reply::corrupt("confirmation owner"));
+        }
+        Ok(record)
     }
 
     /// Adds the prefixes of a user's backup-code and challenge keys, which scripts that delete
@@ -91,6 +172,87 @@ impl RedisStore {
         call.arg(self.keys.codes_prefix(tag))
             .arg(self.keys.challenge_prefix(tag));
     }
+
+    /// Counts `now` in one group of buckets that share a hash slot, in one script; or, with
+    /// `check_only`, only finds whether one is full.
+    async fn count_rate_group(
+        &self,
+        group: &[&RateBucket],
+        now: Timestamp,
+        check_only: bool,
+    ) -> Result<RateCount, StoreError> {
+        let mut call = scripts::COUNT_RATE_LIMITED.prepare_invoke();
+        call.arg(if check_only { "check" } else { "count" })
+            .arg(now.as_millis());
+        for bucket in group {
+            call.key(self.keys.rate(&bucket.key))
+                .arg(bucket.limit.max())
+                .arg(optional_time(bucket.limit.cutoff(now)))
+                .arg(duration_millis(bucket.limit.window()));
+        }
+        let answer = reply::required_array(self.eval(call).await?, "rate limit result")?;
+        match answer.split_first() {
+            Some((status, [])) if matches!(reply::text(status)?, Some("counted" | "room")) => {
+                Ok(RateCount::Counted)
+            }
+            Some((status, full)) if reply::text(status)? == Some("limited") && !full.is_empty() => {
+                let mut until = Timestamp::from_millis(0);
+                for pair in full.chunks(2) {
+                    let [position, oldest] = pair else {
+                        return Err(reply::corrupt("rate limit result"));
+                    };
+                    let position: usize = reply::number(position, "rate limit bucket")?;
+                    let bucket = position
+                        .checked_sub(1)
+                        .and_then(|i| group.get(i))
+                        .ok_or_else(|| reply::corrupt("rate limit bucket"))?;
+                    let oldest = Timestamp::from_millis(reply::number(oldest, "rate limit event")?);
+                    until = until.max(room_at(&bucket.limit, oldest));
+                }
+                Ok(RateCount::Limited { until })
+            }
+            _ => Err(reply::corrupt("rate limit result")),
+        }
+    }
+
+    /// Takes `now` back out of one group of buckets that share a hash slot.
+    async fn uncount_rate_group(
+        &self,
+        group: &[&RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut call = scripts::UNCOUNT_RATE_LIMITED.prepare_invoke();
+        call.arg(now.as_millis());
+        for bucket in group {
+            call.key(self.keys.rate(&bucket.key));
+        }
+        self.eval(call).await.map(drop)
+    }
+}
+
+/// `buckets` in groups that one script may touch together in a Redis Cluster: a user's
+/// counters share the user's hash slot; a shared counter has a slot of its own. Groups keep
+/// the order in which their first bucket appears.
+fn slot_groups(buckets: &[RateBucket]) -> Vec<Vec<&RateBucket>> {
+    let mut groups: Vec<Vec<&RateBucket>> = Vec::new();
+    for bucket in buckets {
+        let same_slot = bucket.key.tag().and_then(|tag| {
+            groups
+                .iter_mut()
+                .find(|group| group[0].key.tag() == Some(tag))
+        });
+        match same_slot {
+            Some(group) => group.push(bucket),
+            None => groups.push(vec![bucket]),
+        }
+    }
+    groups
+}
+
+/// A challenge's binding as the scripts store and compare it: '' for none, else '=' and the
+/// binding (so that no binding differs even from an empty one).
+fn binding_arg(binding: Option<&LoginBinding>) -> String {
+    binding.map_or_else(String::new, |b| format!("={}", b.as_str()))
 }
 
 impl fmt::Debug for RedisStore {
@@ -98,6 +260,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("mode", &self.mode)
             .field("key_prefix", &self.keys.prefix())
+            .field("tags", &self.tagger)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -156,25 +319,6 @@ fn parse_browser(value: &Value, user: &UserId) -> Result<RememberedBrowser, Stor
         return Err(reply::corrupt("browser owner"));
     }
     Ok(browser)
-}
-
-/// A confirmation from its stored JSON and its current status and attempt count.
-fn parse_confirmation(
-    rec: &Value,
-    status: &Value,
-    attempts: &Value,
-    key: &ConfirmationKey,
-) -> Result<ConfirmationRecord, StoreError> {
-    let mut record: ConfirmationRecord =
-        serde_json::from_str(reply::required_text(rec, "confirmation")?)?;
-    record.status = serde_json::from_value(serde_json::Value::String(
-        reply::required_text(status, "confirmation status")?.to_owned(),
-    ))?;
-    record.attempts = reply::number(attempts, "confirmation attempts")?;
-    if UserTag::of(&record.user) != *key.tag() {
-        return Err(reply::corrupt("confirmation owner"));
-    }
-    Ok(record)
 }
 
 /// A device read back for `user`; a record filed under another user is damaged.
@@ -240,6 +384,14 @@ fn attempt_slot(
 
 #[async_trait]
 impl Store for RedisStore {
+    fn user_tag(&self, user: &UserId) -> UserTag {
+        self.tagger.tag(user)
+    }
+
+    fn bind_tag_key(&self, key: TagKey) {
+        self.tagger.bind(key);
+    }
+
     async fn insert_device(
         &self,
         device: &Device,
@@ -248,7 +400,7 @@ impl Store for RedisStore {
         if device.confirmed && device.pending_until.is_some() {
             return Err(StoreError::Invalid("a confirmed device has no deadline"));
         }
-        let tag = UserTag::of(&device.user);
+        let tag = self.user_tag(&device.user);
         let state = &device.state;
         let mut call = scripts::INSERT_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
@@ -269,7 +421,7 @@ impl Store for RedisStore {
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
-        let tag = UserTag::of(&device.user);
+        let tag = self.user_tag(&device.user);
         let mut call = scripts::UPDATE_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .arg(device.id.as_str())
@@ -284,7 +436,7 @@ impl Store for RedisStore {
         id: &DeviceId,
         only_if_first: bool,
     ) -> Result<ConfirmOutcome, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::CONFIRM_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .arg(id.as_str())
@@ -302,7 +454,7 @@ impl Store for RedisStore {
 
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         let mut call = scripts::GET_DEVICE.prepare_invoke();
-        call.key(self.keys.devices(&UserTag::of(user)))
+        call.key(self.keys.devices(&self.user_tag(user)))
             .arg(id.as_str());
         match reply::device(self.eval(call).await?)? {
             Some((_, device)) if &device.id == id => owned_by(device, user).map(Some),
@@ -313,7 +465,7 @@ impl Store for RedisStore {
 
     async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
         let mut call = scripts::LIST_DEVICES.prepare_invoke();
-        call.key(self.keys.devices(&UserTag::of(user)));
+        call.key(self.keys.devices(&self.user_tag(user)));
         let mut devices = Vec::new();
         for item in reply::required_array(self.eval(call).await?, "device list")? {
             let (seq, device) = reply::device(item)?.ok_or_else(|| reply::corrupt("device"))?;
@@ -324,7 +476,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::DELETE_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, id))
@@ -338,7 +490,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::DELETE_ALL_DEVICES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.browsers(&tag))
@@ -354,7 +506,7 @@ impl Store for RedisStore {
         device: &DeviceId,
         hashes: &[CodeHash],
     ) -> Result<(), StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::REPLACE_BACKUP_CODES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, device))
@@ -375,7 +527,7 @@ impl Store for RedisStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<u64, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::COUNT_BACKUP_CODES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, device))
@@ -390,7 +542,7 @@ impl Store for RedisStore {
         challenge: &Challenge,
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::PUT_CHALLENGE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.challenge(&tag, device))
@@ -398,7 +550,10 @@ impl Store for RedisStore {
             .arg(now.as_millis())
             .arg(challenge.hash.as_str())
             .arg(challenge.expires_at.as_millis())
-            .arg(challenge.resend_after.as_millis());
+            .arg(challenge.resend_after.as_millis())
+            .arg(binding_arg(challenge.binding.as_ref()))
+            .arg(challenge.max_tries)
+            .arg(challenge.tries);
         let answer = reply::required_array(self.eval(call).await?, "challenge result")?;
         match answer.as_slice() {
             [status] if reply::text(status)? == Some("stored") => Ok(ChallengePut::Stored),
@@ -422,7 +577,7 @@ impl Store for RedisStore {
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::BEGIN_ATTEMPT.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.user(&tag))
@@ -435,7 +590,7 @@ impl Store for RedisStore {
             })
             .arg(devices.len());
         for id in devices {
-            call.arg(id.as_str());
+            call.key(self.keys.challenge(&tag, id)).arg(id.as_str());
         }
         call.arg(scripts::throttle_thresholds(policy, now));
 
@@ -464,7 +619,7 @@ impl Store for RedisStore {
         refund: &[DeviceId],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::COMMIT_SUCCESS.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.user(&tag))
@@ -478,7 +633,10 @@ impl Store for RedisStore {
                 drift,
             } => call.arg("counter").arg(*next_counter).arg(*drift),
             SuccessProof::BackupCode(hash) => call.arg("code").arg(hash.as_str()).arg(""),
-            SuccessProof::Challenge(hash) => call.arg("challenge").arg(hash.as_str()).arg(""),
+            SuccessProof::Challenge { hash, binding } => call
+                .arg("challenge")
+                .arg(hash.as_str())
+                .arg(binding_arg(binding.as_ref())),
         };
         for id in refund {
             call.arg(id.as_str());
@@ -487,7 +645,7 @@ impl Store for RedisStore {
     }
 
     async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HDEL")
             .arg(key)
             .arg(USER_FAILURES)
@@ -497,7 +655,7 @@ impl Store for RedisStore {
     }
 
     async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HMGET")
             .arg(key)
             .arg(USER_FAILURES)
@@ -511,13 +669,13 @@ impl Store for RedisStore {
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HGET").arg(key).arg(USER_STAMP).clone();
         Ok(reply::optional_number(&self.command(command).await?, "user stamp")?.unwrap_or(0))
     }
 
     async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HINCRBY")
             .arg(key)
             .arg(USER_STAMP)
@@ -608,7 +766,7 @@ impl Store for RedisStore {
     }
 
     async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {
-        let tag = UserTag::of(&browser.user);
+        let tag = self.user_tag(&browser.user);
         let mut call = scripts::PUT_REMEMBERED.prepare_invoke();
         call.key(self.keys.browsers(&tag))
             .key(self.keys.user(&tag))
@@ -625,7 +783,7 @@ impl Store for RedisStore {
         device: &DeviceId,
         now: Timestamp,
     ) -> Result<RememberedCheck, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::CHECK_REMEMBERED.prepare_invoke();
         call.key(self.keys.browsers(&tag))
             .key(self.keys.devices(&tag))
@@ -652,7 +810,7 @@ impl Store for RedisStore {
 
     async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError> {
         let mut call = scripts::LIST_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)));
+        call.key(self.keys.browsers(&self.user_tag(user)));
         let flat = reply::required_array(self.eval(call).await?, "browser list")?;
         let mut browsers = flat
             .chunks(2)
@@ -667,14 +825,14 @@ impl Store for RedisStore {
 
     async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError> {
         let mut call = scripts::DELETE_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)))
+        call.key(self.keys.browsers(&self.user_tag(user)))
             .arg(id.as_str());
         flag(&self.eval(call).await?)
     }
 
     async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_ALL_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)));
+        call.key(self.keys.browsers(&self.user_tag(user)));
         reply::number(&self.eval(call).await?, "browser count")
     }
 
@@ -685,7 +843,7 @@ impl Store for RedisStore {
         hash: &CodeHash,
     ) -> Result<bool, StoreError> {
         let mut call = scripts::DISCARD_CHALLENGE.prepare_invoke();
-        call.key(self.keys.challenge(&UserTag::of(user), device))
+        call.key(self.keys.challenge(&self.user_tag(user), device))
             .arg(hash.as_str());
         flag(&self.eval(call).await?)
     }
@@ -694,19 +852,42 @@ impl Store for RedisStore {
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
-    ) -> Result<(), StoreError> {
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError> {
         let mut call = scripts::INSERT_CONFIRMATION.prepare_invoke();
         call.key(self.keys.confirmation(key))
+            .key(self.keys.confirmations(key.tag()))
             .arg(serde_json::to_string(record)?)
             .arg(record.status.as_str())
             .arg(record.attempts)
             .arg(record.expires_at.as_millis())
-            .arg(record.retain_until.as_millis());
-        if flag(&self.eval(call).await?)? {
-            Ok(())
+            .arg(record.retain_until.as_millis())
+            .arg(record.created_at.as_millis())
+            .arg(max_open)
+            .arg(self.keys.confirmation_prefix(key.tag()))
+            .arg(key.digest());
+        let answer = self.eval(call).await?;
+        if reply::text(&answer).ok().flatten() == Some("too_many") {
+            return Ok(ConfirmationInsert::TooManyOpen);
+        }
+        if flag(&answer)? {
+            Ok(ConfirmationInsert::Inserted)
         } else {
             Err(StoreError::Conflict)
         }
+    }
+
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError> {
+        crate::store::check_starting_status(record.status)?;
+        let mut call = scripts::START_CONFIRMATION.prepare_invoke();
+        call.key(self.keys.confirmation(key))
+            .arg(serde_json::to_string(record)?)
+            .arg(record.status.as_str());
+        flag(&self.eval(call).await?)
     }
 
     async fn get_confirmation(
@@ -723,7 +904,8 @@ impl Store for RedisStore {
         if reply::text(&rec)?.is_none() {
             return Ok(None);
         }
-        parse_confirmation(&rec, &status, &attempts, key).map(Some)
+        self.parse_confirmation(&rec, &status, &attempts, key)
+            .map(Some)
     }
 
     async fn begin_confirmation_attempt(
@@ -742,7 +924,7 @@ impl Store for RedisStore {
                 Ok(ConfirmationAttempt::Missing)
             }
             [outcome, rec, status, attempts] => {
-                let record = parse_confirmation(rec, status, attempts, key)?;
+                let record = self.parse_confirmation(rec, status, attempts, key)?;
                 match reply::text(outcome)? {
                     Some("granted") => Ok(ConfirmationAttempt::Granted(record)),
                     Some("refused") => Ok(ConfirmationAttempt::Refused(record)),
@@ -776,11 +958,53 @@ impl Store for RedisStore {
         call.key(self.keys.confirmation(key)).arg(now.as_millis());
         match reply::array(self.eval(call).await?)? {
             Some(fields) => match fields.as_slice() {
-                [rec, status, attempts] => parse_confirmation(rec, status, attempts, key).map(Some),
+                [rec, status, attempts] => self
+                    .parse_confirmation(rec, status, attempts, key)
+                    .map(Some),
                 _ => Err(reply::corrupt("confirmation")),
             },
             None => Ok(None),
         }
+    }
+
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let groups = slot_groups(buckets);
+        for (counted, group) in groups.iter().enumerate() {
+            let RateCount::Limited { mut until } = self.count_rate_group(group, now, false).await?
+            else {
+                continue;
+            };
+            for earlier in &groups[..counted] {
+                if let Err(error) = self.uncount_rate_group(earlier, now).await {
+                    // The earlier counts stay: a limit reached a little early, never exceeded.
+                    tracing::warn!(kind = error.kind(), "rate limit count not taken back");
+                }
+            }
+            for later in &groups[counted + 1..] {
+                if let RateCount::Limited { until: also } =
+                    self.count_rate_group(later, now, true).await?
+                {
+                    until = until.max(also);
+                }
+            }
+            return Ok(RateCount::Limited { until });
+        }
+        Ok(RateCount::Counted)
+    }
+
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for group in slot_groups(buckets) {
+            self.uncount_rate_group(&group, now).await?;
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
