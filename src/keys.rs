@@ -41,14 +41,18 @@
 //!   `SecretSealer::new(vec![new.sealing_key(), old.sealing_key()])`. Keep the old key until
 //!   no stored secret uses it ([`needs_reseal`](crate::device::SecretSealer::needs_reseal)
 //!   tells; re-enrolling a device seals its new secret under the new key).
-//! * **Server key**: it cannot rotate without losing what is hashed under it. A hash cannot
-//!   be recomputed without the code, so a new server key makes every stored backup code and
-//!   pending out-of-band code unusable: users would need new backup codes. To rotate the
-//!   master while keeping the backup codes, keep deriving the server key from the old master
-//!   (`TwoFactor::new(store, old.server_key())`) and take the other two keys from the new one.
+//! * **Server key**: it cannot rotate on a store in use. Backup codes and pending
+//!   out-of-band codes are stored as hashes under it, and a hash cannot be recomputed
+//!   without the code; it also keys the user tags under which the Redis store files every
+//!   record, so under a new server key no user would have any device, session or remembered
+//!   browser (the Redis store refuses to run under another key than its data's). To rotate
+//!   the master, keep deriving the server key from the old one
+//!   (`TwoFactor::new(store, old.server_key())`) and take the other two keys from the new.
 //!
-//! A leaked master means all three keys leaked: rotate the remember and sealing keys at once
-//! (dropping the old ones), and issue new backup codes.
+//! A leaked master means all three keys leaked: rotate the remember and sealing keys at once,
+//! dropping the old ones. The server key stays, so code hashes in a copy of the store can
+//! then be guessed offline; if the store may have leaked too, start a new store under a new
+//! master and have users enrol again.
 
 use std::fmt;
 
