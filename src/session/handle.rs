@@ -219,8 +219,9 @@ impl OtpSession {
         Ok(self.status().await?.is_verified())
     }
 
-    /// Starts a session for `user`, who just passed the application's first factor. Any
-    /// session the request carried ends: a new id is issued (no session fixation).
+    /// Starts a session for `user`, who just passed the application's first factor, and
+    /// emits `session_started`. Any session the request carried ends: a new id is issued (no
+    /// session fixation).
     ///
     /// The old session is never read, only deleted by its id: a record that cannot be read
     /// (damaged, or another user's) must not lock its holder out of logging in again. A store
@@ -254,6 +255,8 @@ impl OtpSession {
         });
         self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
+        self.two_factor()
+            .emit(EventKind::SessionStarted, &user, None);
         Ok(token)
     }
 
