@@ -105,7 +105,9 @@ async fn account(session: OtpSession) -> Response {
 }
 
 async fn admin(verified: Verified) -> String {
-    let by = verified.by.map_or("no device".into(), |by| by.device_kind.to_string());
+    let by = verified
+        .by
+        .map_or("no device".into(), |by| by.device_kind.to_string());
     format!("admin for {} via {by}", verified.user)
 }
 

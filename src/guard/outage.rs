@@ -21,8 +21,8 @@ pub(crate) fn store_outage(error: &SessionError) {
             kind = error.kind(),
             error = %error,
             suppressed,
-            "the store failed: guarded requests are refused with 503 (`suppressed` is how many \
-             such refusals since the previous line were not logged)"
+            "the store failed: guards answer 503 (`suppressed`: refusals not logged since the \
+             previous line)"
         );
     }
 }
@@ -80,7 +80,11 @@ mod tests {
         assert_eq!(log.record(at(0)), Some(0), "the first outage is logged");
         assert_eq!(log.record(at(1)), None);
         assert_eq!(log.record(at(9)), None);
-        assert_eq!(log.record(at(10)), Some(2), "then one line counting the two left out");
+        assert_eq!(
+            log.record(at(10)),
+            Some(2),
+            "then one line counting the two left out"
+        );
         assert_eq!(log.record(at(12)), None);
         assert_eq!(log.record(at(100)), Some(1));
         assert_eq!(log.record(at(200)), Some(0));
