@@ -28,14 +28,23 @@ type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 /// * [`Events::subscribe`] gives an [`EventStream`], also a `futures` `Stream`. Sending never
 ///   waits for subscribers: a subscriber that falls more than the channel's capacity behind
 ///   loses the oldest events and is told how many ([`RecvError::Lagged`]).
-/// * With the `redis` feature, [`RedisEventBridge`](super::RedisEventBridge) fans events out
-///   to the subscribers of every instance.
+/// * With the `redis` feature, [`RedisEventBridge`] fans events out to the subscribers of
+///   every instance.
 ///
 /// `throttled` events are coalesced to at most one a second per user (see
 /// [`EventKind::Throttled`]). The request path an event carries has its secret segments
 /// replaced by `{id}` (see [`Events::redact_path_segment_after`]).
 ///
 /// Cheap to clone; clones share hooks and subscribers.
+///
+#[cfg_attr(
+    feature = "redis",
+    doc = "[`RedisEventBridge`]: super::RedisEventBridge"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisEventBridge`]: crate#feature-flags"
+)]
 #[derive(Clone)]
 pub struct Events {
     inner: Arc<Inner>,

@@ -38,7 +38,7 @@
 //! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
 //! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
 //! | `P:{T}:confirmation:D` | hash | until its `retain_until` (`PEXPIREAT`) | `rec` the record as JSON, `status` and `attempts` the current ones, `exp` its expiry (ms); `D` is the [`ConfirmationKey`](crate::confirm::ConfirmationKey)'s digest |
-//! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP|LAST|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
+//! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP\|LAST\|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
 //! never as Lua numbers (doubles, which round above 2^53). Times to live are capped at 2^52 ms
