@@ -110,6 +110,12 @@ async fn post_to(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run().await?;
+    Ok(())
+}
+
+/// Runs the flow, printing each event as it comes; returns the events' names, in order.
+pub(crate) async fn run() -> Result<Vec<&'static str>, Box<dyn std::error::Error>> {
     let clock = ManualClock::new(Timestamp::from(SystemTime::now()));
     let two_factor = TwoFactor::new(
         MemoryStore::new().with_clock(clock.clone()),
@@ -122,17 +128,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // more than the bus's capacity behind, it would be told how many events it missed.
     let mut stream = two_factor.events().subscribe();
     let printer = tokio::spawn(async move {
+        let mut names = Vec::new();
         // The stream ends once every handle on the bus is gone: the flow is over.
         while let Some(item) = stream.next().await {
             match item {
-                Ok(event) => match serde_json::to_string(&*event) {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => eprintln!("could not serialise an event: {error}"),
-                },
+                Ok(event) => {
+                    names.push(event.kind.name());
+                    match serde_json::to_string(&*event) {
+                        Ok(line) => println!("{line}"),
+                        Err(error) => eprintln!("could not serialise an event: {error}"),
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => eprintln!("missed {missed} events"),
                 Err(error) => eprintln!("{error}"),
             }
         }
+        names
     });
 
     let alice = UserId::new("alice")?;
@@ -186,6 +197,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Dropping the last handles on the bus closes it; the printer drains what is buffered
     // and stops.
     drop((app, two_factor));
-    tokio::time::timeout(Duration::from_secs(5), printer).await??;
-    Ok(())
+    Ok(tokio::time::timeout(Duration::from_secs(5), printer).await??)
 }
