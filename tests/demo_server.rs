@@ -826,7 +826,10 @@ async fn the_readme_flow_runs_against_the_demo_as_written() {
         assert_eq!(response.status, curl.status, "{curl:?}: {}", response.body);
         match curl.expected.as_deref() {
             Some(json) if json.starts_with('{') => {
-                assert_eq!(response.json(), serde_json::from_str::<Value>(json).unwrap())
+                assert_eq!(
+                    response.json(),
+                    serde_json::from_str::<Value>(json).unwrap()
+                )
             }
             Some(error) => assert_eq!(response.json()["error"], error, "{curl:?}"),
             None => {}

@@ -3,6 +3,10 @@
 //! engine with a manual clock, so that codes and throttling delays need no waiting. (The demo
 //! server has its own black-box test, `tests/demo_server.rs`.)
 
+// Each server example includes its own copy of `examples/support/store.rs`, as it does when
+// built alone.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 
 #[allow(dead_code)]
