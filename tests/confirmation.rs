@@ -1,9 +1,13 @@
 //! The confirmation API end to end on the memory store, with an injected clock: states and
-//! transitions, expiry, attempts, use-once, and the built-in methods.
+//! transitions, expiry, attempts, use-once, the caps on open confirmations and state size,
+//! and the built-in methods.
+
+mod common;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use common::sessions::new_login;
 use serde_json::{Value, json};
 use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
@@ -672,4 +676,160 @@ async fn applications_register_their_own_methods() {
         ConfirmationStatus::Used
     );
     assert!(!format!("{pending:?}").contains(pending.id.as_str()));
+}
+
+#[tokio::test]
+async fn open_confirmations_are_capped_before_anything_is_sent() {
+    let f = fixture_with(ConfirmPolicy::new().with_max_open(2));
+    let request = |to: &str| {
+        let (confirmer, user) = (f.confirmer.clone(), f.user.clone());
+        let state = json!({"destination": to});
+        async move { confirmer.request(&user, "email", state).await }
+    };
+    let first = request("a@example.com").await.unwrap();
+    request("b@example.com").await.unwrap();
+    let refused = request("c@example.com").await.unwrap_err();
+    assert!(matches!(refused, ConfirmError::TooManyOpen));
+    assert_eq!(refused.kind(), "too_many_confirmations");
+    // Refused before the method ran: no code sent, no device added.
+    assert_eq!(f.outbox.len(), 2);
+    assert_eq!(f.two_factor.devices(&f.user).await.unwrap().len(), 2);
+    // Another user has a cap of their own.
+    let bob = UserId::new("bob").unwrap();
+    f.confirmer
+        .request(&bob, "email", json!({"destination": "bob@example.com"}))
+        .await
+        .unwrap();
+
+    // A confirmed confirmation is still open; a used one is not.
+    let code = json!({"code": f.outbox.last_code_for("a@example.com").unwrap()});
+    f.confirmer
+        .confirm(&f.user, &first.id, &code)
+        .await
+        .unwrap();
+    assert_eq!(
+        request("c@example.com").await.unwrap_err().kind(),
+        "too_many_confirmations"
+    );
+    f.confirmer
+        .consume(&f.user, &first.id, "email")
+        .await
+        .unwrap();
+    let admin = Caller::administrator(f.user.clone());
+    f.confirmer
+        .request(&admin, "email", json!({"destination": "c@example.com"}))
+        .await
+        .unwrap();
+    // Expired ones are not either.
+    f.advance(10 * 60 * 1000);
+    f.confirmer
+        .request(&admin, "email", json!({"destination": "d@example.com"}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_request_whose_method_fails_takes_no_place() {
+    let f = fixture_with(ConfirmPolicy::new().with_max_open(1));
+    let confirmer =
+        f.confirmer
+            .clone()
+            .with_method(Method::new("inflating", "Inflating", Inflating));
+    for method in ["sms", "inflating"] {
+        let state = json!({"destination": "+31612345658"});
+        let error = confirmer.request(&f.user, method, state).await.unwrap_err();
+        assert!(
+            matches!(error.kind(), "delivery_failed" | "invalid_data"),
+            "{error:?}"
+        );
+    }
+    f.request_email().await;
+}
+
+#[tokio::test]
+async fn states_are_limited_to_a_kibibyte_unless_the_policy_says_otherwise() {
+    let f = fixture();
+    let confirmer = f
+        .confirmer
+        .clone()
+        .with_method(Method::new("instant", "Instant", Instant));
+    let padded = |bytes: usize| json!({"pad": "x".repeat(bytes)});
+    confirmer
+        .request(&f.user, "instant", padded(1000))
+        .await
+        .unwrap();
+    let refused = confirmer
+        .request(&f.user, "instant", padded(1100))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), "invalid_data");
+    let roomier = confirmer.with_policy(ConfirmPolicy::new().with_max_state_bytes(4096));
+    roomier
+        .request(&f.user, "instant", padded(1100))
+        .await
+        .unwrap();
+    assert_eq!(
+        ConfirmPolicy::new()
+            .with_max_state_bytes(usize::MAX)
+            .max_state_bytes(),
+        ConfirmPolicy::MAX_STATE_BYTES
+    );
+}
+
+#[tokio::test]
+async fn a_code_sent_for_a_confirmation_confirms_it_only_from_the_same_login() {
+    let f = fixture();
+    let asked = new_login(&f.two_factor, &f.user).await;
+    let other = new_login(&f.two_factor, &f.user).await;
+    let pending = f
+        .confirmer
+        .request(&asked, "email", json!({"destination": "alice@example.com"}))
+        .await
+        .unwrap();
+    let code = f.code();
+    let elsewhere = f.confirmer.confirm(&other, &pending.id, &code).await;
+    assert!(
+        matches!(elsewhere, Err(ConfirmError::Rejected { attempts_left: 4 })),
+        "{elsewhere:?}"
+    );
+    f.advance(2_000); // past the device's throttle after one failure
+    let confirmed = f
+        .confirmer
+        .confirm(&asked, &pending.id, &code)
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status, ConfirmationStatus::Confirmed);
+}
+
+/// A method whose started state is larger than any policy allows.
+#[derive(Debug)]
+struct Inflating;
+
+#[async_trait]
+impl ConfirmationBackend for Inflating {
+    async fn change_user_config(
+        &self,
+        _cx: Context<'_>,
+        _old: Option<&Value>,
+        _new: &Value,
+    ) -> Result<Option<Value>, ConfirmError> {
+        Ok(None)
+    }
+
+    async fn request_confirmation(
+        &self,
+        _cx: Context<'_>,
+        _state: Value,
+    ) -> Result<Requested, ConfirmError> {
+        Ok(Requested::InProcess(json!({"pad": "x".repeat(100_000)})))
+    }
+
+    async fn confirm(
+        &self,
+        _cx: Context<'_>,
+        _state: &Value,
+        _data: &Value,
+    ) -> Result<bool, ConfirmError> {
+        Ok(false)
+    }
 }

@@ -438,6 +438,8 @@ async fn a_code_sent_for_the_users_session_does_not_verify_the_attackers(backend
         .await;
     assert_eq!(stolen.outcome(), (401, "invalid_code".to_owned()));
     assert!(!attacker.is_verified().await);
+    // The attacker's try counted as a wrong code: the device is throttled for a second.
+    h.later(std::time::Duration::from_secs(1));
     let own = user
         .post("/2fa/verify", json!({"device_id": mail, "token": code}))
         .await;

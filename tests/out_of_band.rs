@@ -1,9 +1,13 @@
 //! Out-of-band devices end to end on the memory store, with an injected clock and the outbox
-//! sender: adding, sending, cooldown, replacement, expiry, single use, throttling.
+//! sender: adding, sending, cooldown, replacement, expiry, single use, throttling, the login a
+//! code is bound to, its tries, and the send limits.
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::sessions::new_login;
 use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
 use tower_otp::device::{
@@ -11,7 +15,7 @@ use tower_otp::device::{
     out_of_band, sender_fn,
 };
 use tower_otp::otp::Digits;
-use tower_otp::store::MemoryStore;
+use tower_otp::store::{MemoryStore, RateLimit};
 use tower_otp::{Error, ServerKey, TwoFactor, UserId};
 
 const START: u64 = 1_700_000_000_000;
@@ -76,10 +80,24 @@ impl Fixture {
     }
 
     async fn verify(&self, device: &Device, code: &str) -> &'static str {
-        match self.two_factor.verify(&self.user, &device.id, code).await {
+        self.verify_as(&Caller::from(&self.user), device, code)
+            .await
+    }
+
+    async fn verify_as(&self, caller: &Caller, device: &Device, code: &str) -> &'static str {
+        match self.two_factor.verify(caller, &device.id, code).await {
             Ok(_) => "ok",
             Err(error) => error.kind(),
         }
+    }
+
+    /// Sends a code to `device` for a caller without a login; the error kind if refused.
+    async fn send(&self, device: &Device) -> Result<(), &'static str> {
+        self.two_factor
+            .send_challenge(&self.user, &device.id)
+            .await
+            .map(drop)
+            .map_err(|e| e.kind())
     }
 
     fn advance(&self, millis: u64) {
@@ -491,4 +509,239 @@ async fn code_length_follows_the_policy() {
         .confirm_device(&f.user, &device.id, &code)
         .await
         .unwrap();
+}
+
+fn unthrottled() -> ThrottlePolicy {
+    ThrottlePolicy::new()
+        .with_factor(Duration::ZERO)
+        .with_user_failure_limit(1_000)
+}
+
+#[tokio::test]
+async fn a_code_verifies_only_the_login_that_asked_for_it() {
+    let f = fixture_with(|t| t.with_throttle_policy(unthrottled()));
+    let device = f.confirmed_email_device().await;
+    let asked = new_login(&f.two_factor, &f.user).await;
+    let other = new_login(&f.two_factor, &f.user).await;
+    f.two_factor
+        .send_challenge(&asked, &device.id)
+        .await
+        .unwrap();
+    let code = f.last_code();
+    // Someone who knows the password and logs in alongside gets nowhere with it: in another
+    // login, or with no login at all, it is a wrong code…
+    assert_eq!(f.verify_as(&other, &device, &code).await, "invalid_code");
+    assert_eq!(
+        f.two_factor
+            .verify_any(&other, &code)
+            .await
+            .unwrap_err()
+            .kind(),
+        "invalid_code"
+    );
+    assert_eq!(f.verify(&device, &code).await, "invalid_code");
+    // …which the login that asked for it can still use.
+    assert_eq!(f.verify_as(&asked, &device, &code).await, "ok");
+
+    // A code sent with no login works only without one.
+    f.advance(60_000);
+    f.send(&device).await.unwrap();
+    let code = f.last_code();
+    assert_eq!(f.verify_as(&asked, &device, &code).await, "invalid_code");
+    assert_eq!(f.verify(&device, &code).await, "ok");
+}
+
+#[tokio::test]
+async fn a_code_dies_at_its_fifth_wrong_try() {
+    let f = fixture_with(|t| t.with_throttle_policy(unthrottled()));
+    let device = f.confirmed_email_device().await;
+    f.send(&device).await.unwrap();
+    let code = f.last_code();
+    let wrong = other_than(&code);
+    for _ in 0..4 {
+        assert_eq!(f.verify(&device, &wrong).await, "invalid_code");
+    }
+    assert_eq!(f.verify(&device, &code).await, "ok", "the fifth try");
+
+    f.advance(60_000);
+    f.send(&device).await.unwrap();
+    let code = f.last_code();
+    for _ in 0..5 {
+        assert_eq!(f.verify(&device, &other_than(&code)).await, "invalid_code");
+    }
+    assert_eq!(f.verify(&device, &code).await, "invalid_code", "dead");
+    // A dead code leaves no cooldown: the user may ask for another at once.
+    f.send(&device).await.unwrap();
+    assert_eq!(f.verify(&device, &f.last_code()).await, "ok");
+}
+
+#[tokio::test]
+async fn every_attempt_takes_a_try_whatever_it_is_and_whoever_makes_it() {
+    let f = fixture_with(|t| {
+        t.with_throttle_policy(unthrottled())
+            .with_out_of_band_policy(OutOfBandPolicy::new().with_max_tries(3))
+    });
+    let device = f.confirmed_email_device().await;
+    let asked = new_login(&f.two_factor, &f.user).await;
+    let other = new_login(&f.two_factor, &f.user).await;
+    f.two_factor
+        .send_challenge(&asked, &device.id)
+        .await
+        .unwrap();
+    let code = f.last_code();
+    // Malformed input, the right code from another login, anything through verify_any: each
+    // takes one of the code's three tries.
+    assert_eq!(f.verify_as(&asked, &device, "12").await, "malformed_code");
+    assert_eq!(f.verify_as(&other, &device, &code).await, "invalid_code");
+    f.two_factor
+        .verify_any(&asked, &other_than(&code))
+        .await
+        .unwrap_err();
+    assert_eq!(f.verify_as(&asked, &device, &code).await, "invalid_code");
+}
+
+/// Adds a pending email device for `to` to `user` as a trusted caller (so that it works
+/// whatever factors the user has).
+async fn add_pending(f: &Fixture, user: &UserId, to: &str) -> Device {
+    f.two_factor
+        .add_out_of_band_device(&Caller::administrator(user.clone()), "Mail", "email", to)
+        .await
+        .unwrap()
+}
+
+async fn send_to(f: &Fixture, user: &UserId, device: &Device) -> Result<(), Error> {
+    f.two_factor
+        .send_challenge(user, &device.id)
+        .await
+        .map(drop)
+}
+
+#[tokio::test]
+async fn a_user_gets_five_codes_a_quarter_hour_for_pending_devices() {
+    // Pending devices that outlive the wait below.
+    let f = fixture_with(|t| t.with_pending_device_lifetime(Duration::from_secs(3600)));
+    let mut pending = Vec::new();
+    for n in 0..3 {
+        pending.push(add_pending(&f, &f.user, &format!("a{n}@example.com")).await);
+    }
+    for device in &pending {
+        send_to(&f, &f.user, device).await.unwrap();
+        // A send refused by the cooldown does not count.
+        let refused = send_to(&f, &f.user, device).await.unwrap_err();
+        assert_eq!(refused.kind(), "cooldown");
+    }
+    f.advance(30_000);
+    for device in &pending[..2] {
+        send_to(&f, &f.user, device).await.unwrap();
+    }
+    let sent = f.outbox.len();
+    let refused = send_to(&f, &f.user, &pending[2]).await.unwrap_err();
+    assert_eq!(refused.kind(), "send_limited");
+    assert_eq!(
+        refused.retry_after(f.two_factor.now()),
+        Some(Duration::from_secs(15 * 60 - 30))
+    );
+    assert_eq!(f.outbox.len(), sent, "nothing was sent");
+    f.advance(15 * 60 * 1000 - 30_000 - 1);
+    assert_eq!(
+        send_to(&f, &f.user, &pending[2]).await.unwrap_err().kind(),
+        "send_limited"
+    );
+    f.advance(1);
+    send_to(&f, &f.user, &pending[2]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_user_gets_ten_codes_an_hour_in_all() {
+    let f = fixture();
+    let device = f.confirmed_email_device().await;
+    let mut pending = Vec::new();
+    for n in 0..3 {
+        let other = add_pending(&f, &f.user, &format!("b{n}@example.com")).await;
+        send_to(&f, &f.user, &other).await.unwrap();
+        pending.push(other);
+    }
+    f.advance(30_000);
+    send_to(&f, &f.user, &pending[0]).await.unwrap();
+    // Five sends so far (one to confirm the device); five more to the confirmed device…
+    for _ in 0..5 {
+        f.advance(30_000);
+        f.send(&device).await.unwrap();
+    }
+    // …and the eleventh waits until the first is an hour old, although this destination has
+    // had only five as a confirmed device.
+    f.advance(30_000);
+    let refused = send_to(&f, &f.user, &device).await.unwrap_err();
+    assert!(matches!(refused, Error::SendLimited { .. }), "{refused:?}");
+    let first_sent = Timestamp::from_millis(START);
+    assert_eq!(
+        refused.retry_after(f.two_factor.now()),
+        Some(
+            first_sent
+                .saturating_add(Duration::from_secs(3600))
+                .since(f.two_factor.now())
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_destination_gets_five_codes_an_hour_as_anyones_pending_device() {
+    let f = fixture();
+    // The owner confirms the address (one send to it as a pending device)…
+    let victim = UserId::new("victim").unwrap();
+    let own = add_pending(&f, &victim, "victim@example.com").await;
+    send_to(&f, &victim, &own).await.unwrap();
+    let code = f.outbox.last_code_for("victim@example.com").unwrap();
+    f.two_factor
+        .confirm_device(&victim, &own.id, &code)
+        .await
+        .unwrap();
+    // …then other accounts name it, spelled every which way: four more get through.
+    let spellings = [
+        "victim@example.com",
+        "Victim@example.com",
+        "victim+1@example.com",
+        "VICTIM+2@EXAMPLE.COM",
+        "victim+3@example.com",
+    ];
+    for (n, to) in spellings.iter().enumerate() {
+        let attacker = UserId::new(format!("attacker-{n}")).unwrap();
+        let device = add_pending(&f, &attacker, to).await;
+        let sent = send_to(&f, &attacker, &device).await;
+        if n < 4 {
+            sent.unwrap();
+        } else {
+            assert_eq!(sent.unwrap_err().kind(), "send_limited");
+        }
+    }
+    // The owner's own logins still get their codes: sends to a confirmed device count apart.
+    f.advance(60_000);
+    send_to(&f, &victim, &own).await.unwrap();
+}
+
+#[tokio::test]
+async fn send_limits_can_be_set_or_lifted() {
+    let one_a_minute = RateLimit::new(1, Duration::from_secs(60));
+    let f = fixture_with(|t| {
+        t.with_out_of_band_policy(
+            OutOfBandPolicy::new()
+                .with_cooldown(Duration::ZERO)
+                .with_user_send_limit(one_a_minute),
+        )
+    });
+    let device = f.email_device().await;
+    f.send(&device).await.unwrap();
+    assert_eq!(f.send(&device).await.unwrap_err(), "send_limited");
+
+    let f = fixture_with(|t| {
+        t.with_out_of_band_policy(
+            OutOfBandPolicy::new()
+                .with_cooldown(Duration::ZERO)
+                .without_send_limits(),
+        )
+    });
+    let device = f.email_device().await;
+    for _ in 0..20 {
+        f.send(&device).await.unwrap();
+    }
 }

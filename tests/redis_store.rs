@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
+use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceId, DeviceState, SealingKey, SecretSealer, ThrottlePolicy,
     TotpSettings, UserId,
 };
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
-    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RedisConfig, RedisStore, Store,
-    StoreError, SuccessProof,
+    AttemptPurpose, Challenge, DeviceInsert, DeviceLimits, RateBucket, RateKey, RateLimit,
+    RedisConfig, RedisStore, Store, StoreError, SuccessProof,
 };
 use tower_otp::{DeviceKind, ServerKey, TwoFactor};
 
@@ -133,6 +134,9 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(30)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     store
         .put_challenge(owner, &oob.id, &challenge, now)
@@ -565,8 +569,33 @@ async fn every_operation_is_one_round_trip() {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(60)),
         resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     let proof = SuccessProof::BackupCode(hash(1));
+    let confirmation_key = ConfirmationKey::new(&alice, &ConfirmationId::generate());
+    let confirmation = ConfirmationRecord {
+        user: alice.clone(),
+        method: "device".into(),
+        status: ConfirmationStatus::InProcess,
+        state: serde_json::Value::Null,
+        attempts: 0,
+        created_at: now,
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+        retain_until: now.saturating_add(Duration::from_secs(120)),
+    };
+    // A user's counters share the user's slot: one script for all of them.
+    let send_limits: Vec<RateBucket> = ["sends", "pending-sends"]
+        .into_iter()
+        .map(|name| RateBucket {
+            key: RateKey::User {
+                tag: tag.clone(),
+                name: name.into(),
+            },
+            limit: RateLimit::new(1_000, HOUR),
+        })
+        .collect();
     let ids = [d.id.clone(), oob.id.clone()];
     let limits = DeviceLimits::default();
 
@@ -610,6 +639,22 @@ async fn every_operation_is_one_round_trip() {
         measure!(
             "commit_success",
             store.commit_success(&alice, &oob.id, &proof, &ids, now)
+        );
+        measure!(
+            "insert_confirmation",
+            store.insert_confirmation(&confirmation_key, &confirmation, 10)
+        );
+        measure!(
+            "start_confirmation",
+            store.start_confirmation(&confirmation_key, &confirmation)
+        );
+        measure!(
+            "count_rate_limited",
+            store.count_rate_limited(&send_limits, now)
+        );
+        measure!(
+            "uncount_rate_limited",
+            store.uncount_rate_limited(&send_limits, now)
         );
         measure!("reset_user_failures", store.reset_user_failures(&alice));
         measure!("user_failures", store.user_failures(&alice));

@@ -85,9 +85,10 @@ impl ApiError {
             Error::Store(store) => return Self::store(store),
             Error::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_code"),
             Error::InvalidCode | Error::Replayed => (StatusCode::UNAUTHORIZED, "invalid_code"),
-            Error::Throttled { .. } | Error::Locked { .. } | Error::Cooldown { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, error.kind())
-            }
+            Error::Throttled { .. }
+            | Error::Locked { .. }
+            | Error::Cooldown { .. }
+            | Error::SendLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, error.kind()),
             Error::DeviceNotFound => (StatusCode::NOT_FOUND, error.kind()),
             Error::VerificationRequired | Error::ReauthenticationRequired => {
                 (StatusCode::FORBIDDEN, error.kind())
@@ -133,6 +134,7 @@ impl ApiError {
             ConfirmError::Store(error) => return Self::store(error),
             ConfirmError::UnknownMethod | ConfirmError::NotFound => StatusCode::NOT_FOUND,
             ConfirmError::Rejected { .. } => StatusCode::UNAUTHORIZED,
+            ConfirmError::TooManyOpen => StatusCode::TOO_MANY_REQUESTS,
             ConfirmError::NotPending { .. } | ConfirmError::WrongMethod => StatusCode::CONFLICT,
             ConfirmError::InvalidData(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -153,5 +155,35 @@ impl IntoResponse for ApiError {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_send_over_its_limits_is_429_with_retry_after() {
+        let now = Timestamp::from_secs(1_000);
+        let limited = Error::SendLimited {
+            until: Timestamp::from_millis(1_090_500),
+            retry_after: Duration::from_millis(90_500),
+        };
+        let error = ApiError::device(&limited, now);
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "send_limited")
+        );
+        let response = error.into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "91");
+    }
+
+    #[test]
+    fn too_many_open_confirmations_is_429() {
+        let error = ApiError::confirm(&ConfirmError::TooManyOpen, Timestamp::from_secs(1));
+        assert_eq!(
+            (error.status(), error.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_confirmations")
+        );
     }
 }

@@ -15,8 +15,10 @@ use super::{ConfirmError, ConfirmationBackend, Context, Method, Requested};
 ///   optional). Changing the configuration needs confirming unless the destination stays
 ///   the same.
 /// * State once requested: `{"device_id", "channel", "masked_destination"}`. Another code
-///   can be sent with [`TwoFactor::send_challenge`] on that device, after its cooldown.
-/// * Answer: `{"code": "123456"}`.
+///   can be sent with [`TwoFactor::send_challenge`] on that device, after its cooldown and
+///   within the send limits.
+/// * Answer: `{"code": "123456"}`, from the login that requested the confirmation (the code
+///   is bound to it).
 #[derive(Clone, Debug)]
 pub struct OutOfBandMethod {
     two_factor: TwoFactor,
@@ -128,8 +130,9 @@ impl ConfirmationBackend for OutOfBandMethod {
 ///
 /// * Request state: any JSON object, kept as it is, describing the action (say
 ///   `{"action": "delete_account"}`); check it when using the confirmation. With a
-///   `"device_id"` of an out-of-band device, a code is sent to it and the state gains its
-///   `"masked_destination"`; only that device's codes then confirm.
+///   `"device_id"` of an out-of-band device, a code is sent to it, bound to the requesting
+///   login, and the state gains its `"masked_destination"`; only that device's codes then
+///   confirm.
 /// * Answer: `{"code": "123456"}`, optionally with a `"device_id"` to check only that device.
 /// * The user must have a confirmed device.
 #[derive(Clone, Debug)]

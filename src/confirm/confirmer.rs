@@ -9,22 +9,22 @@ use serde_json::Value;
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::device::{Caller, TwoFactor, UserId};
 use crate::events::{EventKind, Events};
-use crate::store::{ConfirmationAttempt, SharedStore};
+use crate::store::{ConfirmationAttempt, ConfirmationInsert, SharedStore};
 
 use super::{
     ConfirmError, ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus, Context,
     Method, Requested,
 };
 
-/// The largest state a confirmation may hold, as JSON.
-const MAX_STATE_BYTES: usize = 8 * 1024;
-
-/// How long confirmations live and how many answers they take.
+/// How long confirmations live, how many answers they take, how many a user may have open,
+/// and how large their state may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfirmPolicy {
     ttl: Duration,
     max_attempts: u32,
     retention: Duration,
+    max_open: u32,
+    max_state_bytes: usize,
 }
 
 impl Default for ConfirmPolicy {
@@ -33,6 +33,8 @@ impl Default for ConfirmPolicy {
             ttl: Duration::from_secs(10 * 60),
             max_attempts: 5,
             retention: Duration::from_secs(60 * 60),
+            max_open: 10,
+            max_state_bytes: 1024,
         }
     }
 }
@@ -40,10 +42,29 @@ impl Default for ConfirmPolicy {
 impl ConfirmPolicy {
     /// The longest time to live and retention accepted.
     pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+    /// The largest state size accepted.
+    pub const MAX_STATE_BYTES: usize = 64 * 1024;
 
-    /// The default policy: 10 minutes to confirm and use, 5 answers, status kept 1 hour more.
+    /// The default policy: 10 minutes to confirm and use, 5 answers, status kept 1 hour more,
+    /// 10 open confirmations per user, states of at most 1 KiB.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many confirmations a user may have open at once — in process or confirmed, and
+    /// unexpired (default 10; at least 1). A request past it is refused with
+    /// [`ConfirmError::TooManyOpen`] before its method runs: no code is sent for it.
+    pub fn with_max_open(mut self, max: u32) -> Self {
+        self.max_open = max.max(1);
+        self
+    }
+
+    /// The largest state a confirmation may hold, as JSON, both as requested and as its
+    /// method leaves it (default 1 KiB; 64 bytes to 64 KiB). Every state is stored in full
+    /// for as long as the confirmation is kept.
+    pub fn with_max_state_bytes(mut self, bytes: usize) -> Self {
+        self.max_state_bytes = bytes.clamp(64, Self::MAX_STATE_BYTES);
+        self
     }
 
     /// How long after its request a confirmation can be confirmed and used (default 10
@@ -79,6 +100,16 @@ impl ConfirmPolicy {
     /// The retention after expiry.
     pub fn retention(&self) -> Duration {
         self.retention
+    }
+
+    /// How many confirmations a user may have open at once.
+    pub fn max_open(&self) -> u32 {
+        self.max_open
+    }
+
+    /// The largest state, in bytes of JSON.
+    pub fn max_state_bytes(&self) -> usize {
+        self.max_state_bytes
     }
 }
 
@@ -188,6 +219,16 @@ impl Confirmer {
         &self.policy
     }
 
+    fn check_size(&self, state: &Value) -> Result<(), ConfirmError> {
+        let size = serde_json::to_vec(state).map_or(usize::MAX, |json| json.len());
+        if size > self.policy.max_state_bytes {
+            return Err(ConfirmError::InvalidData(
+                "the state is larger than the policy allows",
+            ));
+        }
+        Ok(())
+    }
+
     fn registered(&self, key: &str) -> Result<&Method, ConfirmError> {
         self.method(key).ok_or(ConfirmError::UnknownMethod)
     }
@@ -231,11 +272,15 @@ impl Confirmer {
         }
     }
 
-    /// Requests a confirmation by `method`, starting from `state` (at most 8 KiB of JSON).
-    /// The returned id is the only way to it: hand it to the user's client.
+    /// Requests a confirmation by `method`, starting from `state` (at most the policy's
+    /// [`max_state_bytes`](ConfirmPolicy::max_state_bytes) of JSON). The returned id is the
+    /// only way to it: hand it to the user's client.
     ///
     /// `caller` is who asks; methods that add or alter factors apply the factor rule to it
-    /// (see [`Context::caller`]).
+    /// (see [`Context::caller`]). A user with the policy's
+    /// [`max_open`](ConfirmPolicy::max_open) open confirmations gets
+    /// [`ConfirmError::TooManyOpen`]: the confirmation takes its place in the store, under
+    /// that cap and atomically, before its method starts it (sends a code, say).
     pub async fn request(
         &self,
         caller: impl Into<Caller>,
@@ -245,34 +290,33 @@ impl Confirmer {
         let caller = caller.into();
         let user = caller.user();
         let registered = self.registered(method)?;
-        check_size(&state)?;
+        self.check_size(&state)?;
         let now = self.now();
+        let id = ConfirmationId::generate();
+        let key = ConfirmationKey::new(user, &id);
+        let mut record = self.reserve(&key, user, method, now).await?;
         let cx = Context {
             user,
             caller: &caller,
             method,
             now,
         };
-        let (status, state) = match registered.backend().request_confirmation(cx, state).await? {
-            Requested::InProcess(state) => (ConfirmationStatus::InProcess, state),
-            Requested::Confirmed(state) => (ConfirmationStatus::Confirmed, state),
+        let started = registered.backend().request_confirmation(cx, state).await;
+        let (status, state) = match started {
+            Ok(Requested::InProcess(state)) => (ConfirmationStatus::InProcess, state),
+            Ok(Requested::Confirmed(state)) => (ConfirmationStatus::Confirmed, state),
+            Err(error) => return Err(self.release(&key, error).await),
         };
-        check_size(&state)?;
-        let expires_at = now.saturating_add(self.policy.ttl);
-        let record = ConfirmationRecord {
-            user: user.clone(),
-            method: method.to_owned(),
-            status,
-            state,
-            attempts: 0,
-            created_at: now,
-            expires_at,
-            retain_until: expires_at.saturating_add(self.policy.retention),
-        };
-        let id = ConfirmationId::generate();
-        self.store
-            .insert_confirmation(&ConfirmationKey::new(user, &id), &record)
-            .await?;
+        if let Err(error) = self.check_size(&state) {
+            return Err(self.release(&key, error).await);
+        }
+        record.status = status;
+        record.state = state;
+        if !self.store.start_confirmation(&key, &record).await? {
+            // Only this request knows the id, so nothing answered it: it expired while the
+            // method ran, or the store forgot it.
+            return Err(self.current_error(&key, user, self.now()).await);
+        }
         tracing::debug!(user = %user, method, status = %status, "confirmation requested");
         let method_key = method.to_owned();
         self.emit(
@@ -288,6 +332,52 @@ impl Confirmer {
             );
         }
         Ok(self.view(id, &record, now))
+    }
+
+    /// Stores a confirmation in process with no state yet, under the cap on open ones.
+    async fn reserve(
+        &self,
+        key: &ConfirmationKey,
+        user: &UserId,
+        method: &str,
+        now: Timestamp,
+    ) -> Result<ConfirmationRecord, ConfirmError> {
+        let expires_at = now.saturating_add(self.policy.ttl);
+        let record = ConfirmationRecord {
+            user: user.clone(),
+            method: method.to_owned(),
+            status: ConfirmationStatus::InProcess,
+            state: Value::Null,
+            attempts: 0,
+            created_at: now,
+            expires_at,
+            retain_until: expires_at.saturating_add(self.policy.retention),
+        };
+        match self
+            .store
+            .insert_confirmation(key, &record, self.policy.max_open)
+            .await?
+        {
+            ConfirmationInsert::Inserted => Ok(record),
+            ConfirmationInsert::TooManyOpen => {
+                tracing::debug!(user = %user, method, "too many open confirmations");
+                Err(ConfirmError::TooManyOpen)
+            }
+        }
+    }
+
+    /// Closes a reserved confirmation whose method failed to start it (so it no longer counts
+    /// as open), and returns the method's error.
+    async fn release(&self, key: &ConfirmationKey, error: ConfirmError) -> ConfirmError {
+        let closed = self
+            .store
+            .settle_confirmation(key, ConfirmationStatus::Failed, self.now())
+            .await;
+        if let Err(store) = closed {
+            // It stays open until it expires: the cap is met a little early, never exceeded.
+            tracing::warn!(kind = store.kind(), "reserved confirmation not released");
+        }
+        error
     }
 
     /// Answers confirmation `id` of `user` with `data` (a code, say). Each answer counts
@@ -454,12 +544,4 @@ fn not_pending(record: &ConfirmationRecord, user: &UserId, now: Timestamp) -> Co
     ConfirmError::NotPending {
         status: record.status_at(now),
     }
-}
-
-fn check_size(state: &Value) -> Result<(), ConfirmError> {
-    let size = serde_json::to_vec(state).map_or(usize::MAX, |json| json.len());
-    if size > MAX_STATE_BYTES {
-        return Err(ConfirmError::InvalidData("the state is larger than 8 KiB"));
-    }
-    Ok(())
 }

@@ -30,6 +30,10 @@ pub enum ConfirmError {
         /// How many more answers will be tried before it fails.
         attempts_left: u32,
     },
+    /// The user has as many open confirmations (in process or confirmed, and unexpired) as
+    /// the policy allows; one must be used, fail or expire first.
+    #[error("too many open confirmations")]
+    TooManyOpen,
     /// The confirmation belongs to another method than the one it is used for.
     #[error("the confirmation is for another method")]
     WrongMethod,
@@ -62,6 +66,7 @@ impl ConfirmError {
                 ConfirmationStatus::Used => "confirmation_used",
             },
             ConfirmError::Rejected { .. } => "confirmation_rejected",
+            ConfirmError::TooManyOpen => "too_many_confirmations",
             ConfirmError::WrongMethod => "wrong_method",
             ConfirmError::InvalidData(_) => "invalid_data",
             ConfirmError::Device(error) => error.kind(),

@@ -15,7 +15,11 @@
 //!                   └──────── time to live over ───────► expired ◄── (confirmed, unused)
 //! ```
 //!
-//! * [`Confirmer::request`] (or [`Confirmer::change_user_config`]) creates one, in process.
+//! * [`Confirmer::request`] (or [`Confirmer::change_user_config`]) creates one, in process. A
+//!   user has at most the policy's [`max_open`](ConfirmPolicy::max_open) open (in process or
+//!   confirmed, and unexpired; default 10): the cap is checked atomically in the store, before
+//!   the method sends anything. A state holds at most the policy's
+//!   [`max_state_bytes`](ConfirmPolicy::max_state_bytes) of JSON (default 1 KiB).
 //! * [`Confirmer::confirm`] checks an answer; each answer counts, and after the policy's
 //!   attempts (default 5) it fails. Codes are throttled by their devices besides.
 //! * [`Confirmer::check`] reads where it stands.
@@ -28,7 +32,8 @@
 //!
 //! The built-in methods wrap the device kinds: [`OutOfBandMethod`] confirms a new email
 //! address or phone number before it is enabled, and [`DeviceMethod`] confirms a sensitive
-//! action with any of the user's devices.
+//! action with any of the user's devices. Both pass the caller to the engine, so a code they
+//! send is bound to the caller's login: only an answer from that login confirms with it.
 //!
 //! ```
 //! use serde_json::json;

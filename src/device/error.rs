@@ -92,6 +92,15 @@ pub enum Error {
         /// How long that is from now.
         retry_after: Duration,
     },
+    /// Too many codes were sent recently to the user or to the destination (see
+    /// [`OutOfBandPolicy`](super::OutOfBandPolicy)); try again later.
+    #[error("too many codes were sent; try again in {} s", retry_after.as_secs().max(1))]
+    SendLimited {
+        /// When another code may be sent.
+        until: Timestamp,
+        /// How long that is from now.
+        retry_after: Duration,
+    },
     /// The code could not be delivered; no code is pending.
     #[error("the code could not be delivered: {0}")]
     Delivery(SendError),
@@ -129,6 +138,7 @@ impl Error {
             Error::UnknownChannel => "unknown_channel",
             Error::DuplicateDevice => "duplicate_device",
             Error::Cooldown { .. } => "cooldown",
+            Error::SendLimited { .. } => "send_limited",
             Error::Delivery(_) => "delivery_failed",
             Error::Provisioning(_) => "invalid_provisioning",
             Error::Sealing(_) => "server_misconfigured",
@@ -146,12 +156,13 @@ impl Error {
     }
 
     /// How long to wait before trying again, for throttled and locked failures and for a
-    /// send refused by the cooldown.
+    /// send refused by the cooldown or the send limits.
     pub fn retry_after(&self, now: Timestamp) -> Option<Duration> {
         match self {
             Error::Throttled { until, .. }
             | Error::Locked { until }
-            | Error::Cooldown { until, .. } => Some(until.since(now)),
+            | Error::Cooldown { until, .. }
+            | Error::SendLimited { until, .. } => Some(until.since(now)),
             _ => None,
         }
     }

@@ -5,10 +5,42 @@
 //!   operating system's random number generator.
 //! * It works for [`OutOfBandPolicy::validity`] (default 300 s), once; the store keeps only its
 //!   keyed hash (see [`ServerKey`](super::ServerKey)).
+//! * It works only for the login that asked for it: the caller's
+//!   [`binding`](super::Caller::binding) (a digest of the session) is stored with it, and the
+//!   store accepts the code only from a caller with the same binding, in the same atomic step
+//!   that checks the code. In another session of the same user it is a wrong code, and counts
+//!   as one. A code sent by a caller without a session works only for a caller without one.
+//! * It takes at most [`OutOfBandPolicy::max_tries`] attempts (default 5). An attempt at the
+//!   device takes one of the code's tries when it starts, atomically with the attempt's
+//!   throttle count; the code dies at a wrong answer to its last try, and an attempt beyond
+//!   that finds it gone. A guesser so has 5 chances in a million per 6-digit code sent.
 //! * A device has at most one live code: a new challenge replaces the old one, but not before
-//!   [`OutOfBandPolicy::cooldown`] (default 30 s) has passed since the last one was sent.
+//!   [`OutOfBandPolicy::cooldown`] (default 30 s) has passed since the last one was sent. A
+//!   code that has died, been used or expired leaves no cooldown behind.
 //! * Verifying it goes through the same attempt path, and so the same throttling, as every
 //!   other device kind.
+//!
+//! # Send limits
+//!
+//! Every send counts against these limits, checked and counted in one atomic step of the
+//! store ([`Store::count_rate_limited`](crate::store::Store::count_rate_limited)); if any is
+//! reached, nothing is counted or sent and the send fails with
+//! [`Error::SendLimited`] (HTTP 429 with `Retry-After` in the JSON
+//! API). A send refused by the cooldown is not counted; one that fails to deliver is, since it
+//! reached the sender.
+//!
+//! | limit | default | why |
+//! | --- | --- | --- |
+//! | [sends of a user](OutOfBandPolicy::with_user_send_limit) | 10 per hour | a user who logs in several times an hour never meets it; a password thief cannot make the user's phone ring all day |
+//! | [sends of a user to pending devices](OutOfBandPolicy::with_user_pending_send_limit) | 5 per 15 minutes | a pending destination has not shown it wants codes: confirming one needs one or two |
+//! | [sends to one destination as a pending device](OutOfBandPolicy::with_destination_pending_send_limit), across all users | 5 per hour | many accounts can name a stranger's number or address; this caps what the stranger receives however many there are |
+//! | [sends to one destination as a confirmed device](OutOfBandPolicy::with_destination_confirmed_send_limit), across all users | 10 per hour | the per-user limit, so one user alone never meets it; it caps what many accounts that confirmed one (premium-rate) number can send to it |
+//!
+//! The two destination limits count apart, so that sends to someone's number as a pending
+//! device of other accounts never use up the codes its owner's own logins need. A destination
+//! is counted under a keyed digest, never in clear: of its E.164 form for every phone channel
+//! (so SMS and voice share one count), and of an email address lower-cased and without a
+//! `+tag` (so `Alice+1@example.com` and `alice@example.com` share one).
 //!
 //! # Destinations
 //!
@@ -30,8 +62,10 @@ use zeroize::Zeroizing;
 
 use crate::clock::Timestamp;
 use crate::otp::{Digits, random_bytes};
+use crate::session::UserTag;
+use crate::store::{RateBucket, RateKey, RateLimit};
 
-use super::{Device, DeviceConfig, DeviceId, Error};
+use super::{Device, DeviceConfig, DeviceId, Error, UserId};
 
 /// The `email` channel: destinations are email addresses.
 pub const EMAIL: &str = "email";
@@ -44,13 +78,21 @@ const PHONE_CHANNELS: &[&str] = &[SMS, "voice", "whatsapp"];
 /// Longest destination of a custom channel, in characters.
 const MAX_OTHER_CHARS: usize = 256;
 
-/// How out-of-band codes are made and how often they may be sent.
+/// How out-of-band codes are made, how often they may be tried, and how often sent (see the
+/// [module docs](self)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfBandPolicy {
     digits: Digits,
     validity: Duration,
     cooldown: Duration,
+    max_tries: u32,
+    user_sends: Option<RateLimit>,
+    user_pending_sends: Option<RateLimit>,
+    destination_pending_sends: Option<RateLimit>,
+    destination_confirmed_sends: Option<RateLimit>,
 }
+
+const HOUR: Duration = Duration::from_secs(60 * 60);
 
 impl Default for OutOfBandPolicy {
     fn default() -> Self {
@@ -58,6 +100,11 @@ impl Default for OutOfBandPolicy {
             digits: Digits::SIX,
             validity: Duration::from_secs(300),
             cooldown: Duration::from_secs(30),
+            max_tries: 5,
+            user_sends: Some(RateLimit::new(10, HOUR)),
+            user_pending_sends: Some(RateLimit::new(5, Duration::from_secs(15 * 60))),
+            destination_pending_sends: Some(RateLimit::new(5, HOUR)),
+            destination_confirmed_sends: Some(RateLimit::new(10, HOUR)),
         }
     }
 }
@@ -65,10 +112,60 @@ impl Default for OutOfBandPolicy {
 impl OutOfBandPolicy {
     /// The longest validity accepted.
     pub const MAX_VALIDITY: Duration = Duration::from_secs(24 * 60 * 60);
+    /// The most tries a code may be given.
+    pub const MAX_TRIES: u32 = 100;
 
-    /// The default policy: 6 digits, valid for 300 s, 30 s between sends.
+    /// The default policy: 6 digits, valid for 300 s and 5 tries, 30 s between sends, and
+    /// the send limits of the [module docs](self).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many attempts a code takes before it dies (default 5; 1 to 100).
+    pub fn with_max_tries(mut self, tries: u32) -> Self {
+        self.max_tries = tries.clamp(1, Self::MAX_TRIES);
+        self
+    }
+
+    /// The limit on all sends of one user (default 10 per hour; `None`: no limit).
+    pub fn with_user_send_limit(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.user_sends = limit.into();
+        self
+    }
+
+    /// The limit on sends of one user to the user's pending (unconfirmed) devices (default 5
+    /// per 15 minutes; `None`: no limit).
+    pub fn with_user_pending_send_limit(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.user_pending_sends = limit.into();
+        self
+    }
+
+    /// The limit on sends to one destination as a pending device, across all users (default
+    /// 5 per hour; `None`: no limit).
+    pub fn with_destination_pending_send_limit(
+        mut self,
+        limit: impl Into<Option<RateLimit>>,
+    ) -> Self {
+        self.destination_pending_sends = limit.into();
+        self
+    }
+
+    /// The limit on sends to one destination as a confirmed device, across all users
+    /// (default 10 per hour; `None`: no limit).
+    pub fn with_destination_confirmed_send_limit(
+        mut self,
+        limit: impl Into<Option<RateLimit>>,
+    ) -> Self {
+        self.destination_confirmed_sends = limit.into();
+        self
+    }
+
+    /// No send limits at all (the cooldown stays). For tests and closed systems only.
+    pub fn without_send_limits(self) -> Self {
+        self.with_user_send_limit(None)
+            .with_user_pending_send_limit(None)
+            .with_destination_pending_send_limit(None)
+            .with_destination_confirmed_send_limit(None)
     }
 
     /// Code length of devices added from now on (default 6).
@@ -103,6 +200,87 @@ impl OutOfBandPolicy {
     pub fn cooldown(&self) -> Duration {
         self.cooldown
     }
+
+    /// How many attempts a code takes.
+    pub fn max_tries(&self) -> u32 {
+        self.max_tries
+    }
+
+    /// The limit on all sends of one user.
+    pub fn user_send_limit(&self) -> Option<RateLimit> {
+        self.user_sends
+    }
+
+    /// The limit on sends of one user to pending devices.
+    pub fn user_pending_send_limit(&self) -> Option<RateLimit> {
+        self.user_pending_sends
+    }
+
+    /// The limit on sends to one destination as a pending device.
+    pub fn destination_pending_send_limit(&self) -> Option<RateLimit> {
+        self.destination_pending_sends
+    }
+
+    /// The limit on sends to one destination as a confirmed device.
+    pub fn destination_confirmed_send_limit(&self) -> Option<RateLimit> {
+        self.destination_confirmed_sends
+    }
+
+    /// The counters a send to a device of `user` counts in: the user's, and those of the
+    /// destination whose keyed digest is `destination` (see [`limit_identity`]), as a
+    /// `pending` device or a confirmed one.
+    pub(crate) fn send_buckets(
+        &self,
+        user: &UserId,
+        pending: bool,
+        destination: &str,
+    ) -> Vec<RateBucket> {
+        let tag = UserTag::of(user);
+        let of_user = |name: &str| RateKey::User {
+            tag: tag.clone(),
+            name: name.to_owned(),
+        };
+        let (destination_key, destination_limit) = if pending {
+            ("oob-pending:", self.destination_pending_sends)
+        } else {
+            ("oob-confirmed:", self.destination_confirmed_sends)
+        };
+        let buckets = [
+            (of_user("oob-sends"), self.user_sends),
+            (
+                of_user("oob-pending-sends"),
+                self.user_pending_sends.filter(|_| pending),
+            ),
+            (
+                RateKey::Shared(format!("{destination_key}{destination}")),
+                destination_limit,
+            ),
+        ];
+        buckets
+            .into_iter()
+            .filter_map(|(key, limit)| limit.map(|limit| RateBucket { key, limit }))
+            .collect()
+    }
+}
+
+/// What the send limits of a destination (in its stored form) count under: one identity for
+/// every spelling that reaches the same recipient as far as the crate can tell. Phone channels
+/// share the E.164 number; an email address is lower-cased whole (most mail systems ignore
+/// the case of the local part) and loses a `+tag` (subaddresses reach the same mailbox).
+pub(crate) fn limit_identity(channel: &str, destination: &str) -> String {
+    if PHONE_CHANNELS.contains(&channel) {
+        return format!("tel:{destination}");
+    }
+    if channel == EMAIL
+        && let Some((local, domain)) = destination.rsplit_once('@')
+    {
+        let mailbox = match local.split_once('+') {
+            Some((mailbox, _)) if !mailbox.is_empty() => mailbox,
+            _ => local,
+        };
+        return format!("mailto:{mailbox}@{domain}").to_ascii_lowercase();
+    }
+    format!("{channel}:{destination}")
 }
 
 /// A code was sent. Nothing in it is secret: the destination is masked.
@@ -409,9 +587,55 @@ mod tests {
     fn policy_values_are_clamped() {
         let policy = OutOfBandPolicy::new()
             .with_validity(Duration::ZERO)
-            .with_cooldown(Duration::from_secs(1_000_000));
+            .with_cooldown(Duration::from_secs(1_000_000))
+            .with_max_tries(0);
         assert_eq!(policy.validity(), Duration::from_secs(1));
         assert_eq!(policy.cooldown(), OutOfBandPolicy::MAX_VALIDITY);
+        assert_eq!(policy.max_tries(), 1);
+        assert_eq!(
+            OutOfBandPolicy::new().with_max_tries(u32::MAX).max_tries(),
+            OutOfBandPolicy::MAX_TRIES
+        );
         assert_eq!(OutOfBandPolicy::default().digits(), Digits::SIX);
+        assert_eq!(OutOfBandPolicy::default().max_tries(), 5);
+    }
+
+    #[test]
+    fn spellings_of_one_recipient_share_their_limits() {
+        let email = |to| limit_identity(EMAIL, to);
+        assert_eq!(email("Alice@example.com"), email("alice@example.com"));
+        assert_eq!(email("alice+2fa@example.com"), email("alice@example.com"));
+        assert_ne!(email("bob@example.com"), email("alice@example.com"));
+        assert_eq!(email("+tag@example.com"), "mailto:+tag@example.com");
+        assert_eq!(
+            limit_identity(SMS, "+31612345658"),
+            limit_identity("voice", "+31612345658")
+        );
+        assert_ne!(
+            limit_identity("push", "+31612345658"),
+            limit_identity(SMS, "+31612345658")
+        );
+    }
+
+    #[test]
+    fn a_send_counts_for_the_user_and_the_destination() {
+        let alice = UserId::new("alice").unwrap();
+        let names = |pending| {
+            OutOfBandPolicy::default()
+                .send_buckets(&alice, pending, "d1g3st")
+                .into_iter()
+                .map(|bucket| match bucket.key {
+                    RateKey::User { name, .. } => name,
+                    RateKey::Shared(name) => name,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(true),
+            ["oob-sends", "oob-pending-sends", "oob-pending:d1g3st"]
+        );
+        assert_eq!(names(false), ["oob-sends", "oob-confirmed:d1g3st"]);
+        let unlimited = OutOfBandPolicy::default().without_send_limits();
+        assert!(unlimited.send_buckets(&alice, true, "d1g3st").is_empty());
     }
 }

@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use subtle::ConstantTimeEq;
+
+use super::rate_limit::room_at;
 use super::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, DeviceInsert, DeviceLimits, Store, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount,
+    RateKey, Store, StoreError, SuccessProof,
 };
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
@@ -53,7 +57,15 @@ struct State {
     sessions_by_tag: HashMap<UserTag, HashSet<SessionKey>>,
     session_attempts: HashMap<SessionKey, Expiring<u64>>,
     confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
+    confirmations_by_tag: HashMap<UserTag, HashSet<ConfirmationKey>>,
+    rate_counters: HashMap<RateKey, RateCounter>,
     writes: u64,
+}
+
+/// The events a rate-limit bucket counted, and how long each counts.
+struct RateCounter {
+    events: Vec<Timestamp>,
+    window: Duration,
 }
 
 #[derive(Default)]
@@ -70,6 +82,19 @@ struct UserData {
 impl UserData {
     fn device_mut(&mut self, id: &DeviceId) -> Option<&mut Device> {
         self.devices.iter_mut().find(|d| &d.id == id)
+    }
+
+    /// Counts one try at the device's live challenge, as an attempt on the device starts; a
+    /// challenge that has had all its tries, or has expired by `expiry_now`, is deleted.
+    fn count_challenge_try(&mut self, device: &DeviceId, expiry_now: Timestamp) {
+        let Some(challenge) = self.challenges.get_mut(device) else {
+            return;
+        };
+        if challenge.expires_at <= expiry_now || challenge.tries >= challenge.max_tries {
+            self.challenges.remove(device);
+        } else {
+            challenge.tries += 1;
+        }
     }
 
     /// The device `id` unless it is gone (expired) at `now`.
@@ -281,6 +306,17 @@ impl State {
             user.prune_expired(now);
         }
         self.confirmations.retain(|_, c| c.retain_until > now);
+        let confirmations = &self.confirmations;
+        self.confirmations_by_tag.retain(|_, keys| {
+            keys.retain(|key| confirmations.contains_key(key));
+            !keys.is_empty()
+        });
+        self.rate_counters.retain(|_, counter| {
+            counter
+                .events
+                .iter()
+                .any(|at| at.saturating_add(counter.window) > now)
+        });
         self.session_attempts.retain(|_, a| a.expires_at > now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty()
@@ -318,6 +354,53 @@ impl State {
             self.confirmations.remove(key);
         }
         self.confirmations.get_mut(key)
+    }
+
+    /// How many of the confirmations with `tag` are open (in process or confirmed, and
+    /// unexpired at `expiry_now`); forgets the index entries of the others. `store_now` is
+    /// the store's clock, which decides what is forgotten.
+    fn open_confirmations(
+        &mut self,
+        tag: &UserTag,
+        store_now: Timestamp,
+        expiry_now: Timestamp,
+    ) -> usize {
+        let keys: Vec<ConfirmationKey> = self
+            .confirmations_by_tag
+            .get(tag)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut open = 0;
+        for key in keys {
+            let is_open = self.live_confirmation(&key, store_now).is_some_and(|c| {
+                matches!(
+                    c.status,
+                    ConfirmationStatus::InProcess | ConfirmationStatus::Confirmed
+                ) && c.expires_at > expiry_now
+            });
+            if is_open {
+                open += 1;
+            } else if let Some(keys) = self.confirmations_by_tag.get_mut(tag) {
+                keys.remove(&key);
+            }
+        }
+        open
+    }
+
+    /// The events of the counter at `key` that still count at `now`.
+    fn live_events(&mut self, bucket: &RateBucket, now: Timestamp) -> &mut Vec<Timestamp> {
+        let counter = self
+            .rate_counters
+            .entry(bucket.key.clone())
+            .or_insert_with(|| RateCounter {
+                events: Vec::new(),
+                window: bucket.limit.window(),
+            });
+        counter.window = bucket.limit.window();
+        if let Some(cutoff) = bucket.limit.cutoff(now) {
+            counter.events.retain(|at| *at > cutoff);
+        }
+        &mut counter.events
     }
 
     fn insert_session(&mut self, key: &SessionKey, record: &SessionRecord, expires_at: Timestamp) {
@@ -369,15 +452,23 @@ fn apply_proof(
             .backup_codes
             .get_mut(device)
             .is_some_and(|codes| codes.remove(hash)),
-        SuccessProof::Challenge(hash) => {
-            let live = data
-                .challenges
-                .get(device)
-                .is_some_and(|c| &c.hash == hash && c.expires_at > expiry_now);
-            if live {
+        SuccessProof::Challenge { hash, binding } => {
+            let Some(challenge) = data.challenges.get(device) else {
+                return false;
+            };
+            let live = challenge.expires_at > expiry_now;
+            let same_code: bool = challenge
+                .hash
+                .as_str()
+                .as_bytes()
+                .ct_eq(hash.as_str().as_bytes())
+                .into();
+            let accepted = live & same_code & (challenge.binding == *binding);
+            // The code dies when accepted, and at a wrong answer to its last try.
+            if accepted || (live && challenge.tries >= challenge.max_tries) {
                 data.challenges.remove(device);
             }
-            live
+            accepted
         }
     }
 }
@@ -599,6 +690,9 @@ impl Store for MemoryStore {
                     }
                 }
             };
+            if let AttemptSlot::Allowed(_) = slot {
+                data.count_challenge_try(id, expiry_now);
+            }
             slots.push(slot);
         }
         if any_allowed {
@@ -661,14 +755,45 @@ impl Store for MemoryStore {
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
-    ) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError> {
+        let store_now = self.clock.now();
+        let expiry_now = record.created_at.max(store_now);
         let mut state = self.lock_for_write();
-        if state.live_confirmation(key, now).is_some() {
+        if state.live_confirmation(key, store_now).is_some() {
             return Err(StoreError::Conflict);
         }
+        let open = state.open_confirmations(key.tag(), store_now, expiry_now);
+        if open >= usize::try_from(max_open).unwrap_or(usize::MAX) {
+            return Ok(ConfirmationInsert::TooManyOpen);
+        }
         state.confirmations.insert(key.clone(), record.clone());
-        Ok(())
+        state
+            .confirmations_by_tag
+            .entry(key.tag().clone())
+            .or_default()
+            .insert(key.clone());
+        Ok(ConfirmationInsert::Inserted)
+    }
+
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError> {
+        super::check_starting_status(record.status)?;
+        let store_now = self.clock.now();
+        let mut state = self.lock_for_write();
+        match state.live_confirmation(key, store_now) {
+            Some(stored)
+                if stored.status == ConfirmationStatus::InProcess && stored.attempts == 0 =>
+            {
+                stored.status = record.status;
+                stored.state = record.state.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_confirmation(
@@ -741,6 +866,46 @@ impl Store for MemoryStore {
             }
             _ => Ok(None),
         }
+    }
+
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let mut state = self.lock_for_write();
+        let mut until: Option<Timestamp> = None;
+        for bucket in buckets {
+            let events = state.live_events(bucket, now);
+            if events.len() >= bucket.limit.max() as usize {
+                let oldest = events.iter().min().copied().unwrap_or(now);
+                let room = room_at(&bucket.limit, oldest);
+                until = Some(until.map_or(room, |later| later.max(room)));
+            }
+        }
+        if let Some(until) = until {
+            return Ok(RateCount::Limited { until });
+        }
+        for bucket in buckets {
+            state.live_events(bucket, now).push(now);
+        }
+        Ok(RateCount::Counted)
+    }
+
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock_for_write();
+        for bucket in buckets {
+            if let Some(counter) = state.rate_counters.get_mut(&bucket.key)
+                && let Some(at) = counter.events.iter().position(|at| *at == now)
+            {
+                counter.events.remove(at);
+            }
+        }
+        Ok(())
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {

@@ -14,14 +14,17 @@
 //!
 //! Every check that must not be raced is a single operation of the [`Store`]: claiming a
 //! verification attempt against the throttle, accepting a counter or time step only if it is
-//! newer than the last one, consuming a backup code, rotating a session id, adding a device
-//! within the user's limits, confirming a device, and revoking what a removed device vouched
-//! for (remembered browsers, session verifications). A backend makes
+//! newer than the last one, consuming a backup code, checking an out-of-band code with the
+//! login it was sent for, counting a send against its rate limits, capping a user's open
+//! confirmations, rotating a session id, adding a device within the user's limits, confirming
+//! a device, and revoking what a removed device vouched for (remembered browsers, session
+//! verifications). A backend makes
 //! each one atomic in the store itself (a lock in [`MemoryStore`], a Lua script in Redis), so
 //! the guarantees hold across any number of application instances sharing one store.
 //!
 //! All of a user's keys share the user's [`UserTag`], so a Redis Cluster backend can keep them
-//! in one hash slot.
+//! in one hash slot. Only rate-limit counters shared by all users ([`RateKey::Shared`], the
+//! sends to one destination, say) belong to no user; each is a single key of its own.
 //!
 //! Backends are held as `Arc<dyn Store>`; implement the trait with `#[async_trait]`. The
 //! crate's conformance suite (`tests/store_conformance.rs`) states the contract as tests and
@@ -31,6 +34,7 @@
 #![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: crate#feature-flags")]
 
 mod memory;
+mod rate_limit;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -40,11 +44,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use subtle::ConstantTimeEq;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
 pub use memory::MemoryStore;
+pub use rate_limit::{RateBucket, RateCount, RateKey, RateLimit};
 
 use crate::clock::Timestamp;
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
@@ -161,9 +167,14 @@ pub enum SuccessProof {
     },
     /// A backup code: accept only if the hash is still in the device's set, and remove it.
     BackupCode(CodeHash),
-    /// An out-of-band code: accept only if the device's live challenge has this hash, and
-    /// delete the challenge.
-    Challenge(CodeHash),
+    /// An out-of-band code: accept only if the device's live challenge has this hash and
+    /// was sent for this login, and delete the challenge.
+    Challenge {
+        /// The keyed hash of the code given.
+        hash: CodeHash,
+        /// The login of the caller who gave it (see [`Challenge::binding`]).
+        binding: Option<LoginBinding>,
+    },
 }
 
 /// The outcome of [`Store::put_challenge`].
@@ -187,6 +198,56 @@ pub struct Challenge {
     pub expires_at: Timestamp,
     /// Before this time no new challenge may replace it.
     pub resend_after: Timestamp,
+    /// The login that asked for the code: only a caller of the same login can use it, and a
+    /// code sent for no login (`None`) only a caller without one.
+    pub binding: Option<LoginBinding>,
+    /// How many attempts the code takes: the attempt after the last one finds it gone.
+    pub max_tries: u32,
+    /// Attempts at the code so far (0 when it is sent), counted as each one starts.
+    pub tries: u32,
+}
+
+/// The login an out-of-band code was sent for: an opaque digest of the session that asked for
+/// it ([`Caller::binding`](crate::device::Caller::binding)). It keeps a code sent to one login
+/// from verifying another login of the same user. Compared in constant time; redacted in
+/// `Debug` output.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct LoginBinding(String);
+
+impl LoginBinding {
+    /// The binding whose opaque text is `digest`.
+    pub fn new(digest: impl Into<String>) -> Self {
+        LoginBinding(digest.into())
+    }
+
+    /// The opaque text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for LoginBinding {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for LoginBinding {}
+
+impl fmt::Debug for LoginBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LoginBinding([redacted])")
+    }
+}
+
+/// The outcome of [`Store::insert_confirmation`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmationInsert {
+    /// The confirmation was stored.
+    Inserted,
+    /// The user has as many open confirmations as allowed; nothing was stored.
+    TooManyOpen,
 }
 
 /// The outcome of [`Store::begin_confirmation_attempt`].
@@ -290,7 +351,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Stores a new challenge for a live out-of-band device unless the current one's
     /// `resend_after` is still in the future. The record expires at `challenge.expires_at`.
-    /// Fails with [`StoreError::Invalid`] if the device is gone.
+    /// It keeps the challenge's binding and counts its tries (see [`Store::begin_attempt`]
+    /// and [`Store::commit_success`]). Fails with [`StoreError::Invalid`] if the device is
+    /// gone.
     async fn put_challenge(
         &self,
         user: &UserId,
@@ -325,6 +388,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// 3. If any device was allowed, the user's failure count goes up by one; reaching
     ///    `policy.user_failure_limit()` sets the user's lock to `now + policy.lock_period()`.
     ///    Devices that were not allowed never count toward the user's failures.
+    /// 4. Per allowed device with a challenge: if the challenge has had its `max_tries`
+    ///    tries, it is deleted (the code is dead, and this attempt cannot use it); otherwise
+    ///    its `tries` go up by one. So a code takes at most `max_tries` attempts, whatever
+    ///    they are and however many run at once.
     async fn begin_attempt(
         &self,
         user: &UserId,
@@ -337,8 +404,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Atomically checks and applies `proof` to the live `device` (see [`SuccessProof`]). On
     /// success: the device's `failures` go to 0 and `last_used_at` to `now`; the user's
     /// failure count and lock are cleared; each device in `refund` (others claimed by the
-    /// same attempt) gets one failure taken back. Returns false, changing nothing, if the
-    /// proof is stale or the device is gone.
+    /// same attempt) gets one failure taken back. Returns false if the proof is stale or the
+    /// device is gone, changing nothing, except that a challenge refused after its last try
+    /// (`tries >= max_tries`) is deleted: a code dies at its last wrong try. A challenge
+    /// proof is stale when the code or the binding differs, or the challenge has expired or
+    /// is gone.
     async fn commit_success(
         &self,
         user: &UserId,
@@ -360,12 +430,28 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     // backend whose own clock is ahead of the caller's may use its own. The record itself is
     // kept until `retain_until` by the backend's own clock, then forgotten.
 
-    /// Stores a new confirmation. Fails with [`StoreError::Conflict`] if `key` exists.
+    /// Stores a new confirmation, unless its user has `max_open` open confirmations already
+    /// ([`ConfirmationInsert::TooManyOpen`]): in process or confirmed, and unexpired at
+    /// `record.created_at` (or the store's clock, if it is ahead). Counting and storing are
+    /// one atomic step, so concurrent requests never get past the cap. Fails with
+    /// [`StoreError::Conflict`] if `key` exists.
     async fn insert_confirmation(
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
-    ) -> Result<(), StoreError>;
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError>;
+
+    /// Fills in a confirmation stored (reserved) before its method started it: if it is in
+    /// process and unanswered (`attempts == 0`), its state and status become `record`'s
+    /// (status [`InProcess`](ConfirmationStatus::InProcess) or
+    /// [`Confirmed`](ConfirmationStatus::Confirmed), else [`StoreError::Invalid`]); every
+    /// other field stays as stored. Returns whether it was filled in.
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError>;
 
     /// A confirmation as stored (its status not adjusted for expiry), or `None` once it is
     /// gone.
@@ -409,6 +495,30 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         key: &ConfirmationKey,
         now: Timestamp,
     ) -> Result<Option<ConfirmationRecord>, StoreError>;
+
+    // ----- rate limits ---------------------------------------------------------------------
+
+    /// Counts one event at `now` in every bucket, or in none: if any bucket has counted
+    /// `limit.max()` events within its window before `now` (after `now - limit.window()`),
+    /// nothing is counted and the answer is [`RateCount::Limited`], until every bucket found
+    /// full has room again. Checking and counting are atomic, so concurrent events never get
+    /// past a limit; buckets that a backend keeps apart (Redis: other hash slots) are
+    /// counted one group after another, and a refusal by a later group takes back the counts
+    /// of the earlier ones, erring towards refusing.
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError>;
+
+    /// Takes back one event counted at `now` by [`Store::count_rate_limited`] from each
+    /// bucket (the event did not happen after all). Buckets with no event at `now` are left
+    /// alone.
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
 
     // ----- per-user stamp ------------------------------------------------------------------
 
@@ -527,6 +637,16 @@ impl StoreError {
             StoreError::Corrupt(_) => "store_corrupt",
             StoreError::Invalid(_) => "store_invalid_request",
         }
+    }
+}
+
+/// Checks the status of [`Store::start_confirmation`]: in process or confirmed.
+pub(crate) fn check_starting_status(status: ConfirmationStatus) -> Result<(), StoreError> {
+    match status {
+        ConfirmationStatus::InProcess | ConfirmationStatus::Confirmed => Ok(()),
+        _ => Err(StoreError::Invalid(
+            "a confirmation starts in process or confirmed",
+        )),
     }
 }
 

@@ -17,7 +17,8 @@ use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, DeviceInsert, DeviceLimits, SharedStore, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
+    RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
 };
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
@@ -69,6 +70,15 @@ macro_rules! store_conformance_tests {
             deleting_all_devices_revokes_every_verification,
             logout_everywhere_forgets_remembered_browsers,
             new_backup_codes_forget_the_browsers_they_remembered,
+            challenges_work_only_for_the_login_they_were_sent_for,
+            challenges_die_after_their_tries,
+            race_challenge_tries_are_counted_exactly,
+            rate_limits_count_in_every_bucket_or_in_none,
+            rate_limits_slide_and_take_back,
+            race_two_hundred_events_against_one_rate_limit,
+            open_confirmations_are_capped_per_user,
+            reserved_confirmations_are_started_once,
+            race_two_hundred_requests_against_the_confirmation_cap,
             unverified_sessions_live_the_pending_idle_time,
             session_attempts_are_counted_once_each_and_expire,
         );
@@ -134,6 +144,14 @@ async fn insert(store: &SharedStore, device: &Device) {
             .unwrap(),
         DeviceInsert::Inserted
     );
+}
+
+/// The proof of code `n` given by a caller without a login.
+fn unbound_code(n: u32) -> SuccessProof {
+    SuccessProof::Challenge {
+        hash: hash(n),
+        binding: None,
+    }
 }
 
 fn slots(grant: AttemptGrant) -> Vec<AttemptSlot> {
@@ -588,6 +606,9 @@ pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: Shared
         hash: hash(n),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(resend)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     assert_eq!(
         a.put_challenge(&alice, &d.id, &challenge(1, 30), now)
@@ -610,7 +631,7 @@ pub async fn challenges_respect_cooldown_and_work_once(a: SharedStore, b: Shared
             .unwrap(),
         ChallengePut::Stored
     );
-    let proof = |n| SuccessProof::Challenge(hash(n));
+    let proof = unbound_code;
     assert!(
         !a.commit_success(&alice, &d.id, &proof(1), &[], later)
             .await
@@ -653,6 +674,9 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_millis(800)),
         resend_after: now.saturating_add(Duration::from_secs(60)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     assert_eq!(
         a.put_challenge(&alice, &d.id, &short, now).await.unwrap(),
@@ -670,7 +694,7 @@ pub async fn challenges_expire(a: SharedStore, b: SharedStore) {
         ChallengePut::Stored
     );
     assert!(
-        !b.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+        !b.commit_success(&alice, &d.id, &unbound_code(1), &[], now)
             .await
             .unwrap()
     );
@@ -685,6 +709,9 @@ pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: Sh
         hash: hash(n),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(60)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     assert!(
         !a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap(),
@@ -710,7 +737,7 @@ pub async fn challenges_are_discarded_only_with_their_hash(a: SharedStore, b: Sh
     assert!(b.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
     assert!(!a.discard_challenge(&alice, &d.id, &hash(1)).await.unwrap());
     assert!(
-        !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+        !a.commit_success(&alice, &d.id, &unbound_code(1), &[], now)
             .await
             .unwrap(),
         "a discarded code does not work"
@@ -921,6 +948,9 @@ pub async fn race_two_hundred_uses_of_one_challenge(a: SharedStore, b: SharedSto
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     a.put_challenge(&alice, &d.id, &challenge, now)
         .await
@@ -928,7 +958,7 @@ pub async fn race_two_hundred_uses_of_one_challenge(a: SharedStore, b: SharedSto
     let wins = race(&a, &b, |store| {
         let (alice, id) = (alice.clone(), d.id.clone());
         async move {
-            let proof = SuccessProof::Challenge(hash(1));
+            let proof = unbound_code(1);
             store
                 .commit_success(&alice, &id, &proof, &[], now)
                 .await
@@ -1217,6 +1247,9 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
         hash: hash(1),
         expires_at: now.saturating_add(Duration::from_secs(300)),
         resend_after: now.saturating_add(Duration::from_secs(60)),
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     // No device, no codes or challenge.
     assert!(matches!(
@@ -1245,7 +1278,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
     insert(&b, &d).await;
     assert_eq!(a.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
     assert!(
-        !a.commit_success(&alice, &d.id, &SuccessProof::Challenge(hash(1)), &[], now)
+        !a.commit_success(&alice, &d.id, &unbound_code(1), &[], now)
             .await
             .unwrap()
     );
@@ -1332,13 +1365,13 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
     let key = ConfirmationKey::new(&alice, &id);
     let (_, record) = confirmation(&alice);
     assert_eq!(b.get_confirmation(&key).await.unwrap(), None);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     assert_eq!(
         b.get_confirmation(&key).await.unwrap(),
         Some(record.clone())
     );
     assert!(matches!(
-        b.insert_confirmation(&key, &record).await,
+        b.insert_confirmation(&key, &record, 10).await,
         Err(StoreError::Conflict)
     ));
     // The same id under another user is another key: nothing there.
@@ -1365,7 +1398,7 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
 pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     for n in 1..=3 {
         let client = if n % 2 == 0 { &a } else { &b };
@@ -1401,7 +1434,7 @@ pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: Shar
 pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     for wrong in [
         ConfirmationStatus::InProcess,
@@ -1441,7 +1474,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
     );
 
     let (other, record) = confirmation(&alice);
-    a.insert_confirmation(&other, &record).await.unwrap();
+    a.insert_confirmation(&other, &record, 10).await.unwrap();
     assert!(
         b.settle_confirmation(&other, ConfirmationStatus::Failed, now)
             .await
@@ -1457,7 +1490,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
 pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     assert_eq!(
         b.use_confirmation(&key, now).await.unwrap(),
@@ -1484,7 +1517,7 @@ pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore,
 pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let at_expiry = record.expires_at;
     let before = at_expiry.saturating_sub(Duration::from_millis(1));
     assert_eq!(
@@ -1519,7 +1552,7 @@ pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: Shar
     let now = SystemClock.now();
     record.expires_at = now.saturating_add(Duration::from_millis(400));
     record.retain_until = now.saturating_add(Duration::from_millis(800));
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     assert!(b.get_confirmation(&key).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     // Forgotten by the store's own clock, whatever the caller's says.
@@ -1529,7 +1562,7 @@ pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: Shar
         ConfirmationAttempt::Missing
     );
     assert_eq!(a.use_confirmation(&key, now).await.unwrap(), None);
-    a.insert_confirmation(&key, &confirmation(&alice).1)
+    a.insert_confirmation(&key, &confirmation(&alice).1, 10)
         .await
         .unwrap();
 }
@@ -1537,7 +1570,7 @@ pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: Shar
 pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     assert!(
         b.settle_confirmation(&key, ConfirmationStatus::Confirmed, now)
@@ -1559,7 +1592,7 @@ pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: Shared
 pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let (key, record) = confirmation(&alice);
-    a.insert_confirmation(&key, &record).await.unwrap();
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     let granted = race(&a, &b, |store| {
         let key = key.clone();
@@ -1646,6 +1679,9 @@ pub async fn pending_devices_expire_for_every_operation(a: SharedStore, b: Share
         hash: hash(2),
         expires_at: later,
         resend_after: now,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     let browser = browser(&alice, &totp.id, now, Duration::from_secs(3600));
     a.put_remembered(&browser).await.unwrap();
@@ -1840,6 +1876,9 @@ pub async fn confirm_device_confirms_once_and_the_first_ends_other_pending(
         hash: hash(1),
         expires_at: later,
         resend_after: later,
+        binding: None,
+        max_tries: 5,
+        tries: 0,
     };
     a.put_challenge(&alice, &rival.id, &challenge, now)
         .await
@@ -1859,15 +1898,9 @@ pub async fn confirm_device_confirms_once_and_the_first_ends_other_pending(
     // The rival's challenge went with it: a device added again under its id has none.
     insert(&a, &rival).await;
     assert!(
-        !a.commit_success(
-            &alice,
-            &rival.id,
-            &SuccessProof::Challenge(hash(1)),
-            &[],
-            now
-        )
-        .await
-        .unwrap()
+        !a.commit_success(&alice, &rival.id, &unbound_code(1), &[], now)
+            .await
+            .unwrap()
     );
     assert!(a.delete_device(&alice, &rival.id).await.unwrap());
 
@@ -2354,4 +2387,485 @@ pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b
     assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
+}
+
+/// A live challenge with code `n`, sent for `binding`, taking `max_tries` tries, with a
+/// minute of cooldown.
+fn live_challenge(n: u32, binding: Option<&str>, max_tries: u32) -> Challenge {
+    let now = SystemClock.now();
+    Challenge {
+        hash: hash(n),
+        expires_at: now.saturating_add(Duration::from_secs(300)),
+        resend_after: now.saturating_add(Duration::from_secs(60)),
+        binding: binding.map(LoginBinding::new),
+        max_tries,
+        tries: 0,
+    }
+}
+
+fn code_from(n: u32, binding: Option<&str>) -> SuccessProof {
+    SuccessProof::Challenge {
+        hash: hash(n),
+        binding: binding.map(LoginBinding::new),
+    }
+}
+
+/// Claims one attempt at `device` of `owner`, unthrottled, and asserts it was allowed.
+async fn claim(store: &SharedStore, owner: &UserId, device: &DeviceId, now: Timestamp) {
+    let granted = slots(
+        store
+            .begin_attempt(
+                owner,
+                std::slice::from_ref(device),
+                VERIFY,
+                &throttle_off(),
+                now,
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(granted[..], [AttemptSlot::Allowed(_)]));
+}
+
+pub async fn challenges_work_only_for_the_login_they_were_sent_for(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    insert(&a, &d).await;
+    let now = SystemClock.now();
+    a.put_challenge(&alice, &d.id, &live_challenge(1, Some("login-1"), 5), now)
+        .await
+        .unwrap();
+    // The right code from another login, or from a caller without one, is refused…
+    for wrong_login in [Some("login-2"), None, Some("")] {
+        assert!(
+            !b.commit_success(&alice, &d.id, &code_from(1, wrong_login), &[], now)
+                .await
+                .unwrap(),
+            "{wrong_login:?}"
+        );
+    }
+    // …and leaves the code to its own login.
+    assert!(
+        a.commit_success(&alice, &d.id, &code_from(1, Some("login-1")), &[], now)
+            .await
+            .unwrap()
+    );
+
+    // A code sent for no login works only without one.
+    let other = device(&alice, DeviceKind::OutOfBand, 2);
+    insert(&a, &other).await;
+    a.put_challenge(&alice, &other.id, &live_challenge(2, None, 5), now)
+        .await
+        .unwrap();
+    for some_login in [Some("login-1"), Some("")] {
+        assert!(
+            !b.commit_success(&alice, &other.id, &code_from(2, some_login), &[], now)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        b.commit_success(&alice, &other.id, &code_from(2, None), &[], now)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn challenges_die_after_their_tries(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let login = Some("login");
+    let fresh_device = |created| {
+        let (a, alice) = (a.clone(), alice.clone());
+        async move {
+            let d = device(&alice, DeviceKind::OutOfBand, created);
+            insert(&a, &d).await;
+            a.put_challenge(&alice, &d.id, &live_challenge(1, login, 3), now)
+                .await
+                .unwrap();
+            d
+        }
+    };
+
+    // Two wrong tries leave the third to the right code.
+    let d = fresh_device(1).await;
+    for client in [&a, &b] {
+        claim(client, &alice, &d.id, now).await;
+        assert!(
+            !client
+                .commit_success(&alice, &d.id, &code_from(9, login), &[], now)
+                .await
+                .unwrap()
+        );
+    }
+    claim(&a, &alice, &d.id, now).await;
+    assert!(
+        a.commit_success(&alice, &d.id, &code_from(1, login), &[], now)
+            .await
+            .unwrap()
+    );
+
+    // The third wrong try kills the code, and its cooldown with it.
+    let d = fresh_device(2).await;
+    for client in [&a, &b, &a] {
+        claim(client, &alice, &d.id, now).await;
+        assert!(
+            !client
+                .commit_success(&alice, &d.id, &code_from(9, login), &[], now)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !b.commit_success(&alice, &d.id, &code_from(1, login), &[], now)
+            .await
+            .unwrap(),
+        "dead after its last wrong try"
+    );
+    assert_eq!(
+        b.put_challenge(&alice, &d.id, &live_challenge(2, login, 3), now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+
+    // A try counts when the attempt starts, whether or not the code is ever checked: the
+    // attempt after the last finds the code gone.
+    let d = fresh_device(3).await;
+    for client in [&a, &b, &a, &b] {
+        claim(client, &alice, &d.id, now).await;
+    }
+    assert!(
+        !a.commit_success(&alice, &d.id, &code_from(1, login), &[], now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        a.put_challenge(&alice, &d.id, &live_challenge(2, login, 3), now)
+            .await
+            .unwrap(),
+        ChallengePut::Stored
+    );
+    // A challenge of another device is not touched by these attempts.
+    let untouched = fresh_device(4).await;
+    assert!(
+        b.commit_success(&alice, &untouched.id, &code_from(1, login), &[], now)
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn race_challenge_tries_are_counted_exactly(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let d = device(&alice, DeviceKind::OutOfBand, 1);
+    insert(&a, &d).await;
+    let now = SystemClock.now();
+    a.put_challenge(&alice, &d.id, &live_challenge(1, None, 200), now)
+        .await
+        .unwrap();
+    // 200 attempts at once take the code's 200 tries, no more and no fewer…
+    race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), d.id.clone());
+        async move {
+            claim(&store, &alice, &id, now).await;
+            true
+        }
+    })
+    .await;
+    // …so the code is still there (its cooldown holds)…
+    assert!(matches!(
+        b.put_challenge(&alice, &d.id, &live_challenge(2, None, 5), now)
+            .await
+            .unwrap(),
+        ChallengePut::Cooldown { .. }
+    ));
+    // …and the 201st attempt finds it gone.
+    claim(&b, &alice, &d.id, now).await;
+    assert!(
+        !a.commit_success(&alice, &d.id, &unbound_code(1), &[], now)
+            .await
+            .unwrap()
+    );
+}
+
+fn user_bucket(owner: &UserId, name: &str, max: u32) -> RateBucket {
+    RateBucket {
+        key: RateKey::User {
+            tag: UserTag::of(owner),
+            name: name.into(),
+        },
+        limit: RateLimit::new(max, Duration::from_secs(60)),
+    }
+}
+
+/// A shared bucket of its own for this test run (shared names are not under a user).
+fn shared_bucket(max: u32) -> RateBucket {
+    RateBucket {
+        key: RateKey::Shared(format!("test:{}", DeviceId::generate())),
+        limit: RateLimit::new(max, Duration::from_secs(60)),
+    }
+}
+
+pub async fn rate_limits_count_in_every_bucket_or_in_none(a: SharedStore, b: SharedStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let now = SystemClock.now();
+    let later = now.saturating_add(Duration::from_secs(1));
+    let (per_user, shared) = (user_bucket(&alice, "sends", 2), shared_bucket(3));
+    let both = [per_user.clone(), shared.clone()];
+    assert_eq!(
+        a.count_rate_limited(&both, now).await.unwrap(),
+        RateCount::Counted
+    );
+    assert_eq!(
+        b.count_rate_limited(&both, later).await.unwrap(),
+        RateCount::Counted
+    );
+    // The user's bucket is full until its first event leaves the window.
+    let until = now.saturating_add(Duration::from_secs(60));
+    assert_eq!(
+        a.count_rate_limited(&both, later).await.unwrap(),
+        RateCount::Limited { until }
+    );
+    // Nothing was counted in the shared bucket by the refusal: it takes one more.
+    let shared_only = std::slice::from_ref(&shared);
+    assert_eq!(
+        b.count_rate_limited(shared_only, later).await.unwrap(),
+        RateCount::Counted
+    );
+    assert!(matches!(
+        a.count_rate_limited(shared_only, later).await.unwrap(),
+        RateCount::Limited { .. }
+    ));
+    // Bob's bucket of the same name is his own; the shared one is full for him too.
+    let bobs = user_bucket(&bob, "sends", 2);
+    assert_eq!(
+        a.count_rate_limited(std::slice::from_ref(&bobs), later)
+            .await
+            .unwrap(),
+        RateCount::Counted
+    );
+    assert!(matches!(
+        b.count_rate_limited(&[bobs, shared.clone()], later)
+            .await
+            .unwrap(),
+        RateCount::Limited { .. }
+    ));
+    // A full shared bucket refuses a user's bucket that has room, which then still has it:
+    // whatever the store counted first was taken back.
+    let roomy = user_bucket(&bob, "other", 2);
+    assert!(matches!(
+        a.count_rate_limited(&[roomy.clone(), shared], later)
+            .await
+            .unwrap(),
+        RateCount::Limited { .. }
+    ));
+    for client in [&a, &b] {
+        assert_eq!(
+            client
+                .count_rate_limited(std::slice::from_ref(&roomy), later)
+                .await
+                .unwrap(),
+            RateCount::Counted
+        );
+    }
+    // When several are full, the answer waits for all of them.
+    let (full_early, full_late) = (shared_bucket(1), shared_bucket(1));
+    a.count_rate_limited(std::slice::from_ref(&full_early), now)
+        .await
+        .unwrap();
+    a.count_rate_limited(std::slice::from_ref(&full_late), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.count_rate_limited(&[full_early, full_late], later)
+            .await
+            .unwrap(),
+        RateCount::Limited {
+            until: later.saturating_add(Duration::from_secs(60))
+        }
+    );
+}
+
+pub async fn rate_limits_slide_and_take_back(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let at = |secs| now.saturating_add(Duration::from_secs(secs));
+    let bucket = [user_bucket(&alice, "sends", 2)];
+    for secs in [0, 30] {
+        assert_eq!(
+            a.count_rate_limited(&bucket, at(secs)).await.unwrap(),
+            RateCount::Counted
+        );
+    }
+    assert_eq!(
+        b.count_rate_limited(&bucket, at(59)).await.unwrap(),
+        RateCount::Limited { until: at(60) }
+    );
+    // A window slides: at 60 s the first event has left it, the second has not.
+    assert_eq!(
+        b.count_rate_limited(&bucket, at(60)).await.unwrap(),
+        RateCount::Counted
+    );
+    assert_eq!(
+        a.count_rate_limited(&bucket, at(61)).await.unwrap(),
+        RateCount::Limited { until: at(90) }
+    );
+    // An event taken back frees its place; taking back one that never was changes nothing.
+    b.uncount_rate_limited(&bucket, at(60)).await.unwrap();
+    a.uncount_rate_limited(&bucket, at(61)).await.unwrap();
+    assert_eq!(
+        a.count_rate_limited(&bucket, at(61)).await.unwrap(),
+        RateCount::Counted
+    );
+    assert!(matches!(
+        b.count_rate_limited(&bucket, at(62)).await.unwrap(),
+        RateCount::Limited { .. }
+    ));
+}
+
+pub async fn race_two_hundred_events_against_one_rate_limit(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let buckets = [user_bucket(&alice, "sends", 10), shared_bucket(20)];
+    let counted = race(&a, &b, |store| {
+        let buckets = buckets.clone();
+        async move { store.count_rate_limited(&buckets, now).await.unwrap() == RateCount::Counted }
+    })
+    .await;
+    assert_eq!(counted, 10);
+    // The shared bucket counted exactly those ten: ten more fit.
+    let shared = std::slice::from_ref(&buckets[1]);
+    for _ in 0..10 {
+        assert_eq!(
+            a.count_rate_limited(shared, now).await.unwrap(),
+            RateCount::Counted
+        );
+    }
+    assert!(matches!(
+        b.count_rate_limited(shared, now).await.unwrap(),
+        RateCount::Limited { .. }
+    ));
+}
+
+fn inserted(outcome: Result<ConfirmationInsert, StoreError>) -> bool {
+    match outcome.unwrap() {
+        ConfirmationInsert::Inserted => true,
+        ConfirmationInsert::TooManyOpen => false,
+    }
+}
+
+pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedStore) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let now = SystemClock.now();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let (key, record) = confirmation(&alice);
+        assert!(inserted(a.insert_confirmation(&key, &record, 3).await));
+        open.push(key);
+    }
+    let (refused_key, record) = confirmation(&alice);
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record, 3).await
+    ));
+    assert_eq!(a.get_confirmation(&refused_key).await.unwrap(), None);
+    // Another user's count is their own.
+    let (key, record) = confirmation(&bob);
+    assert!(inserted(b.insert_confirmation(&key, &record, 3).await));
+
+    // A confirmed one still counts; a failed one or a used one does not.
+    assert!(
+        a.settle_confirmation(&open[0], ConfirmationStatus::Confirmed, now)
+            .await
+            .unwrap()
+    );
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+            .await
+    ));
+    a.use_confirmation(&open[0], now).await.unwrap().unwrap();
+    let (key, record) = confirmation(&alice);
+    assert!(inserted(b.insert_confirmation(&key, &record, 3).await));
+    assert!(
+        b.settle_confirmation(&open[1], ConfirmationStatus::Failed, now)
+            .await
+            .unwrap()
+    );
+    let (key, record) = confirmation(&alice);
+    assert!(inserted(a.insert_confirmation(&key, &record, 3).await));
+    assert!(!inserted(
+        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+            .await
+    ));
+
+    // An expired one does not count either (nor does one inserted expired).
+    let dave = user("dave");
+    let (key, mut record) = confirmation(&dave);
+    record.expires_at = now.saturating_sub(Duration::from_secs(1));
+    assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
+    let (key, record) = confirmation(&dave);
+    assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
+    let (key, record) = confirmation(&dave);
+    assert!(!inserted(b.insert_confirmation(&key, &record, 1).await));
+    let (key, mut record) = confirmation(&user("carol"));
+    record.expires_at = now.saturating_add(Duration::from_millis(300));
+    assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (key, record) = confirmation(&user("carol"));
+    assert!(inserted(b.insert_confirmation(&key, &record, 1).await));
+}
+
+/// A confirmation record of `owner` in process, requested now.
+fn record_of(owner: &UserId) -> ConfirmationRecord {
+    confirmation(owner).1
+}
+
+pub async fn reserved_confirmations_are_started_once(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let (key, mut record) = confirmation(&alice);
+    record.state = serde_json::Value::Null;
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
+    let mut started = record.clone();
+    started.state = serde_json::json!({"masked_destination": "a***@example.com"});
+    started.status = ConfirmationStatus::Confirmed;
+    assert!(b.start_confirmation(&key, &started).await.unwrap());
+    assert_eq!(
+        a.get_confirmation(&key).await.unwrap(),
+        Some(started.clone())
+    );
+    assert!(
+        !a.start_confirmation(&key, &started).await.unwrap(),
+        "started already"
+    );
+    assert!(a.use_confirmation(&key, now).await.unwrap().is_some());
+
+    // Only an unanswered one is started; a missing one is not created.
+    let (key, record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
+    granted(b.begin_confirmation_attempt(&key, 5, now).await.unwrap());
+    assert!(!a.start_confirmation(&key, &record).await.unwrap());
+    let (missing, record) = confirmation(&alice);
+    assert!(!b.start_confirmation(&missing, &record).await.unwrap());
+    assert_eq!(a.get_confirmation(&missing).await.unwrap(), None);
+    // It starts in process or confirmed, nothing else.
+    let (key, mut record) = confirmation(&alice);
+    a.insert_confirmation(&key, &record, 10).await.unwrap();
+    record.status = ConfirmationStatus::Used;
+    assert!(matches!(
+        b.start_confirmation(&key, &record).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn race_two_hundred_requests_against_the_confirmation_cap(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let wins = race(&a, &b, |store| {
+        let (key, record) = confirmation(&alice);
+        async move { inserted(store.insert_confirmation(&key, &record, 10).await) }
+    })
+    .await;
+    assert_eq!(wins, 10);
 }

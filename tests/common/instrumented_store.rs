@@ -13,7 +13,8 @@ use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, UserTag};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, Challenge, ChallengePut, ConfirmOutcome, ConfirmationAttempt,
-    DeviceInsert, DeviceLimits, SharedStore, Store, StoreError, SuccessProof,
+    ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount, SharedStore, Store,
+    StoreError, SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls; while `down`, every call fails as
@@ -221,8 +222,32 @@ impl Store for InstrumentedStore {
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError> {
+        self.gate()?
+            .insert_confirmation(key, record, max_open)
+            .await
+    }
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError> {
+        self.gate()?.start_confirmation(key, record).await
+    }
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        self.gate()?.count_rate_limited(buckets, now).await
+    }
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.gate()?.insert_confirmation(key, record).await
+        self.gate()?.uncount_rate_limited(buckets, now).await
     }
     async fn get_confirmation(
         &self,

@@ -8,3 +8,4 @@ pub mod conformance;
 pub mod http;
 pub mod instrumented_store;
 pub mod redis_server;
+pub mod sessions;

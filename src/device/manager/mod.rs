@@ -10,13 +10,14 @@ use crate::otp::{Algorithm, Digits, OtpKey, OtpauthUri, Secret, TotpParams};
 use crate::remember::{BrowserId, RememberedBrowser};
 use crate::store::{
     AttemptPurpose as Purpose, Challenge, ChallengePut, ConfirmOutcome, DeviceInsert, DeviceLimits,
-    SharedStore, Store,
+    LoginBinding, RateBucket, RateCount, SharedStore, Store,
 };
 
 use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
 use super::matching::{HotpPolicy, TotpPolicy};
 use super::out_of_band::{
-    ChallengeSent, OutOfBandPolicy, generate_code, mask_destination, normalise_destination,
+    ChallengeSent, OutOfBandPolicy, generate_code, limit_identity, mask_destination,
+    normalise_destination,
 };
 use super::seal::SecretSealer;
 use super::sender::{Message, Sender};
@@ -28,6 +29,7 @@ use super::{
 /// Hash purposes, one derived key each.
 const BACKUP_CODE_PURPOSE: &str = "backup-code";
 const CHALLENGE_PURPOSE: &str = "challenge-code";
+const SEND_DESTINATION_PURPOSE: &str = "send-destination";
 
 mod verify;
 
@@ -259,7 +261,7 @@ impl TwoFactor {
         self.configure(|c| c.throttle = policy)
     }
 
-    /// Code length, validity and resend cooldown of out-of-band codes.
+    /// Code length, validity, tries, resend cooldown and send limits of out-of-band codes.
     pub fn with_out_of_band_policy(self, policy: OutOfBandPolicy) -> Self {
         self.configure(|c| c.out_of_band = policy)
     }
@@ -570,7 +572,7 @@ impl TwoFactor {
         }
         let user = caller.user();
         let verification = self
-            .attempt(user, vec![device.clone()], &[], input, Purpose::Confirm)
+            .attempt(&caller, vec![device.clone()], &[], input, Purpose::Confirm)
             .await?;
         let (confirmed, first) = self
             .settle_confirmed(verification.device.clone(), only_if_first)
@@ -614,15 +616,21 @@ impl TwoFactor {
     // ----- out-of-band codes --------------------------------------------------------------
 
     /// Sends a new code to the user's out-of-band device `device` (confirmed or not),
-    /// replacing any code sent before. The code works once, until the returned expiry.
+    /// replacing any code sent before. The code works once, until the returned expiry, for
+    /// the login of `caller` only (see [`Caller::binding`]; a caller without a session sends a
+    /// code that only callers without one can use), and for at most the policy's
+    /// [`max_tries`](OutOfBandPolicy::max_tries) attempts.
     ///
-    /// Refused with [`Error::Cooldown`] while the last code is younger than the policy's
-    /// cooldown, and with [`Error::Locked`] while the user is locked out. The store keeps only
-    /// the code's keyed hash, written *before* sending so that the cooldown holds against
-    /// concurrent requests; if the sender fails, that hash is withdrawn again
-    /// ([`Error::Delivery`]): no undelivered code stays valid, and the user may ask again at
-    /// once. (Should the store fail at that moment too, the undelivered code stays until it
-    /// expires; nobody has seen it.)
+    /// Refused with [`Error::Locked`] while the user is locked out, with
+    /// [`Error::SendLimited`] when the user or the destination has been sent as many codes as
+    /// the policy's send limits allow (see [`out_of_band`](super::out_of_band)), and with
+    /// [`Error::Cooldown`] while the last code is younger than the policy's cooldown (such a
+    /// refusal does not count against the send limits). The store keeps only the code's keyed
+    /// hash, written *before* sending so that the cooldown holds against concurrent requests;
+    /// if the sender fails, that hash is withdrawn again ([`Error::Delivery`]): no undelivered
+    /// code stays valid, and the user may ask again at once, within the send limits. (Should
+    /// the store fail at that moment too, the undelivered code stays until it expires; nobody
+    /// has seen it.)
     pub async fn send_challenge(
         &self,
         caller: impl Into<Caller>,
@@ -642,6 +650,8 @@ impl TwoFactor {
         {
             return Err(Error::Locked { until });
         }
+        let limits = self.send_buckets(&found, &channel, &destination);
+        self.count_send(&limits, now).await?;
         let code = generate_code(digits);
         let policy = &self.inner.out_of_band;
         let challenge = Challenge {
@@ -651,6 +661,9 @@ impl TwoFactor {
                 .hash_code(CHALLENGE_PURPOSE, user, device, &code),
             expires_at: now.saturating_add(policy.validity()),
             resend_after: now.saturating_add(policy.cooldown()),
+            binding: caller.binding().map(LoginBinding::new),
+            max_tries: policy.max_tries(),
+            tries: 0,
         };
         if let ChallengePut::Cooldown { until } = self
             .inner
@@ -658,6 +671,7 @@ impl TwoFactor {
             .put_challenge(user, device, &challenge, now)
             .await?
         {
+            self.uncount_send(&limits, now).await;
             return Err(Error::Cooldown {
                 until,
                 retry_after: until.since(now),
@@ -688,6 +702,44 @@ impl TwoFactor {
             expires_at: challenge.expires_at,
             resend_after: challenge.resend_after,
         })
+    }
+
+    /// The rate-limit counters a send to `device` counts in (see [`OutOfBandPolicy`]); the
+    /// destination is counted under a keyed digest, never in clear.
+    fn send_buckets(&self, device: &Device, channel: &str, destination: &str) -> Vec<RateBucket> {
+        let identity = limit_identity(channel, destination);
+        let digest = self
+            .inner
+            .server_key
+            .digest(SEND_DESTINATION_PURPOSE, &[&identity]);
+        self.inner
+            .out_of_band
+            .send_buckets(&device.user, !device.confirmed, &digest)
+    }
+
+    /// Counts a send against `limits`, or refuses it with [`Error::SendLimited`].
+    async fn count_send(&self, limits: &[RateBucket], now: Timestamp) -> Result<(), Error> {
+        if limits.is_empty() {
+            return Ok(());
+        }
+        match self.inner.store.count_rate_limited(limits, now).await? {
+            RateCount::Counted => Ok(()),
+            RateCount::Limited { until } => Err(Error::SendLimited {
+                until,
+                retry_after: until.since(now),
+            }),
+        }
+    }
+
+    /// Takes back a send counted at `now` that did not happen. Should the store fail, the
+    /// count stays: the limit is met a little early, never exceeded.
+    async fn uncount_send(&self, limits: &[RateBucket], now: Timestamp) {
+        if limits.is_empty() {
+            return;
+        }
+        if let Err(error) = self.inner.store.uncount_rate_limited(limits, now).await {
+            tracing::warn!(kind = error.kind(), "send count not taken back");
+        }
     }
 
     /// An out-of-band device of the user, with its channel, destination and code length.

@@ -6,12 +6,14 @@ use crate::device::matching::{CounterMatch, match_hotp, match_totp};
 use crate::device::{Caller, Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
 use crate::events::EventKind;
 use crate::otp::{OtpKey, Token, TokenError};
-use crate::store::{AttemptGrant, AttemptSlot, SuccessProof};
+use crate::store::{AttemptGrant, AttemptSlot, LoginBinding, SuccessProof};
 
 impl TwoFactor {
     // ----- verification --------------------------------------------------------------------
 
-    /// Verifies `input` as a code of the caller's user's confirmed device `device`.
+    /// Verifies `input` as a code of the caller's user's confirmed device `device`. An
+    /// out-of-band code verifies only for the login it was sent for (see
+    /// [`TwoFactor::send_challenge`]).
     pub async fn verify(
         &self,
         caller: impl Into<Caller>,
@@ -19,14 +21,8 @@ impl TwoFactor {
         input: &str,
     ) -> Result<Verification, Error> {
         let caller = caller.into();
-        self.attempt(
-            caller.user(),
-            vec![device.clone()],
-            &[],
-            input,
-            Purpose::Verify,
-        )
-        .await
+        self.attempt(&caller, vec![device.clone()], &[], input, Purpose::Verify)
+            .await
     }
 
     /// Verifies `input` against every confirmed device of the user whose codes it could be
@@ -67,7 +63,7 @@ impl TwoFactor {
                 .unwrap_or(&confirmed[0]);
             candidates.push(fallback.id.clone());
         }
-        self.attempt(user, candidates, &confirmed, input, Purpose::Verify)
+        self.attempt(&caller, candidates, &confirmed, input, Purpose::Verify)
             .await
     }
 
@@ -80,17 +76,21 @@ impl TwoFactor {
         }
     }
 
-    /// Claims an attempt on `candidates`, checks `input` against each allowed one, commits
-    /// the first match, and reports the outcome as one event. `known` may hold some of the
-    /// candidates already read (for naming them in events).
+    /// Claims an attempt on `candidates` of the caller's user, checks `input` against each
+    /// allowed one, commits the first match, and reports the outcome as one event. `known`
+    /// may hold some of the candidates already read (for naming them in events). The
+    /// caller's binding goes with an out-of-band code to the store, which accepts the code
+    /// only from the login it was sent for.
     pub(super) async fn attempt(
         &self,
-        user: &UserId,
+        caller: &Caller,
         candidates: Vec<DeviceId>,
         known: &[Device],
         input: &str,
         purpose: Purpose,
     ) -> Result<Verification, Error> {
+        let user = caller.user();
+        let binding = caller.binding().map(LoginBinding::new);
         let now = self.now();
         let store = &self.inner.store;
         let slots = match store
@@ -149,7 +149,7 @@ impl TwoFactor {
         let claimed: Vec<DeviceId> = allowed.iter().map(|d| d.id.clone()).collect();
         let mut failure: Option<(Error, Device)> = None;
         for device in allowed {
-            let outcome = match self.proof_for(&device, input, purpose, now) {
+            let outcome = match self.proof_for(&device, input, purpose, now, binding.as_ref()) {
                 Ok(proof) => {
                     let refund: Vec<DeviceId> = claimed
                         .iter()
@@ -203,13 +203,15 @@ impl TwoFactor {
         }
     }
 
-    /// What the store must check to accept `input` for `device`, or why it cannot match.
+    /// What the store must check to accept `input` for `device` from a caller of the login
+    /// `binding`, or why it cannot match.
     fn proof_for(
         &self,
         device: &Device,
         input: &str,
         purpose: Purpose,
         now: Timestamp,
+        binding: Option<&LoginBinding>,
     ) -> Result<SuccessProof, Error> {
         match (device.confirmed, purpose) {
             (false, Purpose::Verify) => return Err(Error::NotConfirmed),
@@ -269,7 +271,10 @@ impl TwoFactor {
                     &device.id,
                     token.as_str(),
                 );
-                return Ok(SuccessProof::Challenge(hash));
+                return Ok(SuccessProof::Challenge {
+                    hash,
+                    binding: binding.cloned(),
+                });
             }
         };
         match counter_match {
@@ -326,7 +331,7 @@ impl TwoFactor {
 fn stale_proof_error(proof: &SuccessProof) -> Error {
     match proof {
         SuccessProof::Counter { .. } => Error::Replayed,
-        SuccessProof::BackupCode(_) | SuccessProof::Challenge(_) => Error::InvalidCode,
+        SuccessProof::BackupCode(_) | SuccessProof::Challenge { .. } => Error::InvalidCode,
     }
 }
 

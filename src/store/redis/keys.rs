@@ -4,6 +4,7 @@
 use crate::confirm::ConfirmationKey;
 use crate::device::DeviceId;
 use crate::session::{SessionKey, UserTag};
+use crate::store::RateKey;
 
 /// Field names of the per-user hash. The scripts `begin_attempt.lua` and
 /// `commit_success.lua` use the same names.
@@ -73,6 +74,11 @@ impl Keys {
         self.session_prefix(key.tag()) + key.digest()
     }
 
+    /// The prefix of the confirmations with `tag`; the confirmation digest completes it.
+    pub(super) fn confirmation_prefix(&self, tag: &UserTag) -> String {
+        self.key(tag, "confirmation:")
+    }
+
     /// The code attempts of a session that has passed only the first factor (a counter
     /// with a time to live).
     pub(super) fn session_attempts(&self, key: &SessionKey) -> String {
@@ -81,7 +87,21 @@ impl Keys {
 
     /// One confirmation (a hash with a time to live).
     pub(super) fn confirmation(&self, key: &ConfirmationKey) -> String {
-        self.key(key.tag(), "confirmation:") + key.digest()
+        self.confirmation_prefix(key.tag()) + key.digest()
+    }
+
+    /// The index of the confirmations with `tag` (a sorted set with a time to live).
+    pub(super) fn confirmations(&self, tag: &UserTag) -> String {
+        self.key(tag, "confirmations")
+    }
+
+    /// One rate-limit counter (a string with a time to live): a user's under the user's tag,
+    /// a shared one under no tag at all, so in a hash slot of its own.
+    pub(super) fn rate(&self, key: &RateKey) -> String {
+        match key {
+            RateKey::User { tag, name } => self.key(tag, "rate:") + name,
+            RateKey::Shared(name) => format!("{}:rate:{}", self.prefix, name),
+        }
     }
 
     /// The user's remembered browsers (a hash with a time to live).
@@ -116,6 +136,11 @@ mod tests {
             keys.session(&session),
             keys.sessions(&tag),
             keys.browsers(&tag),
+            keys.confirmations(&tag),
+            keys.rate(&RateKey::User {
+                tag: tag.clone(),
+                name: "sends".into(),
+            }),
         ] {
             assert!(key.starts_with(&format!("app:{hash_tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");
@@ -123,6 +148,15 @@ mod tests {
         assert_eq!(
             keys.session(&session),
             format!("app:{hash_tag}:session:{}", session.digest())
+        );
+    }
+
+    #[test]
+    fn a_shared_rate_key_has_no_hash_tag() {
+        let keys = Keys::new("app");
+        assert_eq!(
+            keys.rate(&RateKey::Shared("dest:0123abcd".into())),
+            "app:rate:dest:0123abcd"
         );
     }
 }

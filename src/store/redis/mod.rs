@@ -34,10 +34,13 @@
 //! | `P:{T}:devices` | hash | none (an unconfirmed device expires on its own, see below) | per device `ID`: field `ID`, the record as JSON (everything but the state and the confirmation); field `ID:s`, the state as `seq,next_counter,drift,failures,last_failure_at,last_used_at,confirmed,pending_until` (times in ms, empty when unset; `seq` is the insertion order; `confirmed` is `1` or `0`). Field `#seq` counts insertions. Deleted with the last device. |
 //! | `P:{T}:user` | hash | none | `failures`, `locked_until` (removed when cleared, so the hash disappears when empty), `stamp` (kept for good: a stamp must never repeat) |
 //! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
-//! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after) |
+//! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after), `b` the login binding (`=` and the binding; empty for none), `mt` the tries it takes, `t` the tries it has had |
 //! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
 //! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
 //! | `P:{T}:confirmation:D` | hash | until its `retain_until` (`PEXPIREAT`) | `rec` the record as JSON, `status` and `attempts` the current ones, `exp` its expiry (ms); `D` is the [`ConfirmationKey`](crate::confirm::ConfirmationKey)'s digest |
+//! | `P:{T}:confirmations` | sorted set | until its longest-lived member expires | the user's confirmation digests, scored by expiry (ms); those no longer open are pruned whenever one is inserted |
+//! | `P:{T}:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter of the user: the times of the events in its window (ms), comma-separated |
+//! | `P:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter shared by all users (no hash tag: a slot of its own); for a destination, `NAME` holds a keyed digest of it, never the destination |
 //! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP\|LAST\|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
@@ -48,18 +51,20 @@
 //! # One operation, one atomic step, one round trip
 //!
 //! Every operation that reads and then writes is one Lua script, which Redis runs without
-//! interleaving anything else. Device reads are scripts too, so that the layout of the devices
+//! interleaving anything else (a rate-limit count over several hash slots is one script per
+//! slot; see [`Store::count_rate_limited`](super::Store::count_rate_limited)). Device reads are scripts too, so that the layout of the devices
 //! hash lives in the scripts alone; the rest are single commands. Each operation costs one round
-//! trip (three, once, when the server does not know the script yet: `NOSCRIPT`, `SCRIPT LOAD`,
-//! `EVALSHA`); `tests/redis_store.rs` counts them with `MONITOR`.
+//! trip, rate limits aside (three, once, when the server does not know the script yet:
+//! `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`); `tests/redis_store.rs` counts them with `MONITOR`.
 //!
 //! | operation | how |
 //! | --- | --- |
 //! | `insert_device` (limits over the live devices), `update_device`, `confirm_device` (only if unconfirmed, optionally only if first; a first one deletes the other unconfirmed devices), `get_device`, `list_devices` | script |
 //! | `delete_device`, `delete_all_devices` (with the browsers they remembered and the verification of the sessions they verified) | script |
-//! | `replace_backup_codes` (with the browsers remembered through the device), `count_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge check-and-delete, resets and refunds) | script |
+//! | `replace_backup_codes` (with the browsers remembered through the device), `count_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices, and a try of each device's challenge), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge and binding check-and-delete, resets and refunds) | script |
 //! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index, sessions and remembered browsers) | script |
-//! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
+//! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new, and under the cap on open ones), `start_confirmation` (only if unanswered), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
+//! | `count_rate_limited`, `uncount_rate_limited` | one script per hash slot among the buckets, a user's counters sharing one and each shared counter having its own (an out-of-band send counts in two slots); a refusal takes back the earlier slots' counts and checks the later ones, one script each |
 //! | `get_confirmation` | `HMGET` |
 //! | `put_remembered` (returns the stamp), `check_remembered` (browser, device and stamp, marking the browser used), `list_remembered`, `delete_remembered`, `delete_all_remembered` | script |
 //! | `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |

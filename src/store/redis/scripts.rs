@@ -53,6 +53,9 @@ scripts! {
     BEGIN_CONFIRMATION_ATTEMPT => "begin_confirmation_attempt.lua",
     SETTLE_CONFIRMATION => "settle_confirmation.lua",
     USE_CONFIRMATION => "use_confirmation.lua",
+    START_CONFIRMATION => "start_confirmation.lua",
+    COUNT_RATE_LIMITED => "count_rate_limited.lua",
+    UNCOUNT_RATE_LIMITED => "uncount_rate_limited.lua",
 }
 
 /// Marks a threshold that every recorded failure is above.

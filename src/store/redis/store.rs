@@ -14,9 +14,11 @@ use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::store::rate_limit::room_at;
 use crate::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, DeviceInsert, DeviceLimits, Store, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
+    RateCount, Store, StoreError, SuccessProof,
 };
 
 /// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
@@ -91,6 +93,87 @@ impl RedisStore {
         call.arg(self.keys.codes_prefix(tag))
             .arg(self.keys.challenge_prefix(tag));
     }
+
+    /// Counts `now` in one group of buckets that share a hash slot, in one script; or, with
+    /// `check_only`, only finds whether one is full.
+    async fn count_rate_group(
+        &self,
+        group: &[&RateBucket],
+        now: Timestamp,
+        check_only: bool,
+    ) -> Result<RateCount, StoreError> {
+        let mut call = scripts::COUNT_RATE_LIMITED.prepare_invoke();
+        call.arg(if check_only { "check" } else { "count" })
+            .arg(now.as_millis());
+        for bucket in group {
+            call.key(self.keys.rate(&bucket.key))
+                .arg(bucket.limit.max())
+                .arg(optional_time(bucket.limit.cutoff(now)))
+                .arg(duration_millis(bucket.limit.window()));
+        }
+        let answer = reply::required_array(self.eval(call).await?, "rate limit result")?;
+        match answer.split_first() {
+            Some((status, [])) if matches!(reply::text(status)?, Some("counted" | "room")) => {
+                Ok(RateCount::Counted)
+            }
+            Some((status, full)) if reply::text(status)? == Some("limited") && !full.is_empty() => {
+                let mut until = Timestamp::from_millis(0);
+                for pair in full.chunks(2) {
+                    let [position, oldest] = pair else {
+                        return Err(reply::corrupt("rate limit result"));
+                    };
+                    let position: usize = reply::number(position, "rate limit bucket")?;
+                    let bucket = position
+                        .checked_sub(1)
+                        .and_then(|i| group.get(i))
+                        .ok_or_else(|| reply::corrupt("rate limit bucket"))?;
+                    let oldest = Timestamp::from_millis(reply::number(oldest, "rate limit event")?);
+                    until = until.max(room_at(&bucket.limit, oldest));
+                }
+                Ok(RateCount::Limited { until })
+            }
+            _ => Err(reply::corrupt("rate limit result")),
+        }
+    }
+
+    /// Takes `now` back out of one group of buckets that share a hash slot.
+    async fn uncount_rate_group(
+        &self,
+        group: &[&RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut call = scripts::UNCOUNT_RATE_LIMITED.prepare_invoke();
+        call.arg(now.as_millis());
+        for bucket in group {
+            call.key(self.keys.rate(&bucket.key));
+        }
+        self.eval(call).await.map(drop)
+    }
+}
+
+/// `buckets` in groups that one script may touch together in a Redis Cluster: a user's
+/// counters share the user's hash slot; a shared counter has a slot of its own. Groups keep
+/// the order in which their first bucket appears.
+fn slot_groups(buckets: &[RateBucket]) -> Vec<Vec<&RateBucket>> {
+    let mut groups: Vec<Vec<&RateBucket>> = Vec::new();
+    for bucket in buckets {
+        let same_slot = bucket.key.tag().and_then(|tag| {
+            groups
+                .iter_mut()
+                .find(|group| group[0].key.tag() == Some(tag))
+        });
+        match same_slot {
+            Some(group) => group.push(bucket),
+            None => groups.push(vec![bucket]),
+        }
+    }
+    groups
+}
+
+/// A challenge's binding as the scripts store and compare it: '' for none, else '=' and the
+/// binding (so that no binding differs even from an empty one).
+fn binding_arg(binding: Option<&LoginBinding>) -> String {
+    binding.map_or_else(String::new, |b| format!("={}", b.as_str()))
 }
 
 impl fmt::Debug for RedisStore {
@@ -398,7 +481,10 @@ impl Store for RedisStore {
             .arg(now.as_millis())
             .arg(challenge.hash.as_str())
             .arg(challenge.expires_at.as_millis())
-            .arg(challenge.resend_after.as_millis());
+            .arg(challenge.resend_after.as_millis())
+            .arg(binding_arg(challenge.binding.as_ref()))
+            .arg(challenge.max_tries)
+            .arg(challenge.tries);
         let answer = reply::required_array(self.eval(call).await?, "challenge result")?;
         match answer.as_slice() {
             [status] if reply::text(status)? == Some("stored") => Ok(ChallengePut::Stored),
@@ -435,7 +521,7 @@ impl Store for RedisStore {
             })
             .arg(devices.len());
         for id in devices {
-            call.arg(id.as_str());
+            call.key(self.keys.challenge(&tag, id)).arg(id.as_str());
         }
         call.arg(scripts::throttle_thresholds(policy, now));
 
@@ -478,7 +564,10 @@ impl Store for RedisStore {
                 drift,
             } => call.arg("counter").arg(*next_counter).arg(*drift),
             SuccessProof::BackupCode(hash) => call.arg("code").arg(hash.as_str()).arg(""),
-            SuccessProof::Challenge(hash) => call.arg("challenge").arg(hash.as_str()).arg(""),
+            SuccessProof::Challenge { hash, binding } => call
+                .arg("challenge")
+                .arg(hash.as_str())
+                .arg(binding_arg(binding.as_ref())),
         };
         for id in refund {
             call.arg(id.as_str());
@@ -694,19 +783,42 @@ impl Store for RedisStore {
         &self,
         key: &ConfirmationKey,
         record: &ConfirmationRecord,
-    ) -> Result<(), StoreError> {
+        max_open: u32,
+    ) -> Result<ConfirmationInsert, StoreError> {
         let mut call = scripts::INSERT_CONFIRMATION.prepare_invoke();
         call.key(self.keys.confirmation(key))
+            .key(self.keys.confirmations(key.tag()))
             .arg(serde_json::to_string(record)?)
             .arg(record.status.as_str())
             .arg(record.attempts)
             .arg(record.expires_at.as_millis())
-            .arg(record.retain_until.as_millis());
-        if flag(&self.eval(call).await?)? {
-            Ok(())
+            .arg(record.retain_until.as_millis())
+            .arg(record.created_at.as_millis())
+            .arg(max_open)
+            .arg(self.keys.confirmation_prefix(key.tag()))
+            .arg(key.digest());
+        let answer = self.eval(call).await?;
+        if reply::text(&answer).ok().flatten() == Some("too_many") {
+            return Ok(ConfirmationInsert::TooManyOpen);
+        }
+        if flag(&answer)? {
+            Ok(ConfirmationInsert::Inserted)
         } else {
             Err(StoreError::Conflict)
         }
+    }
+
+    async fn start_confirmation(
+        &self,
+        key: &ConfirmationKey,
+        record: &ConfirmationRecord,
+    ) -> Result<bool, StoreError> {
+        crate::store::check_starting_status(record.status)?;
+        let mut call = scripts::START_CONFIRMATION.prepare_invoke();
+        call.key(self.keys.confirmation(key))
+            .arg(serde_json::to_string(record)?)
+            .arg(record.status.as_str());
+        flag(&self.eval(call).await?)
     }
 
     async fn get_confirmation(
@@ -781,6 +893,46 @@ impl Store for RedisStore {
             },
             None => Ok(None),
         }
+    }
+
+    async fn count_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<RateCount, StoreError> {
+        let groups = slot_groups(buckets);
+        for (counted, group) in groups.iter().enumerate() {
+            let RateCount::Limited { mut until } = self.count_rate_group(group, now, false).await?
+            else {
+                continue;
+            };
+            for earlier in &groups[..counted] {
+                if let Err(error) = self.uncount_rate_group(earlier, now).await {
+                    // The earlier counts stay: a limit reached a little early, never exceeded.
+                    tracing::warn!(kind = error.kind(), "rate limit count not taken back");
+                }
+            }
+            for later in &groups[counted + 1..] {
+                if let RateCount::Limited { until: also } =
+                    self.count_rate_group(later, now, true).await?
+                {
+                    until = until.max(also);
+                }
+            }
+            return Ok(RateCount::Limited { until });
+        }
+        Ok(RateCount::Counted)
+    }
+
+    async fn uncount_rate_limited(
+        &self,
+        buckets: &[RateBucket],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        for group in slot_groups(buckets) {
+            self.uncount_rate_group(&group, now).await?;
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

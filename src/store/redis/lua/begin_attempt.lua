@@ -1,4 +1,5 @@
--- KEYS: devices, user. ARGV: now, user failure limit, lock end (now + lock period), purpose
+-- KEYS: devices, user, then the challenge of each device named. ARGV: now, user failure
+-- limit, lock end (now + lock period), purpose
 -- ('verify' or 'confirm'), number of devices N, N device ids, then the throttle thresholds
 -- t[0..C]: a device with F failures, the last at L, is throttled if L > t[min(F, C)] ('*':
 -- always). The client derives the thresholds from its throttle policy, so that this script
@@ -8,6 +9,9 @@
 -- unconfirmed device, to verify), {'already_confirmed'} (a confirmed device, to confirm),
 -- {'throttled', device} or {'allowed', device}, each device (see parse_device) as it was
 -- before this attempt. Only allowed devices are counted, for the device and for the user.
+--
+-- Each allowed attempt also takes one try of its device's challenge, if it has one ('t' up
+-- by one); a challenge that has had its 'mt' tries is deleted instead.
 local devices, user = KEYS[1], KEYS[2]
 local now, limit, lock_end = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local verifying = ARGV[4] == 'verify'
@@ -30,11 +34,28 @@ end
 -- Read and check every device before the first write. A device named twice sees the effect of
 -- its first slot, as if the slots were taken one after another.
 local live_now = expiry_now(now)
-local current = {}
+local current, challenges = {}, {}
 for i = 1, count do
   local id = ARGV[first_id + i]
   if current[id] == nil then
     current[id] = read_device(devices, id, live_now) or false
+    challenges[id] = read_challenge_tries(KEYS[2 + i]) or false
+  end
+end
+
+-- Takes one try of the device's challenge, or deletes a challenge that has none left.
+local function take_challenge_try(id)
+  local challenge = challenges[id]
+  if not challenge then
+    return
+  end
+  if gt(challenge.max_tries, challenge.tries) then
+    -- Tries never exceed max tries, a u32: exact as a Lua number.
+    challenge.tries = tostring(tonumber(challenge.tries) + 1)
+    redis.call('HSET', challenge.key, 't', challenge.tries)
+  else
+    redis.call('DEL', challenge.key)
+    challenges[id] = false
   end
 end
 
@@ -66,6 +87,7 @@ for i = 1, count do
       device[8], device[9]}
     write_state(devices, id, counted)
     current[id] = counted
+    take_challenge_try(id)
     any_allowed = true
   end
 end

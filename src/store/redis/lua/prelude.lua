@@ -174,6 +174,25 @@ local function hdel_all(key, fields)
   end
 end
 
+-- ----- challenges ----------------------------------------------------------------------------
+-- One hash per device with a pending out-of-band code: 'h' its hash, 'exp' and 'ra' its expiry
+-- and resend time (ms), 'b' the login it was sent for ('' for none), 'mt' how many tries it
+-- takes and 't' how many it has had. The key expires with the code.
+
+-- The challenge's tries as {key, tries, max_tries}, or nil if there is none; fails on damaged
+-- counts. A challenge stored before tries were counted has none left.
+local function read_challenge_tries(key)
+  local fields = redis.call('HMGET', key, 'h', 't', 'mt')
+  if not fields[1] then
+    return nil
+  end
+  return {
+    key = key,
+    tries = uint(fields[2] or '0', 'challenge tries'),
+    max_tries = uint(fields[3] or '0', 'challenge max tries'),
+  }
+end
+
 -- ----- sessions ------------------------------------------------------------------------------
 -- The per-user session index is a sorted set: member = session digest, score = when the session
 -- expires (server clock, ms). Members more than this long past their expiry are pruned.
