@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer, Reply, free_port, unique_prefix};
+use sha2::Digest;
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
 use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
@@ -35,20 +36,34 @@ fn shared_cluster() -> &'static RedisCluster {
     CLUSTER.get_or_init(RedisCluster::start)
 }
 
+/// The application's server key in these tests.
+fn server_key() -> ServerKey {
+    ServerKey::new(&[3; 32]).unwrap()
+}
+
+/// A client in a namespace of its own, its tags keyed as a `TwoFactor` keys them.
 async fn store_on(server: &RedisServer) -> RedisStore {
-    RedisConfig::server(server.url())
-        .with_key_prefix(unique_prefix())
+    store_in(server, &unique_prefix(), &server_key()).await
+}
+
+async fn store_in(server: &RedisServer, prefix: &str, key: &ServerKey) -> RedisStore {
+    let store = RedisConfig::server(server.url())
+        .with_key_prefix(prefix)
         .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    store.bind_tag_key(key.tag_key());
+    store
 }
 
 async fn store_on_cluster() -> RedisStore {
-    RedisConfig::cluster(shared_cluster().urls())
+    let store = RedisConfig::cluster(shared_cluster().urls())
         .with_key_prefix(unique_prefix())
         .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    store.bind_tag_key(server_key().tag_key());
+    store
 }
 
 fn user(name: &str) -> UserId {
@@ -153,7 +168,7 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
         .await
         .unwrap();
     store.bump_user_stamp(owner).await.unwrap();
-    let tag = UserTag::of(owner);
+    let tag = store.user_tag(owner);
     let sessions = vec![
         SessionKey::new(tag.clone(), b"first"),
         SessionKey::new(tag, b"second"),
@@ -294,7 +309,7 @@ async fn cluster_fails_closed_for_the_users_of_a_hung_node_only() {
         devices.push(d);
     }
     let node_of = |d: &Device| {
-        let key = format!("tower-otp:{{{}}}:devices", UserTag::of(&d.user).as_str());
+        let key = format!("tower-otp:{{{}}}:devices", store.user_tag(&d.user).as_str());
         // Other nodes answer MOVED.
         let holds = |node: &RedisServer| node.query(&["EXISTS", &key]) == Reply::Int(1);
         cluster.nodes().iter().position(holds).unwrap()
@@ -354,7 +369,7 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
         let start = format!(
             "{}:{{{}}}:",
             store.key_prefix(),
-            UserTag::of(owner).as_str()
+            store.user_tag(owner).as_str()
         );
         let own = keys.iter().filter(|k| k.starts_with(&start)).count();
         assert_eq!(own, 7, "{keys:?}");
@@ -363,6 +378,32 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
         assert_eq!(key.matches('{').count(), 1, "{key}");
         assert_eq!(key.matches('}').count(), 1, "{key}");
     }
+}
+
+#[tokio::test]
+async fn keys_carry_the_keyed_tag_and_never_the_plain_digest_of_the_user() {
+    let server = shared_server();
+    let prefix = unique_prefix();
+    let (first, second) = (
+        store_in(server, &prefix, &server_key()).await,
+        store_in(server, &prefix, &server_key()).await,
+    );
+    let alice = user("alice@example.com");
+    populate(&first, &alice).await;
+    assert_eq!(second.user_tag(&alice), first.user_tag(&alice));
+    assert_eq!(second.list_devices(&alice).await.unwrap().len(), 3);
+
+    let keys = keys_on(server, &prefix);
+    let keyed = format!("{{{}}}", first.user_tag(&alice).as_str());
+    let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(alice.as_str())[..16]);
+    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert!(keys.iter().all(|k| k.contains(&keyed)), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains(&plain)), "{keys:?}");
+
+    // Another server key tags the user otherwise: its instances find none of these records.
+    let other = store_in(server, &prefix, &ServerKey::new(&[4; 32]).unwrap()).await;
+    assert_ne!(other.user_tag(&alice), first.user_tag(&alice));
+    assert!(other.list_devices(&alice).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,7 +419,7 @@ async fn a_users_keys_share_one_cluster_slot() {
         let start = format!(
             "{}:{{{}}}:",
             store.key_prefix(),
-            UserTag::of(owner).as_str()
+            store.user_tag(owner).as_str()
         );
         let mut slots = std::collections::HashSet::new();
         let mut found = 0;
@@ -457,7 +498,7 @@ async fn keys_expire_where_they_should() {
     }
     store.delete_all_devices(&alice).await.unwrap();
     store
-        .delete_user_sessions(&UserTag::of(&alice))
+        .delete_user_sessions(&store.user_tag(&alice))
         .await
         .unwrap();
     let left = keys_on(server, store.key_prefix());
@@ -470,7 +511,7 @@ async fn the_session_index_is_pruned_and_expires() {
     let server = shared_server();
     let store = store_on(server).await;
     let alice = user("alice");
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let index = format!("{}:{{{}}}:sessions", store.key_prefix(), tag.as_str());
     let short = Duration::from_millis(100);
     for i in 0..20 {
@@ -559,7 +600,7 @@ async fn every_operation_is_one_round_trip() {
     let server = RedisServer::start();
     let store = store_on(&server).await;
     let alice = user("alice");
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let (d, oob) = (totp(&alice), out_of_band(&alice));
     let key = SessionKey::new(tag.clone(), b"one");
     let next = SessionKey::new(tag.clone(), b"two");
@@ -574,7 +615,7 @@ async fn every_operation_is_one_round_trip() {
         tries: 0,
     };
     let proof = SuccessProof::BackupCode(hash(1));
-    let confirmation_key = ConfirmationKey::new(&alice, &ConfirmationId::generate());
+    let confirmation_key = ConfirmationKey::new(tag.clone(), &ConfirmationId::generate());
     let confirmation = ConfirmationRecord {
         user: alice.clone(),
         method: "device".into(),
@@ -689,7 +730,7 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let user_key = format!("{}:{{{}}}:user", store.key_prefix(), tag.as_str());
     let state_field = format!("{}:s", d.id);
@@ -790,7 +831,7 @@ async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let key = SessionKey::new(UserTag::of(&alice), b"s");
+    let key = SessionKey::new(store.user_tag(&alice), b"s");
     let record = verified_session(&alice, &d.id);
     store.save_session(&key, &record, HOUR).await.unwrap();
     let name = session_key_name(&store, &key);
@@ -819,7 +860,7 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
     let alice = user("alice");
     let d = totp(&alice);
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let good = SessionKey::new(tag.clone(), b"good");
     let record = verified_session(&alice, &d.id);
     store.save_session(&good, &record, HOUR).await.unwrap();
@@ -893,7 +934,7 @@ async fn unconfirmed_devices_keep_their_deadline_beside_the_record() {
         ..totp(&alice)
     };
     insert(&store, &d).await;
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let devices = format!("{}:{{{}}}:devices", store.key_prefix(), tag.as_str());
     let state = server
         .query(&["HGET", &devices, &format!("{}:s", d.id)])
@@ -1007,7 +1048,7 @@ async fn memory_per_enrolled_user_and_session() {
         .await
         .unwrap();
     two_factor.generate_backup_codes(&alice).await.unwrap();
-    let tag = UserTag::of(&alice);
+    let tag = store.user_tag(&alice);
     let user_keys = memory_by_key(&server, &prefix, &tag);
     let per_user: i64 = user_keys.iter().map(|(_, b)| b).sum();
 

@@ -353,6 +353,24 @@ async fn another_users_cookie_is_refused_and_kept_for_them() {
 }
 
 #[tokio::test]
+async fn the_cookie_binds_the_users_tag_and_does_not_name_the_user() {
+    let h = harness().await;
+    let mut browser = h.browser(&[KEY_1]);
+    h.remembered(&mut browser, "alice").await;
+    let cookie = browser.remember_cookie().unwrap();
+    let (payload, _) = cookie.split_once('.').unwrap();
+    let payload = data_encoding::BASE64URL_NOPAD
+        .decode(payload.as_bytes())
+        .unwrap();
+    assert!(!payload.windows(5).any(|w| w == b"alice"), "{payload:?}");
+    let tag = h.store.user_tag(&UserId::new("alice").unwrap());
+    let tag = data_encoding::HEXLOWER
+        .decode(tag.as_str().as_bytes())
+        .unwrap();
+    assert!(payload.ends_with(&tag), "{payload:?}");
+}
+
+#[tokio::test]
 async fn a_deleted_device_ends_its_cookies() {
     let mut h = harness().await;
     let mut browser = h.browser(&[KEY_1]);

@@ -293,7 +293,7 @@ impl Confirmer {
         self.check_size(&state)?;
         let now = self.now();
         let id = ConfirmationId::generate();
-        let key = ConfirmationKey::new(user, &id);
+        let key = self.key(user, &id);
         let mut record = self.reserve(&key, user, method, now).await?;
         let cx = Context {
             user,
@@ -391,7 +391,7 @@ impl Confirmer {
     ) -> Result<Confirmation, ConfirmError> {
         let caller = caller.into();
         let user = caller.user();
-        let key = ConfirmationKey::new(user, id);
+        let key = self.key(user, id);
         let now = self.now();
         let max = self.policy.max_attempts;
         let mut record = match self
@@ -459,7 +459,7 @@ impl Confirmer {
         user: &UserId,
         id: &ConfirmationId,
     ) -> Result<Confirmation, ConfirmError> {
-        let record = self.load(&ConfirmationKey::new(user, id), user).await?;
+        let record = self.load(&self.key(user, id), user).await?;
         Ok(self.view(id.clone(), &record, self.now()))
     }
 
@@ -475,7 +475,7 @@ impl Confirmer {
         id: &ConfirmationId,
         method: &str,
     ) -> Result<Confirmation, ConfirmError> {
-        let key = ConfirmationKey::new(user, id);
+        let key = self.key(user, id);
         if self.load(&key, user).await?.method != method {
             return Err(ConfirmError::WrongMethod);
         }
@@ -493,6 +493,11 @@ impl Confirmer {
             }
             None => Err(self.current_error(&key, user, now).await),
         }
+    }
+
+    /// Where confirmation `id` of `user` lives in the store.
+    fn key(&self, user: &UserId, id: &ConfirmationId) -> ConfirmationKey {
+        ConfirmationKey::new(self.store.user_tag(user), id)
     }
 
     async fn load(

@@ -79,10 +79,11 @@ pub struct ConfirmationKey {
 }
 
 impl ConfirmationKey {
-    /// The key of confirmation `id` of `user`.
-    pub fn new(user: &UserId, id: &ConfirmationId) -> Self {
+    /// The key of confirmation `id` of the user whose tag (from the store,
+    /// [`Store::user_tag`](crate::store::Store::user_tag)) is `tag`.
+    pub fn new(tag: UserTag, id: &ConfirmationId) -> Self {
         ConfirmationKey {
-            tag: UserTag::of(user),
+            tag,
             digest: HEXLOWER.encode(&Sha256::digest(id.as_str().as_bytes())[..16]),
         }
     }
@@ -198,11 +199,13 @@ mod tests {
     fn keys_carry_the_user_tag_and_a_digest_of_the_id() {
         let alice = UserId::new("alice").unwrap();
         let id = ConfirmationId::generate();
-        let key = ConfirmationKey::new(&alice, &id);
-        assert_eq!(key.tag(), &UserTag::of(&alice));
+        let tag = UserTag::unkeyed(&alice);
+        let key = ConfirmationKey::new(tag.clone(), &id);
+        assert_eq!(key.tag(), &tag);
         assert_eq!(key.digest().len(), 32);
         assert!(!key.digest().contains(id.as_str()));
-        assert_ne!(key, ConfirmationKey::new(&UserId::new("bob").unwrap(), &id));
+        let bob = UserTag::unkeyed(&UserId::new("bob").unwrap());
+        assert_ne!(key, ConfirmationKey::new(bob, &id));
         assert!(!format!("{key:?}").contains(key.digest()));
     }
 

@@ -15,12 +15,19 @@ use zeroize::Zeroizing;
 use super::seal::{KeyError, decode_base64};
 use super::{DeviceId, UserId};
 use crate::otp::random_bytes;
+use crate::session::TagKey;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// The purpose of the key of user tags.
+const TAG_PURPOSE: &str = "user-tag";
+
 /// The application's server-side secret (at least 256 bits) from which the crate derives its
-/// hashing keys. Every instance of an application must use the same key; changing it makes
-/// every stored backup code and pending out-of-band code unusable.
+/// hashing keys and the key of user tags. Every instance of an application must use the same
+/// key. Changing it makes every stored backup code and pending out-of-band code unusable and
+/// gives every user another [`UserTag`](crate::session::UserTag): a store that files records
+/// by tag (Redis) then finds none of a user's devices, sessions or remembered browsers, as if
+/// the user had never enrolled. Never change it on a store in use.
 #[derive(Clone)]
 pub struct ServerKey(Zeroizing<Vec<u8>>);
 
@@ -55,6 +62,13 @@ impl ServerKey {
         mac.update(b"tower-otp:derive:v1:");
         mac.update(purpose.as_bytes());
         Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
+    /// The key of the user tags in session ids and store keys (see
+    /// [`UserTag`](crate::session::UserTag)). A [`TwoFactor`](crate::TwoFactor) binds it into
+    /// its store; bind it yourself only into a store used without one.
+    pub fn tag_key(&self) -> TagKey {
+        TagKey::from_derived(self.derive(TAG_PURPOSE))
     }
 
     /// The stored form of `code` for `device` of `user`.

@@ -65,7 +65,7 @@ use crate::otp::{Digits, random_bytes};
 use crate::session::UserTag;
 use crate::store::{RateBucket, RateKey, RateLimit};
 
-use super::{Device, DeviceConfig, DeviceId, Error, UserId};
+use super::{Device, DeviceConfig, DeviceId, Error};
 
 /// The `email` channel: destinations are email addresses.
 pub const EMAIL: &str = "email";
@@ -226,16 +226,15 @@ impl OutOfBandPolicy {
         self.destination_confirmed_sends
     }
 
-    /// The counters a send to a device of `user` counts in: the user's, and those of the
-    /// destination whose keyed digest is `destination` (see [`limit_identity`]), as a
-    /// `pending` device or a confirmed one.
+    /// The counters a send to a device of the user with `tag` (the store's) counts in: the
+    /// user's, and those of the destination whose keyed digest is `destination` (see
+    /// [`limit_identity`]), as a `pending` device or a confirmed one.
     pub(crate) fn send_buckets(
         &self,
-        user: &UserId,
+        tag: &UserTag,
         pending: bool,
         destination: &str,
     ) -> Vec<RateBucket> {
-        let tag = UserTag::of(user);
         let of_user = |name: &str| RateKey::User {
             tag: tag.clone(),
             name: name.to_owned(),
@@ -456,6 +455,7 @@ pub(crate) fn generate_code(digits: Digits) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::UserId;
 
     #[test]
     fn phone_numbers_normalise_to_e164() {
@@ -619,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_send_counts_for_the_user_and_the_destination() {
-        let alice = UserId::new("alice").unwrap();
+        let alice = UserTag::unkeyed(&UserId::new("alice").unwrap());
         let names = |pending| {
             OutOfBandPolicy::default()
                 .send_buckets(&alice, pending, "d1g3st")

@@ -10,15 +10,17 @@ use zeroize::Zeroizing;
 use super::BrowserId;
 use super::browser::hex16;
 use crate::clock::Timestamp;
-use crate::device::{DeviceId, KeyError, UserId};
+use crate::device::{DeviceId, KeyError};
+use crate::session::UserTag;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Domain separation for the MAC: a remember cookie's MAC means nothing anywhere else.
 const MAC_DOMAIN: &[u8] = b"tower-otp:remember-cookie:v1\0";
-const VERSION: u8 = 1;
-/// version, issued, expires, stamp, browser id, device id, user length.
-const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 16 + 16 + 2;
+/// 2: the user's tag in place of the user id, so the cookie does not show who it is for.
+const VERSION: u8 = 2;
+/// version, issued, expires, stamp, browser id, device id, user tag.
+const PAYLOAD_LEN: usize = 1 + 8 + 8 + 8 + 16 + 16 + 16;
 const MAC_LEN: usize = 32;
 /// Longest cookie value looked at; anything longer is refused unread.
 const MAX_VALUE_LEN: usize = 1024;
@@ -135,11 +137,12 @@ impl fmt::Debug for RememberConfig {
     }
 }
 
-/// What a remember cookie binds: the user, the device, the browser record, the user's stamp
-/// when it was issued, and its issue and expiry times.
+/// What a remember cookie binds: the user (by the store's tag of the user, which is keyed, so
+/// the cookie, signed but not encrypted, does not name the user), the device, the browser
+/// record, the user's stamp when it was issued, and its issue and expiry times.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RememberClaims {
-    pub(crate) user: UserId,
+    pub(crate) user: UserTag,
     pub(crate) device: DeviceId,
     pub(crate) browser: BrowserId,
     pub(crate) stamp: u64,
@@ -148,23 +151,21 @@ pub(crate) struct RememberClaims {
 }
 
 impl RememberClaims {
-    /// Fixed-width fields, then the length-prefixed user id: no two claims encode alike.
+    /// Fixed-width fields only: no two claims encode alike.
     fn encode(&self) -> Vec<u8> {
-        let user = self.user.as_str().as_bytes();
-        let mut out = Vec::with_capacity(FIXED_LEN + user.len());
+        let mut out = Vec::with_capacity(PAYLOAD_LEN);
         out.push(VERSION);
         out.extend_from_slice(&self.issued_at.as_millis().to_be_bytes());
         out.extend_from_slice(&self.expires_at.as_millis().to_be_bytes());
         out.extend_from_slice(&self.stamp.to_be_bytes());
         out.extend_from_slice(&self.browser.to_bytes());
         out.extend_from_slice(&hex16(self.device.as_str()));
-        out.extend_from_slice(&(user.len() as u16).to_be_bytes());
-        out.extend_from_slice(user);
+        out.extend_from_slice(&hex16(self.user.as_str()));
         out
     }
 
     fn decode(payload: &[u8]) -> Option<Self> {
-        if payload.len() < FIXED_LEN || payload[0] != VERSION {
+        if payload.len() != PAYLOAD_LEN || payload[0] != VERSION {
             return None;
         }
         let u64_at = |at: usize| {
@@ -177,13 +178,9 @@ impl RememberClaims {
         let stamp = u64_at(17)?;
         let browser: [u8; 16] = payload.get(25..41)?.try_into().ok()?;
         let device: [u8; 16] = payload.get(41..57)?.try_into().ok()?;
-        let user_len = usize::from(u16::from_be_bytes(payload.get(57..59)?.try_into().ok()?));
-        if payload.len() != FIXED_LEN + user_len {
-            return None;
-        }
-        let user = std::str::from_utf8(&payload[FIXED_LEN..]).ok()?;
+        let user = payload.get(57..73)?;
         Some(RememberClaims {
-            user: UserId::new(user).ok()?,
+            user: UserTag::parse(&data_encoding::HEXLOWER.encode(user))?,
             device: data_encoding::HEXLOWER.encode(&device).parse().ok()?,
             browser: BrowserId::from_bytes(&browser),
             stamp,
@@ -196,10 +193,11 @@ impl RememberClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::device::UserId;
 
     fn claims() -> RememberClaims {
         RememberClaims {
-            user: UserId::new("alice").unwrap(),
+            user: UserTag::unkeyed(&UserId::new("alice").unwrap()),
             device: DeviceId::generate(),
             browser: BrowserId::generate(),
             stamp: 7,
@@ -231,5 +229,28 @@ mod tests {
         assert!(RememberConfig::new(Vec::<Vec<u8>>::new()).is_err());
         let config = RememberConfig::new([[9u8; 32]]).unwrap();
         assert!(!format!("{config:?}").contains("9, 9"));
+    }
+
+    #[test]
+    fn every_cookie_has_one_length() {
+        let config = RememberConfig::new([[1u8; 32]]).unwrap();
+        let value = config.sign(&claims());
+        let (payload, _) = value.split_once('.').unwrap();
+        let payload = BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap();
+        assert_eq!(payload.len(), PAYLOAD_LEN);
+        assert_eq!(RememberClaims::decode(&payload[..PAYLOAD_LEN - 1]), None);
+    }
+
+    #[test]
+    fn cookies_of_the_first_format_are_refused() {
+        let config = RememberConfig::new([[1u8; 32]]).unwrap();
+        let mut payload = claims().encode();
+        payload[0] = 1;
+        let first = format!(
+            "{}.{}",
+            BASE64URL_NOPAD.encode(&payload),
+            BASE64URL_NOPAD.encode(&mac(&[1u8; 32], &payload))
+        );
+        assert_eq!(config.verify(&first), None);
     }
 }

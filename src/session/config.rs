@@ -240,7 +240,7 @@ mod tests {
     #[test]
     fn the_default_cookie_is_host_prefixed_secure_http_only_and_lax() {
         let config = SessionConfig::default();
-        let (token, _) = SessionToken::generate(&UserTag::of(&UserId::new("a").unwrap()));
+        let (token, _) = SessionToken::generate(&UserTag::unkeyed(&UserId::new("a").unwrap()));
         let cookie = config.set_cookie(&token, Duration::from_secs(60));
         assert!(cookie.starts_with(&format!("__Host-otp-session={}", token.expose())));
         for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {

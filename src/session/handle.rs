@@ -13,9 +13,7 @@ use zeroize::Zeroizing;
 
 use super::identity::IdentitySource;
 use super::presented::{Credentials, Presented, Transport, cookie_values};
-use super::{
-    SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, UserTag, VerifiedBy,
-};
+use super::{SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, VerifiedBy};
 use crate::clock::Timestamp;
 use crate::device::{Caller, ConfirmedDevice, Device, DeviceId, TwoFactor, UserId, Verification};
 use crate::events::EventKind;
@@ -244,7 +242,7 @@ impl OtpSession {
             verified: None,
             login: None,
         };
-        let (token, key) = SessionToken::generate(&UserTag::of(&user));
+        let (token, key) = SessionToken::generate(&store.user_tag(&user));
         store
             .save_session(&key, &record, config.pending_idle_timeout())
             .await?;
@@ -495,7 +493,7 @@ impl OtpSession {
         };
         let stamp = self.store().put_remembered(&browser).await?;
         let value = config.sign(&RememberClaims {
-            user: browser.user.clone(),
+            user: self.store().user_tag(&browser.user),
             device: browser.device_id.clone(),
             browser: browser.id.clone(),
             stamp,
@@ -560,10 +558,8 @@ impl OtpSession {
         if !verified && self.two_factor().is_configured(&user).await? {
             return Err(SessionError::NotVerified);
         }
-        let count = self
-            .store()
-            .delete_user_sessions(&UserTag::of(&user))
-            .await?;
+        let store = self.store();
+        let count = store.delete_user_sessions(&store.user_tag(&user)).await?;
         *current = Some(Current::default());
         self.change_cookies(|c| c.session = Some(CookieChange::Clear));
         tracing::debug!(user = %user, count, "all sessions ended");
@@ -691,8 +687,9 @@ impl OtpSession {
             return Ok(());
         };
         let now = self.now();
+        let tag = self.store().user_tag(&user);
         let claims = match config.verify(cookie) {
-            Some(claims) if claims.user != user => Err(("wrong_user", false)),
+            Some(claims) if !claims.user.matches(&tag) => Err(("wrong_user", false)),
             Some(claims) if claims.expires_at <= now => Err(("expired", true)),
             Some(claims) => Ok(claims),
             None => Err(("invalid", true)),
@@ -760,7 +757,8 @@ impl OtpSession {
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         };
-        if record.expires_at <= self.now() || UserTag::of(&record.user) != *key.tag() {
+        let owned = self.store().user_tag(&record.user).matches(key.tag());
+        if record.expires_at <= self.now() || !owned {
             self.store().delete_session(key).await?;
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());

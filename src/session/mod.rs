@@ -10,6 +10,9 @@
 //! in an `Authorization: Bearer` header. It changes at login and at every verification, so a
 //! session id planted before login (fixation) or seen before verification is worthless after.
 //! The store keeps only a digest of it.
+//!
+//! The tag keeps a user's records together in the store; it is a keyed MAC of the user id
+//! (see [`TagKey`]), so a session id does not let its holder check a guess of whose it is.
 
 mod config;
 mod error;
@@ -17,6 +20,7 @@ mod handle;
 mod identity;
 mod presented;
 mod record;
+mod tag;
 mod token;
 
 pub use config::{ConfigError, SessionConfig};
@@ -26,7 +30,8 @@ pub use handle::{OtpSession, SessionConfirmation, SessionStatus, SessionVerifica
 pub use identity::AxumLoginIdentity;
 pub use identity::{Identified, Identity, IdentitySource};
 pub use presented::Transport;
-pub use record::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+pub use record::{SessionKey, SessionRecord, VerifiedBy};
+pub use tag::{TagKey, UserTag, UserTagger};
 pub use token::SessionToken;
 
 pub(crate) use handle::{ClientAddrFn, SessionContext};

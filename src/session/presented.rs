@@ -6,7 +6,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue};
 
 use super::identity::Identified;
-use super::{SessionConfig, SessionContext, SessionKey, SessionToken, UserTag};
+use super::{SessionConfig, SessionContext, SessionKey, SessionToken};
 use crate::device::UserId;
 
 /// What the request carried.
@@ -61,7 +61,10 @@ impl Presented {
             Identified::Anonymous => Presented::Nothing,
             Identified::Invalid => Presented::Malformed,
             Identified::User(identity) => Presented::External {
-                key: SessionKey::new(UserTag::of(identity.user()), identity.login()),
+                key: SessionKey::new(
+                    context.two_factor.store().user_tag(identity.user()),
+                    identity.login(),
+                ),
                 user: identity.user().clone(),
             },
         })

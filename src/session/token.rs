@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn generated_tokens_parse_to_the_same_key() {
-        let tag = UserTag::of(&UserId::new("alice").unwrap());
+        let tag = UserTag::unkeyed(&UserId::new("alice").unwrap());
         let (token, key) = SessionToken::generate(&tag);
         assert_eq!(token.expose().len(), TOKEN_LEN);
         let (parsed, parsed_key) = SessionToken::parse(token.expose()).unwrap();
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused() {
-        let tag = UserTag::of(&UserId::new("alice").unwrap());
+        let tag = UserTag::unkeyed(&UserId::new("alice").unwrap());
         let (token, _) = SessionToken::generate(&tag);
         let text = token.expose();
         let mut bad = vec![

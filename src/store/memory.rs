@@ -19,7 +19,7 @@ use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger, VerifiedBy};
 
 /// Expired sessions are swept after this many writes.
 const SWEEP_EVERY: u64 = 1024;
@@ -46,10 +46,13 @@ const SWEEP_EVERY: u64 = 1024;
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     clock: SharedClock,
+    /// The same tagger as the state's, read without taking the lock.
+    tagger: UserTagger,
 }
 
 #[derive(Default)]
 struct State {
+    tagger: UserTagger,
     users: HashMap<UserId, UserData>,
     /// The user of each tag in `users`, so that an operation given a tag finds the user.
     tags: HashMap<UserTag, UserId>,
@@ -229,9 +232,14 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store on the system clock.
     pub fn new() -> Self {
+        let tagger = UserTagger::new();
         MemoryStore {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                tagger: tagger.clone(),
+                ..State::default()
+            })),
             clock: system_clock(),
+            tagger,
         }
     }
 
@@ -269,20 +277,35 @@ impl MemoryStore {
 impl State {
     fn user_mut(&mut self, user: &UserId) -> &mut UserData {
         if !self.users.contains_key(user) {
-            self.tags.insert(UserTag::of(user), user.clone());
+            self.tags.insert(self.tagger.tag(user), user.clone());
         }
         self.users.entry(user.clone()).or_default()
     }
 
-    /// Clears the verification of every session with `tag` that `revoked` says was verified
+    /// Tags the known users anew, after the tag key changed from none to one.
+    fn retag_users(&mut self) {
+        let State {
+            tagger,
+            users,
+            tags,
+            ..
+        } = self;
+        *tags = users
+            .keys()
+            .map(|user| (tagger.tag(user), user.clone()))
+            .collect();
+    }
+
+    /// Clears the verification of every session of `user` that `revoked` says was verified
     /// by something now revoked. The sessions keep their expiry.
-    fn unverify_sessions(&mut self, tag: &UserTag, revoked: impl Fn(&VerifiedBy) -> bool) {
+    fn unverify_sessions(&mut self, user: &UserId, revoked: impl Fn(&VerifiedBy) -> bool) {
+        let tag = self.tagger.tag(user);
         let State {
             sessions,
             sessions_by_tag,
             ..
         } = self;
-        for key in sessions_by_tag.get(tag).into_iter().flatten() {
+        for key in sessions_by_tag.get(&tag).into_iter().flatten() {
             if let Some(session) = sessions.get_mut(key)
                 && session.value.verified.as_ref().is_some_and(&revoked)
             {
@@ -475,6 +498,17 @@ fn apply_proof(
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn user_tag(&self, user: &UserId) -> UserTag {
+        self.tagger.tag(user)
+    }
+
+    fn bind_tag_key(&self, key: TagKey) {
+        let was_keyed = self.tagger.is_keyed();
+        if self.tagger.bind(key) && !was_keyed {
+            self.lock().retag_users();
+        }
+    }
+
     async fn insert_device(
         &self,
         device: &Device,
@@ -550,7 +584,7 @@ impl Store for MemoryStore {
         data.prune_expired(now);
         let existed = data.remove_device(id);
         data.forget_browsers_of(id);
-        state.unverify_sessions(&UserTag::of(user), |by| &by.device_id == id);
+        state.unverify_sessions(user, |by| &by.device_id == id);
         Ok(existed)
     }
 
@@ -564,7 +598,7 @@ impl Store for MemoryStore {
         data.backup_codes.clear();
         data.challenges.clear();
         data.remembered.clear();
-        state.unverify_sessions(&UserTag::of(user), |_| true);
+        state.unverify_sessions(user, |_| true);
         Ok(count)
     }
 
@@ -1098,5 +1132,33 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerKey;
+
+    #[tokio::test]
+    async fn a_key_bound_after_records_still_finds_their_user() {
+        let store = MemoryStore::new();
+        let alice = UserId::new("alice").unwrap();
+        let browser = RememberedBrowser {
+            id: BrowserId::generate(),
+            user: alice.clone(),
+            device_id: DeviceId::generate(),
+            created_at: Timestamp::from_secs(1),
+            last_used_at: None,
+            expires_at: Timestamp::from_secs(10_000_000_000),
+            user_agent: None,
+        };
+        store.put_remembered(&browser).await.unwrap();
+        let unkeyed = store.user_tag(&alice);
+        store.bind_tag_key(ServerKey::new(&[1; 32]).unwrap().tag_key());
+        let keyed = store.user_tag(&alice);
+        assert_ne!(keyed, unkeyed);
+        store.delete_user_sessions(&keyed).await.unwrap();
+        assert!(store.list_remembered(&alice).await.unwrap().is_empty());
     }
 }

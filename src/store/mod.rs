@@ -24,7 +24,10 @@
 //!
 //! All of a user's keys share the user's [`UserTag`], so a Redis Cluster backend can keep them
 //! in one hash slot. Only rate-limit counters shared by all users ([`RateKey::Shared`], the
-//! sends to one destination, say) belong to no user; each is a single key of its own.
+//! sends to one destination, say) belong to no user; each is a single key of its own. The
+//! store is the one source of tags ([`Store::user_tag`]): keyed by the [`TagKey`] a
+//! [`TwoFactor`](crate::TwoFactor) binds into it, so that session ids and store keys tell
+//! nothing about user ids to anyone without the application's [`ServerKey`](crate::ServerKey).
 //!
 //! Backends are held as `Arc<dyn Store>`; implement the trait with `#[async_trait]`. The
 //! crate's conformance suite (`tests/store_conformance.rs`) states the contract as tests and
@@ -56,7 +59,7 @@ use crate::clock::Timestamp;
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::session::{SessionKey, SessionRecord, TagKey, UserTag};
 
 /// A store shared by the crate's components.
 pub type SharedStore = Arc<dyn Store>;
@@ -268,6 +271,25 @@ pub enum ConfirmationAttempt {
 /// are testable; expiry of records with a TTL is the backend's own (Redis uses its own clock).
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug + 'static {
+    // ----- user tags -----------------------------------------------------------------------
+    //
+    // A backend keeps a `UserTagger` and hands both methods to it; clones of a store share
+    // its binding. Every key of a user the backend builds, and every owner check it makes,
+    // takes the tag from `user_tag`, so the tags in session ids, confirmation keys and store
+    // keys never disagree.
+
+    /// The tag of `user`, which every key of the user carries: a MAC of the user id under the
+    /// bound [`TagKey`], or, while none is bound, a plain SHA-256 of it (what a store used on
+    /// its own, without a [`TwoFactor`](crate::TwoFactor), gets).
+    fn user_tag(&self, user: &UserId) -> UserTag;
+
+    /// Binds the key of user tags; [`TwoFactor`](crate::TwoFactor) does, with
+    /// [`ServerKey::tag_key`](crate::ServerKey::tag_key). Bind once, before the store holds
+    /// records: the first key bound wins, and a later bind with another key is ignored with
+    /// a warning (records already tagged would otherwise be lost). Records written before the
+    /// first bind keep their unkeyed tags and are not found under the keyed ones.
+    fn bind_tag_key(&self, key: TagKey);
+
     // ----- devices -------------------------------------------------------------------------
     //
     // A device with a `pending_until` deadline (an unconfirmed one) is *live* until then, by

@@ -7,19 +7,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tower_otp::DeviceKind;
+use sha2::Digest;
 use tower_otp::clock::{Clock, SystemClock, Timestamp};
 use tower_otp::confirm::{ConfirmationId, ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{
     CodeHash, Device, DeviceConfig, DeviceId, DeviceState, ThrottlePolicy, UserId,
 };
 use tower_otp::remember::{BrowserId, RememberedBrowser};
-use tower_otp::session::{SessionKey, SessionRecord, UserTag, VerifiedBy};
+use tower_otp::session::{SessionKey, SessionRecord, VerifiedBy};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
     ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
     RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
 };
+use tower_otp::{DeviceKind, ServerKey};
 
 /// Generates one `#[tokio::test]` per conformance test. `$clients` is an expression of type
 /// `impl Fn() -> impl Future<Output = (SharedStore, SharedStore)>`.
@@ -81,6 +82,7 @@ macro_rules! store_conformance_tests {
             race_two_hundred_requests_against_the_confirmation_cap,
             unverified_sessions_live_the_pending_idle_time,
             session_attempts_are_counted_once_each_and_expire,
+            user_tags_are_keyed_alike_by_every_client,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -88,10 +90,18 @@ macro_rules! store_conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (a, b) = ($clients)().await;
+                $crate::common::conformance::bind_one_tag_key(&a, &b);
                 $crate::common::conformance::$name(a, b).await;
             }
         )*
     };
+}
+
+/// Binds one tag key into both clients, as the `TwoFactor` of every instance does.
+pub fn bind_one_tag_key(a: &SharedStore, b: &SharedStore) {
+    let key = ServerKey::generate();
+    a.bind_tag_key(key.tag_key());
+    b.bind_tag_key(key.tag_key());
 }
 
 fn user(name: &str) -> UserId {
@@ -171,8 +181,9 @@ fn session(owner: &UserId) -> SessionRecord {
     }
 }
 
-fn session_key(owner: &UserId, secret: &str) -> SessionKey {
-    SessionKey::new(UserTag::of(owner), secret.as_bytes())
+/// The key of a session of `owner`, tagged as `store` tags its users.
+fn session_key(store: &SharedStore, owner: &UserId, secret: &str) -> SessionKey {
+    SessionKey::new(store.user_tag(owner), secret.as_bytes())
 }
 
 fn throttle_off() -> ThrottlePolicy {
@@ -766,7 +777,7 @@ pub async fn user_stamps_start_at_zero_and_change(a: SharedStore, b: SharedStore
 pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
-    let key = session_key(&alice, "first");
+    let key = session_key(&a, &alice, "first");
     let record = session(&alice);
     assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     a.save_session(&key, &record, hour).await.unwrap();
@@ -782,7 +793,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
         at: t(5),
         remembered: false,
     });
-    let rotated = session_key(&alice, "second");
+    let rotated = session_key(&a, &alice, "second");
     assert!(
         b.rotate_session(&key, &rotated, &verified, hour)
             .await
@@ -794,7 +805,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
         Some(verified.clone())
     );
     // The old id cannot be rotated again (it was used), and nothing is created for it.
-    let third = session_key(&alice, "third");
+    let third = session_key(&a, &alice, "third");
     assert!(
         !a.rotate_session(&key, &third, &verified, hour)
             .await
@@ -802,7 +813,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
     );
     assert_eq!(b.load_session(&third, hour, hour).await.unwrap(), None);
     // Rotation stays within one user.
-    let bobs = session_key(&user("bob"), "x");
+    let bobs = session_key(&a, &user("bob"), "x");
     assert!(
         a.rotate_session(&rotated, &bobs, &verified, hour)
             .await
@@ -816,7 +827,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
 
 pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let key = session_key(&alice, "idle");
+    let key = session_key(&a, &alice, "idle");
     let idle = Duration::from_millis(1_000);
     a.save_session(&key, &session(&alice), idle).await.unwrap();
     // Reading extends the idle time.
@@ -827,7 +838,7 @@ pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     assert_eq!(a.load_session(&key, idle, idle).await.unwrap(), None);
     // Rotation of an expired session does nothing.
-    let next = session_key(&alice, "next");
+    let next = session_key(&a, &alice, "next");
     assert!(
         !a.rotate_session(&key, &next, &session(&alice), idle)
             .await
@@ -840,15 +851,15 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     let bob = user("bob");
     let hour = Duration::from_secs(3600);
     let alices: Vec<_> = (0..5)
-        .map(|i| session_key(&alice, &format!("a{i}")))
+        .map(|i| session_key(&a, &alice, &format!("a{i}")))
         .collect();
     for key in &alices {
         a.save_session(key, &session(&alice), hour).await.unwrap();
     }
-    let bobs = session_key(&bob, "b");
+    let bobs = session_key(&a, &bob, "b");
     b.save_session(&bobs, &session(&bob), hour).await.unwrap();
     // A rotated session is still found.
-    let rotated = session_key(&alice, "rotated");
+    let rotated = session_key(&a, &alice, "rotated");
     assert!(
         a.rotate_session(&alices[0], &rotated, &session(&alice), hour)
             .await
@@ -857,7 +868,7 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     assert!(a.delete_session(&alices[1]).await.unwrap());
 
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
         4
     );
     for key in alices.iter().chain([&rotated]) {
@@ -865,7 +876,7 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
     }
     assert!(a.load_session(&bobs, hour, hour).await.unwrap().is_some());
     assert_eq!(
-        a.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        a.delete_user_sessions(&a.user_tag(&alice)).await.unwrap(),
         0
     );
 }
@@ -1303,7 +1314,7 @@ pub async fn codes_and_challenges_need_a_device_and_go_with_it(a: SharedStore, b
 pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
-    let key = session_key(&alice, "zero");
+    let key = session_key(&a, &alice, "zero");
     a.save_session(&key, &session(&alice), Duration::ZERO)
         .await
         .unwrap();
@@ -1319,14 +1330,14 @@ pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: S
     );
     assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&alice)).await.unwrap(),
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
         0
     );
 }
 
 /// A confirmation of `owner` in process, requested now, expiring in 10 minutes and kept an
 /// hour more; and its key.
-fn confirmation(owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
+fn confirmation(store: &SharedStore, owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
     let now = SystemClock.now();
     let expires_at = now.saturating_add(Duration::from_secs(600));
     let record = ConfirmationRecord {
@@ -1340,7 +1351,7 @@ fn confirmation(owner: &UserId) -> (ConfirmationKey, ConfirmationRecord) {
         retain_until: expires_at.saturating_add(Duration::from_secs(3600)),
     };
     (
-        ConfirmationKey::new(owner, &ConfirmationId::generate()),
+        ConfirmationKey::new(store.user_tag(owner), &ConfirmationId::generate()),
         record,
     )
 }
@@ -1362,8 +1373,8 @@ fn refused(attempt: ConfirmationAttempt) -> ConfirmationRecord {
 pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let id = ConfirmationId::generate();
-    let key = ConfirmationKey::new(&alice, &id);
-    let (_, record) = confirmation(&alice);
+    let key = ConfirmationKey::new(a.user_tag(&alice), &id);
+    let (_, record) = confirmation(&a, &alice);
     assert_eq!(b.get_confirmation(&key).await.unwrap(), None);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     assert_eq!(
@@ -1375,7 +1386,7 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
         Err(StoreError::Conflict)
     ));
     // The same id under another user is another key: nothing there.
-    let bobs = ConfirmationKey::new(&user("bob"), &id);
+    let bobs = ConfirmationKey::new(b.user_tag(&user("bob")), &id);
     assert_eq!(a.get_confirmation(&bobs).await.unwrap(), None);
     assert_eq!(
         a.begin_confirmation_attempt(&bobs, 5, SystemClock.now())
@@ -1397,7 +1408,7 @@ pub async fn confirmations_are_stored_once_per_user(a: SharedStore, b: SharedSto
 
 pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     for n in 1..=3 {
@@ -1433,7 +1444,7 @@ pub async fn confirmation_attempts_are_counted_then_fail(a: SharedStore, b: Shar
 
 pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     for wrong in [
@@ -1473,7 +1484,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
         stored
     );
 
-    let (other, record) = confirmation(&alice);
+    let (other, record) = confirmation(&a, &alice);
     a.insert_confirmation(&other, &record, 10).await.unwrap();
     assert!(
         b.settle_confirmation(&other, ConfirmationStatus::Failed, now)
@@ -1489,7 +1500,7 @@ pub async fn confirmations_settle_only_from_in_process(a: SharedStore, b: Shared
 
 pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     assert_eq!(
@@ -1516,7 +1527,7 @@ pub async fn confirmations_are_used_once_and_only_when_confirmed(a: SharedStore,
 
 pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let at_expiry = record.expires_at;
     let before = at_expiry.saturating_sub(Duration::from_millis(1));
@@ -1548,7 +1559,7 @@ pub async fn expired_confirmations_cannot_be_confirmed_or_used(a: SharedStore, b
 
 pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, mut record) = confirmation(&alice);
+    let (key, mut record) = confirmation(&a, &alice);
     let now = SystemClock.now();
     record.expires_at = now.saturating_add(Duration::from_millis(400));
     record.retain_until = now.saturating_add(Duration::from_millis(800));
@@ -1562,14 +1573,14 @@ pub async fn confirmations_are_forgotten_after_retention(a: SharedStore, b: Shar
         ConfirmationAttempt::Missing
     );
     assert_eq!(a.use_confirmation(&key, now).await.unwrap(), None);
-    a.insert_confirmation(&key, &confirmation(&alice).1, 10)
+    a.insert_confirmation(&key, &confirmation(&a, &alice).1, 10)
         .await
         .unwrap();
 }
 
 pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     assert!(
@@ -1591,7 +1602,7 @@ pub async fn race_two_hundred_uses_of_one_confirmation(a: SharedStore, b: Shared
 
 pub async fn race_two_hundred_attempts_at_one_confirmation(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let now = SystemClock.now();
     let granted = race(&a, &b, |store| {
@@ -2126,7 +2137,7 @@ async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) ->
         let remembered = browser(&bob, &bobs.id, now, lifetime);
         b.put_remembered(&remembered).await.unwrap();
         bobs_browsers.push(remembered.id);
-        let key = session_key(&bob, &format!("bob-{i}"));
+        let key = session_key(a, &bob, &format!("bob-{i}"));
         let record = verified_by(&bob, &bobs.id, false);
         a.save_session(&key, &record, SESSION_TTL).await.unwrap();
         bobs_sessions.push((key, record));
@@ -2139,13 +2150,13 @@ async fn revocable(a: &SharedStore, b: &SharedStore, doomed_kind: DeviceKind) ->
         session(&alice),
     ]
     .map(|record| {
-        let key = session_key(&alice, &format!("{:?}", record.verified));
+        let key = session_key(a, &alice, &format!("{:?}", record.verified));
         (key, record)
     });
     for (key, record) in &sessions {
         b.save_session(key, record, SESSION_TTL).await.unwrap();
     }
-    let witness = session_key(&alice, "witness");
+    let witness = session_key(a, &alice, "witness");
     let record = verified_by(&alice, &doomed.id, false);
     a.save_session(&witness, &record, SESSION_TTL)
         .await
@@ -2260,9 +2271,7 @@ pub async fn deleting_all_devices_revokes_every_verification(a: SharedStore, b: 
 pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: SharedStore) {
     let r = revocable(&a, &b, DeviceKind::Totp).await;
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&r.alice))
-            .await
-            .unwrap(),
+        b.delete_user_sessions(&b.user_tag(&r.alice)).await.unwrap(),
         5
     );
     assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
@@ -2287,9 +2296,7 @@ pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: Sh
     );
     a.put_remembered(&again).await.unwrap();
     assert_eq!(
-        b.delete_user_sessions(&UserTag::of(&r.alice))
-            .await
-            .unwrap(),
+        b.delete_user_sessions(&b.user_tag(&r.alice)).await.unwrap(),
         0
     );
     assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
@@ -2329,8 +2336,8 @@ pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: S
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
     let pending = Duration::from_millis(500);
-    let unverified = session_key(&alice, "pending");
-    let verified = session_key(&alice, "verified");
+    let unverified = session_key(&a, &alice, "pending");
+    let verified = session_key(&a, &alice, "verified");
     let mut record = session(&alice);
     a.save_session(&unverified, &record, hour).await.unwrap();
     record.verified = Some(VerifiedBy {
@@ -2366,7 +2373,7 @@ pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: S
 
 pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
-    let key = session_key(&alice, "tries");
+    let key = session_key(&a, &alice, "tries");
     let ttl = Duration::from_millis(600);
     let mut tasks = Vec::new();
     for i in 0..50 {
@@ -2383,10 +2390,35 @@ pub async fn session_attempts_are_counted_once_each_and_expire(a: SharedStore, b
     counts.sort_unstable();
     assert_eq!(counts, (1..=50).collect::<Vec<u64>>());
     // Another session's count is its own.
-    let other = session_key(&alice, "other");
+    let other = session_key(&a, &alice, "other");
     assert_eq!(a.count_session_attempt(&other, ttl).await.unwrap(), 1);
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     assert_eq!(b.count_session_attempt(&key, ttl).await.unwrap(), 1);
+}
+
+/// Clients bound with one key tag every user alike, and not with the plain digest of the user
+/// id, which anyone could check a guess against; a key bound later changes nothing.
+pub async fn user_tags_are_keyed_alike_by_every_client(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let tag = a.user_tag(&alice);
+    assert_eq!(b.user_tag(&alice), tag);
+    assert_ne!(a.user_tag(&user("bob")), tag);
+    let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(b"alice")[..16]);
+    assert_ne!(tag.as_str(), plain);
+
+    let key = session_key(&a, &alice, "tagged");
+    a.save_session(&key, &session(&alice), Duration::from_secs(60))
+        .await
+        .unwrap();
+    a.bind_tag_key(ServerKey::generate().tag_key());
+    b.bind_tag_key(ServerKey::generate().tag_key());
+    assert_eq!(a.user_tag(&alice), tag);
+    assert_eq!(b.user_tag(&alice), tag);
+    assert_eq!(
+        b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
+        1,
+        "the session is found under the first key's tag"
+    );
 }
 
 /// A live challenge with code `n`, sent for `binding`, taking `max_tries` tries, with a
@@ -2588,10 +2620,10 @@ pub async fn race_challenge_tries_are_counted_exactly(a: SharedStore, b: SharedS
     );
 }
 
-fn user_bucket(owner: &UserId, name: &str, max: u32) -> RateBucket {
+fn user_bucket(store: &SharedStore, owner: &UserId, name: &str, max: u32) -> RateBucket {
     RateBucket {
         key: RateKey::User {
-            tag: UserTag::of(owner),
+            tag: store.user_tag(owner),
             name: name.into(),
         },
         limit: RateLimit::new(max, Duration::from_secs(60)),
@@ -2610,7 +2642,7 @@ pub async fn rate_limits_count_in_every_bucket_or_in_none(a: SharedStore, b: Sha
     let (alice, bob) = (user("alice"), user("bob"));
     let now = SystemClock.now();
     let later = now.saturating_add(Duration::from_secs(1));
-    let (per_user, shared) = (user_bucket(&alice, "sends", 2), shared_bucket(3));
+    let (per_user, shared) = (user_bucket(&a, &alice, "sends", 2), shared_bucket(3));
     let both = [per_user.clone(), shared.clone()];
     assert_eq!(
         a.count_rate_limited(&both, now).await.unwrap(),
@@ -2637,7 +2669,7 @@ pub async fn rate_limits_count_in_every_bucket_or_in_none(a: SharedStore, b: Sha
         RateCount::Limited { .. }
     ));
     // Bob's bucket of the same name is his own; the shared one is full for him too.
-    let bobs = user_bucket(&bob, "sends", 2);
+    let bobs = user_bucket(&a, &bob, "sends", 2);
     assert_eq!(
         a.count_rate_limited(std::slice::from_ref(&bobs), later)
             .await
@@ -2652,7 +2684,7 @@ pub async fn rate_limits_count_in_every_bucket_or_in_none(a: SharedStore, b: Sha
     ));
     // A full shared bucket refuses a user's bucket that has room, which then still has it:
     // whatever the store counted first was taken back.
-    let roomy = user_bucket(&bob, "other", 2);
+    let roomy = user_bucket(&a, &bob, "other", 2);
     assert!(matches!(
         a.count_rate_limited(&[roomy.clone(), shared], later)
             .await
@@ -2690,7 +2722,7 @@ pub async fn rate_limits_slide_and_take_back(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let now = SystemClock.now();
     let at = |secs| now.saturating_add(Duration::from_secs(secs));
-    let bucket = [user_bucket(&alice, "sends", 2)];
+    let bucket = [user_bucket(&a, &alice, "sends", 2)];
     for secs in [0, 30] {
         assert_eq!(
             a.count_rate_limited(&bucket, at(secs)).await.unwrap(),
@@ -2726,7 +2758,7 @@ pub async fn rate_limits_slide_and_take_back(a: SharedStore, b: SharedStore) {
 pub async fn race_two_hundred_events_against_one_rate_limit(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let now = SystemClock.now();
-    let buckets = [user_bucket(&alice, "sends", 10), shared_bucket(20)];
+    let buckets = [user_bucket(&a, &alice, "sends", 10), shared_bucket(20)];
     let counted = race(&a, &b, |store| {
         let buckets = buckets.clone();
         async move { store.count_rate_limited(&buckets, now).await.unwrap() == RateCount::Counted }
@@ -2759,17 +2791,17 @@ pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedSto
     let now = SystemClock.now();
     let mut open = Vec::new();
     for _ in 0..3 {
-        let (key, record) = confirmation(&alice);
+        let (key, record) = confirmation(&a, &alice);
         assert!(inserted(a.insert_confirmation(&key, &record, 3).await));
         open.push(key);
     }
-    let (refused_key, record) = confirmation(&alice);
+    let (refused_key, record) = confirmation(&a, &alice);
     assert!(!inserted(
         b.insert_confirmation(&refused_key, &record, 3).await
     ));
     assert_eq!(a.get_confirmation(&refused_key).await.unwrap(), None);
     // Another user's count is their own.
-    let (key, record) = confirmation(&bob);
+    let (key, record) = confirmation(&a, &bob);
     assert!(inserted(b.insert_confirmation(&key, &record, 3).await));
 
     // A confirmed one still counts; a failed one or a used one does not.
@@ -2779,50 +2811,50 @@ pub async fn open_confirmations_are_capped_per_user(a: SharedStore, b: SharedSto
             .unwrap()
     );
     assert!(!inserted(
-        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+        b.insert_confirmation(&refused_key, &record_of(&a, &alice), 3)
             .await
     ));
     a.use_confirmation(&open[0], now).await.unwrap().unwrap();
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     assert!(inserted(b.insert_confirmation(&key, &record, 3).await));
     assert!(
         b.settle_confirmation(&open[1], ConfirmationStatus::Failed, now)
             .await
             .unwrap()
     );
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     assert!(inserted(a.insert_confirmation(&key, &record, 3).await));
     assert!(!inserted(
-        b.insert_confirmation(&refused_key, &record_of(&alice), 3)
+        b.insert_confirmation(&refused_key, &record_of(&a, &alice), 3)
             .await
     ));
 
     // An expired one does not count either (nor does one inserted expired).
     let dave = user("dave");
-    let (key, mut record) = confirmation(&dave);
+    let (key, mut record) = confirmation(&a, &dave);
     record.expires_at = now.saturating_sub(Duration::from_secs(1));
     assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
-    let (key, record) = confirmation(&dave);
+    let (key, record) = confirmation(&a, &dave);
     assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
-    let (key, record) = confirmation(&dave);
+    let (key, record) = confirmation(&a, &dave);
     assert!(!inserted(b.insert_confirmation(&key, &record, 1).await));
-    let (key, mut record) = confirmation(&user("carol"));
+    let (key, mut record) = confirmation(&a, &user("carol"));
     record.expires_at = now.saturating_add(Duration::from_millis(300));
     assert!(inserted(a.insert_confirmation(&key, &record, 1).await));
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (key, record) = confirmation(&user("carol"));
+    let (key, record) = confirmation(&a, &user("carol"));
     assert!(inserted(b.insert_confirmation(&key, &record, 1).await));
 }
 
 /// A confirmation record of `owner` in process, requested now.
-fn record_of(owner: &UserId) -> ConfirmationRecord {
-    confirmation(owner).1
+fn record_of(store: &SharedStore, owner: &UserId) -> ConfirmationRecord {
+    confirmation(store, owner).1
 }
 
 pub async fn reserved_confirmations_are_started_once(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let now = SystemClock.now();
-    let (key, mut record) = confirmation(&alice);
+    let (key, mut record) = confirmation(&a, &alice);
     record.state = serde_json::Value::Null;
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     let mut started = record.clone();
@@ -2840,15 +2872,15 @@ pub async fn reserved_confirmations_are_started_once(a: SharedStore, b: SharedSt
     assert!(a.use_confirmation(&key, now).await.unwrap().is_some());
 
     // Only an unanswered one is started; a missing one is not created.
-    let (key, record) = confirmation(&alice);
+    let (key, record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     granted(b.begin_confirmation_attempt(&key, 5, now).await.unwrap());
     assert!(!a.start_confirmation(&key, &record).await.unwrap());
-    let (missing, record) = confirmation(&alice);
+    let (missing, record) = confirmation(&a, &alice);
     assert!(!b.start_confirmation(&missing, &record).await.unwrap());
     assert_eq!(a.get_confirmation(&missing).await.unwrap(), None);
     // It starts in process or confirmed, nothing else.
-    let (key, mut record) = confirmation(&alice);
+    let (key, mut record) = confirmation(&a, &alice);
     a.insert_confirmation(&key, &record, 10).await.unwrap();
     record.status = ConfirmationStatus::Used;
     assert!(matches!(
@@ -2863,7 +2895,7 @@ pub async fn race_two_hundred_requests_against_the_confirmation_cap(
 ) {
     let alice = user("alice");
     let wins = race(&a, &b, |store| {
-        let (key, record) = confirmation(&alice);
+        let (key, record) = confirmation(&store, &alice);
         async move { inserted(store.insert_confirmation(&key, &record, 10).await) }
     })
     .await;

@@ -10,7 +10,7 @@ use tower_otp::clock::Timestamp;
 use tower_otp::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use tower_otp::session::{SessionKey, SessionRecord, UserTag};
+use tower_otp::session::{SessionKey, SessionRecord, TagKey, UserTag};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, Challenge, ChallengePut, ConfirmOutcome, ConfirmationAttempt,
     ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount, SharedStore, Store,
@@ -64,6 +64,13 @@ impl InstrumentedStore {
 
 #[async_trait]
 impl Store for InstrumentedStore {
+    // Tags are computed, not fetched: neither a call nor subject to `down`.
+    fn user_tag(&self, user: &UserId) -> UserTag {
+        self.inner.user_tag(user)
+    }
+    fn bind_tag_key(&self, key: TagKey) {
+        self.inner.bind_tag_key(key)
+    }
     async fn insert_device(
         &self,
         device: &Device,

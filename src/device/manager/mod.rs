@@ -193,7 +193,11 @@ impl TwoFactor {
     }
 
     /// A `TwoFactor` over a store that is shared with other components.
+    ///
+    /// It binds the user-tag key derived from `server_key` into the store (see
+    /// [`Store::bind_tag_key`]): every instance sharing a store must use the same `server_key`.
     pub fn from_shared(store: SharedStore, server_key: ServerKey) -> Self {
+        store.bind_tag_key(server_key.tag_key());
         TwoFactor {
             inner: Arc::new(Inner {
                 store,
@@ -712,9 +716,10 @@ impl TwoFactor {
             .inner
             .server_key
             .digest(SEND_DESTINATION_PURPOSE, &[&identity]);
+        let tag = self.inner.store.user_tag(&device.user);
         self.inner
             .out_of_band
-            .send_buckets(&device.user, !device.confirmed, &digest)
+            .send_buckets(&tag, !device.confirmed, &digest)
     }
 
     /// Counts a send against `limits`, or refuses it with [`Error::SendLimited`].

@@ -124,7 +124,7 @@ mod tests {
     fn every_key_of_a_user_carries_the_users_tag_once() {
         let keys = Keys::new("app");
         let alice = UserId::new("alice").unwrap();
-        let tag = UserTag::of(&alice);
+        let tag = UserTag::unkeyed(&alice);
         let device = DeviceId::generate();
         let session = SessionKey::new(tag.clone(), b"secret");
         let hash_tag = format!("{{{}}}", tag.as_str());

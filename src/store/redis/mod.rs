@@ -25,9 +25,13 @@
 //! # Key layout
 //!
 //! `P` is the key prefix (default `tower-otp`), `T` the owner's [`UserTag`](crate::session::UserTag)
-//! (32 hex digits of a SHA-256 of the user id). Every key of a user carries `{T}`, its only
-//! braces, as its Redis Cluster hash tag: all of a user's keys live in one hash slot, so each
-//! operation, however many keys it touches, runs on one node.
+//! (32 hex digits of an HMAC-SHA256 of the user id under the [`TagKey`](crate::session::TagKey)
+//! the store's [`TwoFactor`](crate::TwoFactor) binds, so key names tell nothing about user ids
+//! to anyone without the [`ServerKey`](crate::ServerKey); a store used without a `TwoFactor`
+//! uses a plain SHA-256). Every key of a user carries `{T}`, its only braces, as its Redis
+//! Cluster hash tag: all of a user's keys live in one hash slot, so each operation, however
+//! many keys it touches, runs on one node. Instances sharing a Redis must share the
+//! `ServerKey` and the prefix to see the same keys.
 //!
 //! | key | type | time to live | holds |
 //! | --- | --- | --- | --- |

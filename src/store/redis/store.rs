@@ -13,7 +13,7 @@ use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
-use crate::session::{SessionKey, SessionRecord, UserTag};
+use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
 use crate::store::rate_limit::room_at;
 use crate::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
@@ -28,7 +28,8 @@ const MAX_TTL_MILLIS: u64 = 1 << 52;
 /// A [`Store`] in Redis or Redis Cluster, shared by any number of application instances. See
 /// the [module docs](crate::store::redis) for the key layout, atomicity, timeouts and retries.
 ///
-/// Clones share one multiplexed connection.
+/// Clones share one multiplexed connection and the key of user tags
+/// ([`Store::bind_tag_key`]).
 ///
 /// ```no_run
 /// use tower_otp::store::{RedisStore, Store};
@@ -42,6 +43,7 @@ const MAX_TTL_MILLIS: u64 = 1 << 52;
 pub struct RedisStore {
     connection: Connection,
     keys: Keys,
+    tagger: UserTagger,
     timeout: Duration,
     mode: &'static str,
 }
@@ -65,6 +67,7 @@ impl RedisStore {
         Ok(RedisStore {
             connection: Connection::open(&config.target, config.timeout).await?,
             keys: Keys::new(&config.key_prefix),
+            tagger: UserTagger::new(),
             timeout: config.timeout,
             mode: config.mode(),
         })
@@ -85,6 +88,26 @@ impl RedisStore {
         self.connection
             .run(&Request::Command(command), self.timeout)
             .await
+    }
+
+    /// A confirmation from its stored JSON and its current status and attempt count.
+    fn parse_confirmation(
+        &self,
+        rec: &Value,
+        status: &Value,
+        attempts: &Value,
+        key: &ConfirmationKey,
+    ) -> Result<ConfirmationRecord, StoreError> {
+        let mut record: ConfirmationRecord =
+            serde_json::from_str(reply::required_text(rec, "confirmation")?)?;
+        record.status = serde_json::from_value(serde_json::Value::String(
+            reply::required_text(status, "confirmation status")?.to_owned(),
+        ))?;
+        record.attempts = reply::number(attempts, "confirmation attempts")?;
+        if !self.user_tag(&record.user).matches(key.tag()) {
+            return Err(reply::corrupt("confirmation owner"));
+        }
+        Ok(record)
     }
 
     /// Adds the prefixes of a user's backup-code and challenge keys, which scripts that delete
@@ -181,6 +204,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("mode", &self.mode)
             .field("key_prefix", &self.keys.prefix())
+            .field("tags", &self.tagger)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
@@ -239,25 +263,6 @@ fn parse_browser(value: &Value, user: &UserId) -> Result<RememberedBrowser, Stor
         return Err(reply::corrupt("browser owner"));
     }
     Ok(browser)
-}
-
-/// A confirmation from its stored JSON and its current status and attempt count.
-fn parse_confirmation(
-    rec: &Value,
-    status: &Value,
-    attempts: &Value,
-    key: &ConfirmationKey,
-) -> Result<ConfirmationRecord, StoreError> {
-    let mut record: ConfirmationRecord =
-        serde_json::from_str(reply::required_text(rec, "confirmation")?)?;
-    record.status = serde_json::from_value(serde_json::Value::String(
-        reply::required_text(status, "confirmation status")?.to_owned(),
-    ))?;
-    record.attempts = reply::number(attempts, "confirmation attempts")?;
-    if UserTag::of(&record.user) != *key.tag() {
-        return Err(reply::corrupt("confirmation owner"));
-    }
-    Ok(record)
 }
 
 /// A device read back for `user`; a record filed under another user is damaged.
@@ -323,6 +328,14 @@ fn attempt_slot(
 
 #[async_trait]
 impl Store for RedisStore {
+    fn user_tag(&self, user: &UserId) -> UserTag {
+        self.tagger.tag(user)
+    }
+
+    fn bind_tag_key(&self, key: TagKey) {
+        self.tagger.bind(key);
+    }
+
     async fn insert_device(
         &self,
         device: &Device,
@@ -331,7 +344,7 @@ impl Store for RedisStore {
         if device.confirmed && device.pending_until.is_some() {
             return Err(StoreError::Invalid("a confirmed device has no deadline"));
         }
-        let tag = UserTag::of(&device.user);
+        let tag = self.user_tag(&device.user);
         let state = &device.state;
         let mut call = scripts::INSERT_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
@@ -352,7 +365,7 @@ impl Store for RedisStore {
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
-        let tag = UserTag::of(&device.user);
+        let tag = self.user_tag(&device.user);
         let mut call = scripts::UPDATE_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .arg(device.id.as_str())
@@ -367,7 +380,7 @@ impl Store for RedisStore {
         id: &DeviceId,
         only_if_first: bool,
     ) -> Result<ConfirmOutcome, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::CONFIRM_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .arg(id.as_str())
@@ -385,7 +398,7 @@ impl Store for RedisStore {
 
     async fn get_device(&self, user: &UserId, id: &DeviceId) -> Result<Option<Device>, StoreError> {
         let mut call = scripts::GET_DEVICE.prepare_invoke();
-        call.key(self.keys.devices(&UserTag::of(user)))
+        call.key(self.keys.devices(&self.user_tag(user)))
             .arg(id.as_str());
         match reply::device(self.eval(call).await?)? {
             Some((_, device)) if &device.id == id => owned_by(device, user).map(Some),
@@ -396,7 +409,7 @@ impl Store for RedisStore {
 
     async fn list_devices(&self, user: &UserId) -> Result<Vec<Device>, StoreError> {
         let mut call = scripts::LIST_DEVICES.prepare_invoke();
-        call.key(self.keys.devices(&UserTag::of(user)));
+        call.key(self.keys.devices(&self.user_tag(user)));
         let mut devices = Vec::new();
         for item in reply::required_array(self.eval(call).await?, "device list")? {
             let (seq, device) = reply::device(item)?.ok_or_else(|| reply::corrupt("device"))?;
@@ -407,7 +420,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_device(&self, user: &UserId, id: &DeviceId) -> Result<bool, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::DELETE_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, id))
@@ -421,7 +434,7 @@ impl Store for RedisStore {
     }
 
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::DELETE_ALL_DEVICES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.browsers(&tag))
@@ -437,7 +450,7 @@ impl Store for RedisStore {
         device: &DeviceId,
         hashes: &[CodeHash],
     ) -> Result<(), StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::REPLACE_BACKUP_CODES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, device))
@@ -458,7 +471,7 @@ impl Store for RedisStore {
         user: &UserId,
         device: &DeviceId,
     ) -> Result<u64, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::COUNT_BACKUP_CODES.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.codes(&tag, device))
@@ -473,7 +486,7 @@ impl Store for RedisStore {
         challenge: &Challenge,
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::PUT_CHALLENGE.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.challenge(&tag, device))
@@ -508,7 +521,7 @@ impl Store for RedisStore {
         policy: &ThrottlePolicy,
         now: Timestamp,
     ) -> Result<AttemptGrant, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::BEGIN_ATTEMPT.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.user(&tag))
@@ -550,7 +563,7 @@ impl Store for RedisStore {
         refund: &[DeviceId],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::COMMIT_SUCCESS.prepare_invoke();
         call.key(self.keys.devices(&tag))
             .key(self.keys.user(&tag))
@@ -576,7 +589,7 @@ impl Store for RedisStore {
     }
 
     async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HDEL")
             .arg(key)
             .arg(USER_FAILURES)
@@ -586,7 +599,7 @@ impl Store for RedisStore {
     }
 
     async fn user_failures(&self, user: &UserId) -> Result<(u32, Option<Timestamp>), StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HMGET")
             .arg(key)
             .arg(USER_FAILURES)
@@ -600,13 +613,13 @@ impl Store for RedisStore {
     }
 
     async fn user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HGET").arg(key).arg(USER_STAMP).clone();
         Ok(reply::optional_number(&self.command(command).await?, "user stamp")?.unwrap_or(0))
     }
 
     async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
-        let key = self.keys.user(&UserTag::of(user));
+        let key = self.keys.user(&self.user_tag(user));
         let command = redis::cmd("HINCRBY")
             .arg(key)
             .arg(USER_STAMP)
@@ -697,7 +710,7 @@ impl Store for RedisStore {
     }
 
     async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {
-        let tag = UserTag::of(&browser.user);
+        let tag = self.user_tag(&browser.user);
         let mut call = scripts::PUT_REMEMBERED.prepare_invoke();
         call.key(self.keys.browsers(&tag))
             .key(self.keys.user(&tag))
@@ -714,7 +727,7 @@ impl Store for RedisStore {
         device: &DeviceId,
         now: Timestamp,
     ) -> Result<RememberedCheck, StoreError> {
-        let tag = UserTag::of(user);
+        let tag = self.user_tag(user);
         let mut call = scripts::CHECK_REMEMBERED.prepare_invoke();
         call.key(self.keys.browsers(&tag))
             .key(self.keys.devices(&tag))
@@ -741,7 +754,7 @@ impl Store for RedisStore {
 
     async fn list_remembered(&self, user: &UserId) -> Result<Vec<RememberedBrowser>, StoreError> {
         let mut call = scripts::LIST_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)));
+        call.key(self.keys.browsers(&self.user_tag(user)));
         let flat = reply::required_array(self.eval(call).await?, "browser list")?;
         let mut browsers = flat
             .chunks(2)
@@ -756,14 +769,14 @@ impl Store for RedisStore {
 
     async fn delete_remembered(&self, user: &UserId, id: &BrowserId) -> Result<bool, StoreError> {
         let mut call = scripts::DELETE_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)))
+        call.key(self.keys.browsers(&self.user_tag(user)))
             .arg(id.as_str());
         flag(&self.eval(call).await?)
     }
 
     async fn delete_all_remembered(&self, user: &UserId) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_ALL_REMEMBERED.prepare_invoke();
-        call.key(self.keys.browsers(&UserTag::of(user)));
+        call.key(self.keys.browsers(&self.user_tag(user)));
         reply::number(&self.eval(call).await?, "browser count")
     }
 
@@ -774,7 +787,7 @@ impl Store for RedisStore {
         hash: &CodeHash,
     ) -> Result<bool, StoreError> {
         let mut call = scripts::DISCARD_CHALLENGE.prepare_invoke();
-        call.key(self.keys.challenge(&UserTag::of(user), device))
+        call.key(self.keys.challenge(&self.user_tag(user), device))
             .arg(hash.as_str());
         flag(&self.eval(call).await?)
     }
@@ -835,7 +848,8 @@ impl Store for RedisStore {
         if reply::text(&rec)?.is_none() {
             return Ok(None);
         }
-        parse_confirmation(&rec, &status, &attempts, key).map(Some)
+        self.parse_confirmation(&rec, &status, &attempts, key)
+            .map(Some)
     }
 
     async fn begin_confirmation_attempt(
@@ -854,7 +868,7 @@ impl Store for RedisStore {
                 Ok(ConfirmationAttempt::Missing)
             }
             [outcome, rec, status, attempts] => {
-                let record = parse_confirmation(rec, status, attempts, key)?;
+                let record = self.parse_confirmation(rec, status, attempts, key)?;
                 match reply::text(outcome)? {
                     Some("granted") => Ok(ConfirmationAttempt::Granted(record)),
                     Some("refused") => Ok(ConfirmationAttempt::Refused(record)),
@@ -888,7 +902,9 @@ impl Store for RedisStore {
         call.key(self.keys.confirmation(key)).arg(now.as_millis());
         match reply::array(self.eval(call).await?)? {
             Some(fields) => match fields.as_slice() {
-                [rec, status, attempts] => parse_confirmation(rec, status, attempts, key).map(Some),
+                [rec, status, attempts] => self
+                    .parse_confirmation(rec, status, attempts, key)
+                    .map(Some),
                 _ => Err(reply::corrupt("confirmation")),
             },
             None => Ok(None),
