@@ -1,8 +1,8 @@
 //! A store wrapper that counts round trips and can be switched off, to test laziness and
 //! failing closed.
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
