@@ -187,8 +187,12 @@ async fn populate(store: &RedisStore, owner: &UserId) -> Populated {
 }
 
 /// The keys under `prefix` on one server.
+/// The keys of users under `prefix` (not the store's one key of its own, the check value of
+/// its tag key).
 fn keys_on(server: &RedisServer, prefix: &str) -> Vec<String> {
-    server.query(&["KEYS", &format!("{prefix}:*")]).strings()
+    let check = format!("{prefix}:tag-key-check");
+    let keys = server.query(&["KEYS", &format!("{prefix}:*")]).strings();
+    keys.into_iter().filter(|k| *k != check).collect()
 }
 
 fn assert_unavailable<T: std::fmt::Debug>(result: Result<T, StoreError>, started: Instant) {
@@ -397,13 +401,20 @@ async fn keys_carry_the_keyed_tag_and_never_the_plain_digest_of_the_user() {
     let keyed = format!("{{{}}}", first.user_tag(&alice).as_str());
     let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(alice.as_str())[..16]);
     assert_eq!(keys.len(), 7, "{keys:?}");
+    // Beside them, the check value of the tag key, which names no user and reveals no key.
+    let check = server.query(&["GET", &format!("{prefix}:tag-key-check")]);
+    assert_eq!(check.text().len(), 32, "{check:?}");
+    assert_ne!(check.text(), plain);
     assert!(keys.iter().all(|k| k.contains(&keyed)), "{keys:?}");
     assert!(!keys.iter().any(|k| k.contains(&plain)), "{keys:?}");
 
-    // Another server key tags the user otherwise: its instances find none of these records.
+    // Another server key tags the user otherwise, so its instances would find none of these
+    // records: they refuse to work on this data at all.
     let other = store_in(server, &prefix, &ServerKey::new(&[4; 32]).unwrap()).await;
     assert_ne!(other.user_tag(&alice), first.user_tag(&alice));
-    assert!(other.list_devices(&alice).await.unwrap().is_empty());
+    let refused = other.list_devices(&alice).await.unwrap_err();
+    assert_eq!(refused.kind(), "store_invalid_request");
+    assert_eq!(first.list_devices(&alice).await.unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,16 +137,32 @@ mod redis {
     }
 
     #[tokio::test]
-    async fn an_instance_with_another_server_key_does_not_take_the_session() {
+    async fn an_instance_with_another_server_key_fails_closed() {
         let prefix = unique_prefix();
         let first = instance(&prefix, [9; 32]).await;
-        let stranger = instance(&prefix, [7; 32]).await;
         let mut jar = CookieJar::default();
         call(&first, &mut jar, "POST", "/login", EMAIL).await;
-        // The id's tag is not the stranger's tag of the user: it is no session of theirs.
-        assert_eq!(
-            call(&stranger, &mut jar.clone(), "GET", "/whoami", "").await,
-            ""
-        );
+
+        // Its tags would find none of the user's devices: a password would pass for a user who
+        // never enrolled. Instead every operation fails, and a guarded route answers 503.
+        let store = RedisConfig::server(server().url())
+            .with_key_prefix(&prefix)
+            .connect()
+            .await
+            .unwrap();
+        let stranger = TwoFactor::new(store, ServerKey::new(&[7; 32]).unwrap());
+        let alice = UserId::new(EMAIL).unwrap();
+        let refused = stranger.is_configured(&alice).await.unwrap_err();
+        assert_eq!(refused.kind(), "store_invalid_request");
+        let guarded = Router::new()
+            .route("/admin", get(|| async { "admin" }))
+            .layer(tower_otp::guard::RequireOtpLayer::new())
+            .layer(OtpLayer::new(stranger));
+        let mut request = Request::get("/admin").body(Body::empty()).unwrap();
+        jar.add_to(request.headers_mut());
+        let response = guarded.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // The instance with the right key goes on working.
+        assert_eq!(call(&first, &mut jar, "GET", "/whoami", "").await, EMAIL);
     }
 }

@@ -86,6 +86,16 @@ impl TagKey {
         UserTag::from_digest(&mac.finalize().into_bytes())
     }
 
+    /// A value that only this key gives, stored beside the records a store tags with it so
+    /// that a store reached with another key can tell (see `RedisStore`). It reveals nothing
+    /// of the key.
+    pub(crate) fn check_value(&self) -> String {
+        let mut mac =
+            <HmacSha256 as KeyInit>::new_from_slice(&*self.0).expect("HMAC accepts 32-byte keys");
+        mac.update(b"tower-otp:tag-key-check\0");
+        HEXLOWER.encode(&mac.finalize().into_bytes()[..TAG_BYTES])
+    }
+
     fn same_as(&self, other: &TagKey) -> bool {
         self.0[..].ct_eq(&other.0[..]).into()
     }
@@ -130,6 +140,11 @@ impl UserTagger {
     /// Whether a key is bound.
     pub fn is_keyed(&self) -> bool {
         self.0.get().is_some()
+    }
+
+    /// The bound key, if any.
+    pub(crate) fn key(&self) -> Option<&TagKey> {
+        self.0.get()
     }
 
     /// The tag of `user`: keyed once a key is bound, a plain SHA-256 of the id before.

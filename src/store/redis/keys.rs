@@ -79,6 +79,12 @@ impl Keys {
         self.key(tag, "confirmation:")
     }
 
+    /// The check value of the key user tags are made with (a string, no user tag: its own
+    /// slot).
+    pub(super) fn tag_key_check(&self) -> String {
+        format!("{}:tag-key-check", self.prefix)
+    }
+
     /// The code attempts of a session that has passed only the first factor (a counter
     /// with a time to live).
     pub(super) fn session_attempts(&self, key: &SessionKey) -> String {

@@ -1,10 +1,13 @@
 //! [`RedisStore`]: the [`Store`] operations as scripts and single commands.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{ScriptInvocation, Value};
+use subtle::ConstantTimeEq;
+use tokio::sync::OnceCell;
 
 use super::connection::{Connection, Request};
 use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
@@ -44,6 +47,8 @@ pub struct RedisStore {
     connection: Connection,
     keys: Keys,
     tagger: UserTagger,
+    /// Whether the data in Redis was tagged with the bound key: checked once, then kept.
+    key_check: Arc<OnceCell<bool>>,
     timeout: Duration,
     mode: &'static str,
 }
@@ -68,6 +73,7 @@ impl RedisStore {
             connection: Connection::open(&config.target, config.timeout).await?,
             keys: Keys::new(&config.key_prefix),
             tagger: UserTagger::new(),
+            key_check: Arc::default(),
             timeout: config.timeout,
             mode: config.mode(),
         })
@@ -79,15 +85,65 @@ impl RedisStore {
     }
 
     async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
+        self.check_tag_key().await?;
         self.connection
             .run(&Request::Script(invocation), self.timeout)
             .await
     }
 
     async fn command(&self, command: redis::Cmd) -> Result<Value, StoreError> {
+        self.check_tag_key().await?;
         self.connection
             .run(&Request::Command(command), self.timeout)
             .await
+    }
+
+    /// Fails closed if the data in Redis was tagged under another key. A user's keys are named
+    /// by their tag, so an instance with another `ServerKey` would find no device of anyone
+    /// and take every user for one who never enrolled: a password would be enough. The first
+    /// instance to run stores a check value of its key; every instance compares with it once.
+    async fn check_tag_key(&self) -> Result<(), StoreError> {
+        let Some(key) = self.tagger.key() else {
+            return Ok(());
+        };
+        let matches = self
+            .key_check
+            .get_or_try_init(|| self.compare_tag_key(key.check_value()))
+            .await?;
+        if *matches {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid(
+                "this store's data is tagged under another ServerKey; refusing to use it",
+            ))
+        }
+    }
+
+    /// Stores `check` as the store's key check unless one is there, and tells whether the
+    /// stored one is `check`.
+    async fn compare_tag_key(&self, check: String) -> Result<bool, StoreError> {
+        let key = self.keys.tag_key_check();
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(&check).arg("NX");
+        self.connection
+            .run(&Request::Command(set), self.timeout)
+            .await?;
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let stored = self
+            .connection
+            .run(&Request::Command(get), self.timeout)
+            .await?;
+        let stored = reply::text(&stored)?.unwrap_or_default();
+        let matches: bool = stored.as_bytes().ct_eq(check.as_bytes()).into();
+        if !matches {
+            tracing::error!(
+                key = %key,
+                "the data in this Redis was tagged under another ServerKey: every operation \
+                 fails until the instances share one ServerKey"
+            );
+        }
+        Ok(matches)
     }
 
     /// A confirmation from its stored JSON and its current status and attempt count.
