@@ -3,17 +3,21 @@
 //! An axum application with public routes, a logged-in area, and an `/admin` subtree that
 //! needs a staff user who passed the second factor. Serves on 127.0.0.1:3001, on the
 //! embedded in-memory store, or on a Redis server given with `--redis-url URL` or
-//! `REDIS_URL`. Try:
+//! `REDIS_URL`. Users `alice` (staff) and `bob`, password `password`. Try:
 //!
 //! ```text
-//! curl -c jar -b jar -X POST 127.0.0.1:3001/login -H 'content-type: application/json' \
+//! curl -c jar -b jar 127.0.0.1:3001/login -H 'content-type: application/json' \
 //!      -d '{"username":"alice","password":"password"}'
 //! curl -b jar 127.0.0.1:3001/admin                      # 403 otp_setup_required
 //! curl -c jar -b jar -X POST 127.0.0.1:3001/enroll      # scan the otpauth URI
-//! curl -c jar -b jar -X POST 127.0.0.1:3001/confirm -H 'content-type: application/json' \
-//!      -d '{"device_id":"…","code":"123456"}'
+//! curl -c jar -b jar 127.0.0.1:3001/confirm -H 'content-type: application/json' \
+//!      -d '{"device_id":"ID","code":"123456"}'
 //! curl -b jar 127.0.0.1:3001/admin                      # 200
 //! ```
+//!
+//! A later login gets `403 otp_required` on `/admin` until `POST /verify` `{"code"}`; a
+//! wrong code makes the next attempt wait a second (`429 throttled`); bob, who is no staff
+//! member, gets `403 forbidden`; `POST /logout` ends the session.
 
 use axum::Router;
 use axum::extract::{Json, State};
@@ -25,7 +29,7 @@ use serde_json::json;
 use tower_otp::device::TotpSettings;
 use tower_otp::guard::{RequireOtpLayer, Verified};
 use tower_otp::layer::OtpLayer;
-use tower_otp::session::{OtpSession, SessionConfig, SessionError};
+use tower_otp::session::{ConfigError, OtpSession, SessionConfig, SessionError};
 use tower_otp::{DeviceId, ServerKey, TwoFactor, UserId};
 
 #[path = "support/store.rs"]
@@ -47,6 +51,11 @@ fn failure(error: SessionError) -> Response {
         SessionError::Otp(e) if e.is_wrong_code() => StatusCode::UNAUTHORIZED,
         SessionError::Otp(e) if e.kind() == "throttled" || e.kind() == "locked" => {
             StatusCode::TOO_MANY_REQUESTS
+        }
+        SessionError::Otp(e)
+            if matches!(e.kind(), "otp_required" | "reauthentication_required") =>
+        {
+            StatusCode::FORBIDDEN
         }
         _ => StatusCode::BAD_REQUEST,
     };
@@ -161,13 +170,17 @@ async fn logout(session: OtpSession) -> Response {
     }
 }
 
-fn app(two_factor: TwoFactor, config: SessionConfig) -> Router {
+/// The application: the guarded `/admin` subtree nested in the public routes, all inside
+/// `OtpLayer`, added last so that it is outermost.
+pub(crate) fn app(two_factor: TwoFactor) -> Result<Router, ConfigError> {
+    // Plain HTTP on loopback: no `Secure` cookie (and so no `__Host-` prefix).
+    let config = SessionConfig::new().with_secure(false)?;
     let staff_only = |user: UserId| async move { is_staff(&user) };
     let admin_area = Router::new()
         .route("/", get(admin))
         .route("/settings", get(admin))
         .layer(RequireOtpLayer::new().predicate(staff_only));
-    Router::new()
+    Ok(Router::new()
         .route("/", get(|| async { "Public page.\n" }))
         .route("/login", post(login))
         .route("/enroll", post(enroll))
@@ -177,7 +190,7 @@ fn app(two_factor: TwoFactor, config: SessionConfig) -> Router {
         .route("/logout", post(logout))
         .nest("/admin", admin_area)
         .with_state(two_factor.clone())
-        .layer(OtpLayer::new(two_factor).with_config(config))
+        .layer(OtpLayer::new(two_factor).with_config(config)))
 }
 
 #[tokio::main]
@@ -187,12 +200,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // from its configuration.
     let two_factor =
         TwoFactor::from_shared(store, ServerKey::generate()).with_issuer("axum admin example")?;
-    // Plain HTTP on loopback: no `Secure` cookie (and so no `__Host-` prefix).
-    let config = SessionConfig::new().with_secure(false)?;
+    let app = app(two_factor)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!(
         "listening on http://127.0.0.1:3001 ({described}); users alice (staff) and bob, password `password`"
     );
-    axum::serve(listener, app(two_factor, config)).await?;
+    axum::serve(listener, app).await?;
     Ok(())
 }

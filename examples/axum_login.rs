@@ -1,16 +1,25 @@
 //! Run with `cargo run --example axum_login --features axum-login`
 //!
 //! A second factor on top of an existing axum-login + tower-sessions login: axum-login says
-//! who the user is, tower-otp guards the `/admin` subtree with `RequireOtpLayer`. axum-login's
-//! logout (or a new login) ends the second-factor verification too. Serves on 127.0.0.1:3003.
+//! who the user is, tower-otp guards the `/admin` subtree with `RequireOtpLayer`. Serves on
+//! 127.0.0.1:3003; users `alice` (staff) and `bob`, password `password`.
+//!
+//! The verification is bound to the login: to the tower-sessions session id and the user's
+//! `session_auth_hash`. Logging out (which deletes the session) and a changed password end
+//! it, and so does a new login, because this example's `/login` gives the session a new id:
+//! axum-login 0.18 keeps the id when someone logs in over an existing login, which would
+//! keep the verification too.
 //!
 //! ```text
-//! curl -c jar -b jar -X POST 127.0.0.1:3003/login -d 'username=alice&password=password'
+//! curl -c jar -b jar 127.0.0.1:3003/login -d 'username=alice&password=password'
 //! curl -b jar 127.0.0.1:3003/admin                   # 403 otp_setup_required
-//! curl -b jar -X POST 127.0.0.1:3003/2fa/enroll      # otpauth URI to scan
-//! curl -b jar -X POST 127.0.0.1:3003/2fa/confirm -d 'device_id=…&code=123456'
+//! curl -b jar -X POST 127.0.0.1:3003/2fa/enroll      # {"device_id", "otpauth_uri"}: scan the URI
+//! curl -b jar 127.0.0.1:3003/2fa/confirm -d 'device_id=ID&code=123456'
 //! curl -b jar 127.0.0.1:3003/admin                   # 200
 //! ```
+//!
+//! After the next login, `/admin` answers `403 otp_required` until `POST /2fa/verify` with
+//! `code=...`; bob, who is no staff member, gets `403 forbidden`.
 
 use std::collections::HashMap;
 
@@ -77,13 +86,21 @@ impl AuthnBackend for Backend {
 
 type AuthSession = axum_login::AuthSession<Backend>;
 
+/// Logs in, always under a new session id, so that a new login starts with the second
+/// factor unverified. axum-login 0.18 cycles the id only at a browser's first login and keeps
+/// it when someone logs in over an existing login (and tower-sessions 0.14 keeps it across a
+/// logout's flush in the same request), which would keep the verification too.
 async fn login(mut auth: AuthSession, Form(credentials): Form<Credentials>) -> Response {
-    match auth.authenticate(credentials).await {
-        Ok(Some(user)) => match auth.login(&user).await {
-            Ok(()) => "logged in\n".into_response(),
-            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-        },
-        _ => (StatusCode::UNAUTHORIZED, "wrong username or password\n").into_response(),
+    let user = match auth.authenticate(credentials).await {
+        Ok(Some(user)) => user,
+        _ => return (StatusCode::UNAUTHORIZED, "wrong username or password\n").into_response(),
+    };
+    if auth.session.cycle_id().await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    match auth.login(&user).await {
+        Ok(()) => "logged in\n".into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
@@ -147,8 +164,9 @@ async fn admin(verified: Verified) -> String {
     format!("admin area, {}\n", verified.user)
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// The application: axum-login's layer outermost, then `OtpLayer`, which reads the
+/// `AuthSession` axum-login put in the request, then the routes and the guarded subtree.
+pub(crate) fn app(two_factor: TwoFactor) -> Router {
     let users = [("alice", true), ("bob", false)]
         .into_iter()
         .map(|(name, staff)| {
@@ -167,8 +185,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let backend = Backend { users };
 
-    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
-        .with_issuer("axum-login example")?;
     let is_staff = move |user: UserId| {
         let staff = staff.contains(&user.as_str().to_owned());
         async move { staff }
@@ -181,21 +197,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sessions =
         SessionManagerLayer::new(tower_sessions::MemoryStore::default()).with_secure(false);
     let auth = AuthManagerLayerBuilder::new(backend, sessions).build();
-    let app = Router::new()
+    Router::new()
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/2fa/enroll", post(enroll))
         .route("/2fa/confirm", post(confirm))
         .route("/2fa/verify", post(verify))
         .nest("/admin", admin_area)
-        // OtpLayer inside axum-login's layer: it reads the AuthSession axum-login put there.
         .layer(OtpLayer::new(two_factor).with_identity(AxumLoginIdentity::<Backend>::new()))
-        .layer(auth);
+        .layer(auth)
+}
 
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3003").await?;
     println!(
         "listening on http://127.0.0.1:3003; users alice (staff) and bob, password `password`"
     );
-    axum::serve(listener, app).await?;
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+        .with_issuer("axum-login example")?;
+    axum::serve(listener, app(two_factor)).await?;
     Ok(())
 }

@@ -7,12 +7,15 @@
 //!
 //! ```text
 //! curl -X POST 127.0.0.1:3004/token -d '{"username":"alice","password":"password"}' -H 'content-type: application/json'
-//! curl 127.0.0.1:3004/api/secret -H 'Authorization: Bearer TOKEN'                          # 403
-//! curl -X POST 127.0.0.1:3004/2fa/enroll -H 'Authorization: Bearer TOKEN'                  # scan the URI
+//! curl 127.0.0.1:3004/api/secret -H 'Authorization: Bearer TOKEN'         # 403 otp_setup_required
+//! curl -X POST 127.0.0.1:3004/2fa/enroll -H 'Authorization: Bearer TOKEN' # scan the URI
 //! curl -X POST 127.0.0.1:3004/2fa/confirm -H 'Authorization: Bearer TOKEN' \
-//!      -H 'content-type: application/json' -d '{"device_id":"…","code":"123456"}'
-//! curl 127.0.0.1:3004/api/secret -H 'Authorization: Bearer TOKEN'                          # 200
+//!      -H 'content-type: application/json' -d '{"device_id":"ID","code":"123456"}'
+//! curl 127.0.0.1:3004/api/secret -H 'Authorization: Bearer TOKEN'         # 200
 //! ```
+//!
+//! A new token of the same user answers `403 otp_required` until `POST /2fa/verify` with
+//! `{"code": "..."}`; the token stays the same, verified from then on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -155,11 +158,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// The application: the token endpoint outside everything; the application's auth
+/// middleware outside `OtpLayer`, whose identity source reads the `Claims` it leaves.
+pub(crate) fn app(two_factor: TwoFactor) -> Router {
     let tokens = Tokens::default();
-    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
-        .with_issuer("bearer API example")?;
     // The second factor is bound to the user and the token id: a new token starts unverified.
     let identity = |parts: &axum::http::request::Parts| {
         let claims = parts.extensions.get::<Claims>()?;
@@ -168,7 +170,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &claims.token_id,
         ))
     };
-    let app = Router::new()
+    Router::new()
         .route("/api/secret", get(secret).layer(RequireOtpLayer::new()))
         .route("/2fa/enroll", post(enroll))
         .route("/2fa/confirm", post(confirm_or_verify))
@@ -176,10 +178,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(OtpLayer::new(two_factor).with_identity(identity))
         .layer(middleware::from_fn_with_state(tokens.clone(), authenticate))
         .route("/token", post(issue_token))
-        .with_state(tokens);
+        .with_state(tokens)
+}
 
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3004").await?;
     println!("listening on http://127.0.0.1:3004; users alice and bob, password `password`");
-    axum::serve(listener, app).await?;
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+        .with_issuer("bearer API example")?;
+    axum::serve(listener, app(two_factor)).await?;
     Ok(())
 }

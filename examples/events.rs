@@ -4,6 +4,7 @@
 //! while a short scripted flow runs on the embedded in-memory store: enrolment, confirmation,
 //! backup codes, then login, a verification, a wrong code, a throttled retry, a backup code
 //! and logout through an axum router with `OtpLayer` (so those events carry the request).
+//! The subscriber reads the bus as a `Stream`.
 //! The steps are narrated on standard error, so that
 //! `cargo run --example events 2>/dev/null | jq .` shows the events alone. Exits by itself.
 //!
@@ -19,6 +20,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tower_otp::clock::{Clock, ManualClock, Timestamp};
@@ -108,6 +110,12 @@ async fn post_to(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    run().await?;
+    Ok(())
+}
+
+/// Runs the flow, printing each event as it comes; returns the events' names, in order.
+pub(crate) async fn run() -> Result<Vec<&'static str>, Box<dyn std::error::Error>> {
     let clock = ManualClock::new(Timestamp::from(SystemTime::now()));
     let two_factor = TwoFactor::new(
         MemoryStore::new().with_clock(clock.clone()),
@@ -116,21 +124,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .with_clock(clock.clone())
     .with_issuer("events example")?;
 
-    // The subscriber: an async stream on its own task. It never slows the flow down; had it
-    // fallen more than the bus's capacity behind, it would be told how many events it missed.
+    // The subscriber: a `Stream` on its own task. It never slows the flow down; had it fallen
+    // more than the bus's capacity behind, it would be told how many events it missed.
     let mut stream = two_factor.events().subscribe();
     let printer = tokio::spawn(async move {
-        loop {
-            match stream.recv().await {
-                Ok(event) => match serde_json::to_string(&*event) {
-                    Ok(line) => println!("{line}"),
-                    Err(error) => eprintln!("could not serialise an event: {error}"),
-                },
+        let mut names = Vec::new();
+        // The stream ends once every handle on the bus is gone: the flow is over.
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(event) => {
+                    names.push(event.kind.name());
+                    match serde_json::to_string(&*event) {
+                        Ok(line) => println!("{line}"),
+                        Err(error) => eprintln!("could not serialise an event: {error}"),
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => eprintln!("missed {missed} events"),
-                // Every handle on the bus is gone: the flow is over.
-                Err(RecvError::Closed) => break,
+                Err(error) => eprintln!("{error}"),
             }
         }
+        names
     });
 
     let alice = UserId::new("alice")?;
@@ -148,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backup = two_factor.generate_backup_codes(&fresh).await?;
 
     let app = app(two_factor.clone());
-    note("# log in (no event: the first factor is the application's)");
+    note("# log in (the first factor is the application's; the session start is an event)");
     let (_, mut token) = post_to(&app, "/login", None, "alice").await?;
 
     note("# verify with the app's next code");
@@ -184,6 +197,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Dropping the last handles on the bus closes it; the printer drains what is buffered
     // and stops.
     drop((app, two_factor));
-    tokio::time::timeout(Duration::from_secs(5), printer).await??;
-    Ok(())
+    Ok(tokio::time::timeout(Duration::from_secs(5), printer).await??)
 }

@@ -20,10 +20,10 @@ use tower_otp::{Caller, DeviceKind, MemoryStore, ServerKey, TwoFactor, UserId};
 
 /// A message for a user.
 #[derive(Clone, Debug)]
-struct Notice {
-    to: String,
-    subject: String,
-    body: String,
+pub(crate) struct Notice {
+    pub(crate) to: String,
+    pub(crate) subject: String,
+    pub(crate) body: String,
 }
 
 /// Stands in for an email service: prints each notice and keeps it.
@@ -44,11 +44,11 @@ impl ConsoleMailer {
             .push(notice);
     }
 
-    fn sent(&self) -> usize {
+    fn sent(&self) -> Vec<Notice> {
         self.outbox
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
+            .clone()
     }
 }
 
@@ -104,6 +104,13 @@ fn notice_for(event: &Event, contacts: &HashMap<String, String>) -> Option<Notic
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sent = run().await?;
+    eprintln!("{} notices sent", sent.len());
+    Ok(())
+}
+
+/// Runs the flow; returns the notices sent.
+pub(crate) async fn run() -> Result<Vec<Notice>, Box<dyn std::error::Error>> {
     let contacts = HashMap::from([("alice".to_owned(), "alice@example.com".to_owned())]);
     let mailer = ConsoleMailer::default();
     let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
@@ -150,6 +157,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // sends what is queued and stops.
     drop(two_factor);
     tokio::time::timeout(Duration::from_secs(5), delivery).await??;
-    eprintln!("{} notices sent", mailer.sent());
-    Ok(())
+    Ok(mailer.sent())
 }

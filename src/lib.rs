@@ -4,30 +4,80 @@
 //! built on [Tower](https://docs.rs/tower): axum routers, plain hyper services, admin
 //! subtrees, with state in an embedded store or in Redis shared by many instances.
 //!
-//! * [`layer`]: [`OtpLayer`](layer::OtpLayer) gives every request an
-//!   [`OtpSession`](session::OtpSession), loaded from the store only when asked.
-//! * [`guard`]: [`RequireOtpLayer`](guard::RequireOtpLayer) and the
-//!   [`Verified`](guard::Verified) extractor keep unverified users out of routes and subtrees.
+//! ## Start here
+//!
+//! Ten items make a second factor for an axum application with a password login:
+//!
+//! | item | what it is for |
+//! | --- | --- |
+//! | [`TwoFactor`] | the engine: users' devices, verification, throttling, events; usable without HTTP |
+//! | [`ServerKey`] | the key backup and out-of-band codes are hashed under: the same on every instance |
+//! | [`MemoryStore`] | where state lives in one process, with nothing to run (the examples' store) |
+//! | [`RedisStore`] | where state lives for many instances: Redis or a Redis Cluster (feature `redis`) |
+//! | [`UserId`] | the user your first factor (your password check) found |
+//! | [`OtpLayer`] | gives every request an [`OtpSession`]; add it outermost, after everything that needs it |
+//! | [`OtpSession`] | the request's session: `login` once the password is right, `verify`, `logout`, `caller` |
+//! | [`RequireOtpLayer`] | lets into a route or subtree only sessions that passed the second factor |
+//! | [`Verified`] | the extractor of the user that passed (or that a guard let through) |
+//! | [`api::router`] | the JSON API to nest under `/2fa`: enrolment, confirmation, verification, backup codes, logout (feature `api`) |
+//!
+//! Next, as the need arises: [`Caller`] (who asks the engine to change a user's factors,
+//! see the factor rule there), [`RememberConfig`](remember::RememberConfig) (remember this
+//! browser), [`SessionConfig`](session::SessionConfig) (cookie and lifetimes),
+//! [`Events`](events::Events) (audit logs and notices).
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use tower_otp::guard::{RequireOtpLayer, Verified};
+//! use tower_otp::layer::OtpLayer;
+//! use tower_otp::session::OtpSession;
+//! use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+//!
+//! async fn login(session: OtpSession) -> &'static str {
+//!     // Check the password first; then:
+//!     session.login(UserId::new("alice").unwrap()).await.unwrap();
+//!     "logged in"
+//! }
+//!
+//! async fn admin(verified: Verified) -> String {
+//!     format!("hello {}", verified.user)
+//! }
+//!
+//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+//! let app: Router = Router::new()
+//!     .route("/admin", get(admin).layer(RequireOtpLayer::new()))
+//!     .route("/login", post(login))
+//!     .layer(OtpLayer::new(two_factor));
+//! ```
+//!
+//! The README walks through a whole flow with the demo server, and [`api`] lists the
+//! endpoints.
+//!
+//! ## The parts
+//!
+//! * [`layer`]: [`OtpLayer`] gives every request an [`OtpSession`], loaded from the store
+//!   only when asked.
+//! * [`guard`]: [`RequireOtpLayer`] and the [`Verified`] extractor keep unverified users out
+//!   of routes and subtrees, with a status and a JSON error code, or a redirect.
 //! * [`session`]: sessions by cookie or bearer token, rotated at login and verification, or a
 //!   first factor from elsewhere (axum-login, a token's claims) through an
 //!   [`IdentitySource`](session::IdentitySource).
 //! * [`remember`]: signed, revocable remember-this-browser cookies.
 //! * [`events`]: `user_verified` and its siblings, to hooks, subscribers and other instances.
 //! * [`api`] (feature `api`): a ready JSON API to mount under `/2fa`.
-//! * [`device`]: users' devices and the verification policy — replay protection, drift,
-//!   throttling with a cap, a per-user lockout, backup codes stored as keyed hashes, secrets
-//!   sealed at rest, out-of-band codes delivered through a [`Sender`](device::Sender).
-//!   [`TwoFactor`] is the engine underneath, usable without HTTP.
-//! * [`confirm`]: the confirmation API — confirm a new email address or phone number, or a
-//!   sensitive action, before it takes effect; each confirmation is used once.
+//! * [`device`]: users' devices and the verification policy: replay protection, drift,
+//!   throttling, backup codes, out-of-band codes delivered through a
+//!   [`Sender`](device::Sender). [`TwoFactor`] is the engine underneath.
+//! * [`confirm`]: the confirmation API: confirm a new email address or phone number, or a
+//!   sensitive action, before it takes effect.
 //! * [`keys`]: [`Keys::derive`] makes every key the crate needs from one master secret.
-//! * [`otp`]: HOTP and TOTP arithmetic (RFC 4226 / RFC 6238), token parsing, constant-time
-//!   comparison, `otpauth://` provisioning URIs and QR codes.
-//! * [`store`]: the one persistence trait, with the embedded [`MemoryStore`] and (feature
-//!   `redis`) a Redis and Redis Cluster store; every race-sensitive check is atomic in the
-//!   store.
+//! * [`otp`]: HOTP and TOTP arithmetic (RFC 4226 / RFC 6238), `otpauth://` provisioning URIs
+//!   and QR codes.
+//! * [`store`]: where state lives, [`MemoryStore`] or [`RedisStore`], and how to write
+//!   another backend.
+//! * [`clock`]: the time source, replaceable in tests.
 //!
-//! ## Example
+//! ## The engine without HTTP
 //!
 //! ```
 //! use tower_otp::{ServerKey, TwoFactor, UserId};
@@ -50,8 +100,6 @@
 //! # }).unwrap();
 //! ```
 //!
-//! See [`guard`] for a guarded axum router and [`api`] for the JSON API.
-//!
 //! ## Feature flags
 //!
 //! | feature | default | what it adds |
@@ -62,6 +110,15 @@
 //! | `axum-login` | no | `AxumLoginIdentity`: the first factor from axum-login |
 //! | `smtp` | no | `SmtpSender`: codes by email over SMTP (lettre, rustls) |
 //! | `webhook` | no | `WebhookSender`: codes through an HTTP gateway, for SMS (reqwest, rustls) |
+//!
+//! ## Logs
+//!
+//! The crate logs through [`tracing`](https://docs.rs/tracing), never a secret, code or
+//! token. At `warn`: a guard that finds the store down (at most one line every 10 seconds,
+//! counting the refusals it left out), an API request that meets a store outage, the Redis
+//! event bridge losing its connection, device secrets stored unencrypted (once). At `error`:
+//! a panicking event hook. At `debug`: each request a guard refuses, session and device
+//! changes, and every event.
 //!
 //! ## Security and deployment notes
 //!
@@ -76,7 +133,18 @@
 //! * Any store error fails closed: guards answer 503, verifications fail.
 //! * With Redis, enable persistence (AOF) if it is your store of record: without it a restart
 //!   forgets devices, used codes and locks.
-
+//! * `SECURITY.md`, in the repository, states the threat model and the factor rule in full.
+//!
+//! [`OtpLayer`]: layer::OtpLayer
+//! [`OtpSession`]: session::OtpSession
+//! [`RequireOtpLayer`]: guard::RequireOtpLayer
+//! [`Verified`]: guard::Verified
+#![cfg_attr(feature = "redis", doc = "[`RedisStore`]: store::RedisStore")]
+#![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: #feature-flags")]
+#![cfg_attr(feature = "api", doc = "[`api`]: api")]
+#![cfg_attr(feature = "api", doc = "[`api::router`]: api::router")]
+#![cfg_attr(not(feature = "api"), doc = "[`api`]: #feature-flags")]
+#![cfg_attr(not(feature = "api"), doc = "[`api::router`]: #feature-flags")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "api")]

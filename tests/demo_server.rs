@@ -712,3 +712,179 @@ async fn a_device_planted_in_the_demo_before_enrolment_never_becomes_a_factor() 
         .collect();
     assert_eq!(ids, [phone.as_str()]);
 }
+
+// ----- the README's flow ---------------------------------------------------------------------
+
+/// A request of the README's curl flow, with the answer its comment expects.
+#[derive(Debug)]
+struct Curl {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    status: u16,
+    /// The answer's JSON body (when the comment shows one) or its error code.
+    expected: Option<String>,
+}
+
+#[derive(Debug)]
+enum Step {
+    Curl(Curl),
+    Sleep(Duration),
+}
+
+/// A shell line's words, single quotes honoured, and its trailing `#` comment.
+fn shell_words(line: &str) -> (Vec<String>, Option<&str>) {
+    let (mut words, mut word, mut in_word, mut quoted) = (Vec::new(), String::new(), false, false);
+    for (at, c) in line.char_indices() {
+        match c {
+            '\'' => (quoted, in_word) = (!quoted, true),
+            '#' if !quoted && !in_word => return (words, Some(line[at + 1..].trim())),
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    (words, None)
+}
+
+fn parse_curl(words: Vec<String>, comment: Option<&str>) -> Curl {
+    let mut method = None;
+    let mut path = None;
+    let mut headers = Vec::new();
+    let mut body = None;
+    let mut args = words.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            // Both name the cookie jar, which the test keeps itself.
+            "-c" | "-b" => {
+                args.next();
+            }
+            "-X" => method = args.next(),
+            "-H" => {
+                let header = args.next().unwrap();
+                let (name, value) = header.split_once(": ").unwrap();
+                headers.push((name.to_owned(), value.to_owned()));
+            }
+            "-d" => body = args.next(),
+            url if url.starts_with("127.0.0.1:3000/") => {
+                path = Some(url["127.0.0.1:3000".len()..].to_owned());
+            }
+            other => panic!("the README's flow uses `{other}`, which this test does not know"),
+        }
+    }
+    let comment = comment.expect("each request of the README's flow says what it answers");
+    let (status, expected) = comment.split_once(' ').unwrap_or((comment, ""));
+    Curl {
+        method: method.unwrap_or_else(|| if body.is_some() { "POST" } else { "GET" }.into()),
+        path: path.expect("a URL"),
+        headers,
+        body: body.unwrap_or_default(),
+        status: status.parse().expect("a status first in the comment"),
+        expected: (!expected.is_empty()).then(|| expected.to_owned()),
+    }
+}
+
+/// The steps of the README's `sh` block that runs the flow.
+fn readme_flow() -> Vec<Step> {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.contains("/2fa/verify"))
+        .expect("the README's curl flow");
+    block
+        .replace("\\\n", " ")
+        .lines()
+        .map(shell_words)
+        .filter(|(words, _)| !words.is_empty())
+        .map(|(words, comment)| match words[0].as_str() {
+            "curl" => Step::Curl(parse_curl(words, comment)),
+            "sleep" => Step::Sleep(Duration::from_secs(words[1].parse().unwrap())),
+            other => panic!("the README's flow runs `{other}`, which this test does not know"),
+        })
+        .collect()
+}
+
+/// The current TOTP time step.
+fn current_step() -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    TotpParams::default().time_step(now.as_secs()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_flow_runs_against_the_demo_as_written() {
+    let demo = Demo::start(&[]);
+    let steps = readme_flow();
+    assert!(steps.len() >= 15, "{steps:?}");
+    let mut jar = CookieJar::default();
+    let (mut device, mut secret) = (String::new(), String::new());
+    let mut used_step = None;
+    for step in steps {
+        let curl = match step {
+            Step::Sleep(pause) => {
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            Step::Curl(curl) => curl,
+        };
+        let path = curl.path.replace("/ID/", &format!("/{device}/"));
+        let mut body = curl.body.clone();
+        if body.contains("\"code\"") {
+            // A code works once: a new one needs a new time step.
+            if used_step == Some(current_step()) || totp_code(&secret) == "000000" {
+                next_step().await;
+            }
+            body = body.replace("123456", &totp_code(&secret));
+        }
+        let cookie = jar.header().unwrap_or_default();
+        let mut headers: Vec<(&str, &str)> = curl
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        if !cookie.is_empty() {
+            headers.push(("cookie", &cookie));
+        }
+        let response = send(demo.addr, &curl.method, &path, &headers, &body).await;
+        for set_cookie in response.headers_named("set-cookie") {
+            jar.apply(set_cookie);
+        }
+        assert_eq!(response.status, curl.status, "{curl:?}: {}", response.body);
+        match curl.expected.as_deref() {
+            Some(json) if json.starts_with('{') => {
+                assert_eq!(
+                    response.json(),
+                    serde_json::from_str::<Value>(json).unwrap()
+                )
+            }
+            Some(error) => assert_eq!(response.json()["error"], error, "{curl:?}"),
+            None => {}
+        }
+        if body.contains("\"code\"") && response.status == 200 {
+            used_step = Some(current_step());
+        }
+        if path == "/2fa/devices" && response.status == 201 {
+            // Where the README says they are.
+            let enrolled = response.json();
+            device = enrolled["device"]["id"].as_str().unwrap().to_owned();
+            secret = enrolled["provisioning"]["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let uri = enrolled["provisioning"]["otpauth_uri"].as_str().unwrap();
+            assert!(uri.contains(&format!("secret={secret}")), "{uri}");
+        }
+    }
+}

@@ -188,6 +188,7 @@ async fn confirmation_ids_never_reach_an_events_path() {
 async fn segments_the_application_marks_as_secret_stay_out_too() {
     let mut app = app();
     app.login("alice").await;
+    app.take_events(); // `session_started`, on `/login`
     let (status, _) = app
         .call("POST", "/account/reset/TOKEN-s3cr3t/done", None)
         .await;

@@ -296,7 +296,7 @@ async fn events_in_a_request_carry_the_request_and_sessions_announce_logouts() {
     app.clone().oneshot(request).await.unwrap();
     let events = f.drain();
     let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(names, ["device_added", "logged_out"]);
+    assert_eq!(names, ["session_started", "device_added", "logged_out"]);
     for event in &events {
         let request = event.request.as_ref().unwrap();
         assert_eq!(request.method, "POST");
@@ -304,22 +304,25 @@ async fn events_in_a_request_carry_the_request_and_sessions_announce_logouts() {
         assert_eq!(request.user_agent.as_deref(), Some("TestAgent/1.0"));
         assert_eq!(request.client_addr, Some([127, 0, 0, 1].into()));
     }
-    let json = serde_json::to_value(&*events[1]).unwrap();
+    let json = serde_json::to_value(&*events[2]).unwrap();
     assert_eq!(json["event"], "logged_out");
     assert_eq!(json["user"], "alice");
     assert_eq!(json["request"]["path"], "/login-then-logout");
     assert!(!json.to_string().contains("not-logged"));
     let back: Event = serde_json::from_value(json).unwrap();
-    assert_eq!(back, *events[1]);
+    assert_eq!(back, *events[2]);
 
     app.oneshot(Request::post("/logout-all").body(Body::empty()).unwrap())
         .await
         .unwrap();
     let events = f.drain();
-    assert_eq!(events.len(), 1);
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.clone()).collect();
     assert_eq!(
-        events[0].kind,
-        EventKind::LoggedOutEverywhere { sessions: 1 }
+        kinds,
+        [
+            EventKind::SessionStarted,
+            EventKind::LoggedOutEverywhere { sessions: 1 }
+        ]
     );
 }
 
@@ -455,15 +458,17 @@ async fn two_processes_see_each_others_events_over_redis() {
         .body(Body::empty())
         .unwrap();
     left_app.oneshot(request).await.unwrap();
-    let local = left_stream.recv().await.unwrap();
-    let remote = tokio::time::timeout(Duration::from_secs(5), right_stream.recv())
-        .await
-        .expect("the other instance received the event")
-        .unwrap();
-    assert_eq!(*remote, *local);
-    assert_eq!(remote.instance, left.instance());
-    assert_eq!(remote.kind, EventKind::DeviceAdded);
-    assert_eq!(remote.request.as_ref().unwrap().path, "/enrol");
+    for expected in [EventKind::SessionStarted, EventKind::DeviceAdded] {
+        let local = left_stream.recv().await.unwrap();
+        let remote = tokio::time::timeout(Duration::from_secs(5), right_stream.recv())
+            .await
+            .expect("the other instance received the event")
+            .unwrap();
+        assert_eq!(*remote, *local);
+        assert_eq!(remote.instance, left.instance());
+        assert_eq!(remote.kind, expected);
+        assert_eq!(remote.request.as_ref().unwrap().path, "/enrol");
+    }
     assert_eq!(
         right_hook_calls.load(Ordering::SeqCst),
         0,
@@ -475,22 +480,31 @@ async fn two_processes_see_each_others_events_over_redis() {
         .oneshot(Request::post("/logout-all").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(5), left_stream.recv())
-        .await
-        .expect("the first instance received the event")
-        .unwrap();
-    assert!(
-        matches!(seen.kind, EventKind::LoggedOutEverywhere { sessions: 2 }),
-        "{seen:?}"
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), left_stream.recv())
+            .await
+            .expect("the first instance received the event")
+            .unwrap();
+        assert_eq!(event.instance, right.instance());
+        seen.push(event.kind.clone());
+    }
+    assert_eq!(
+        seen,
+        [
+            EventKind::SessionStarted,
+            EventKind::LoggedOutEverywhere { sessions: 2 }
+        ]
     );
-    assert_eq!(seen.instance, right.instance());
-    assert_eq!(right_hook_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(right_hook_calls.load(Ordering::SeqCst), 2);
 
     // No echo: each instance saw its own events once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(left_stream.try_recv().is_none());
-    let own = right_stream.recv().await.unwrap();
-    assert_eq!(own.instance, right.instance());
+    for _ in 0..2 {
+        let own = right_stream.recv().await.unwrap();
+        assert_eq!(own.instance, right.instance());
+    }
     assert!(right_stream.try_recv().is_none());
 }
 

@@ -105,10 +105,10 @@ async fn account(session: OtpSession) -> Response {
 }
 
 async fn admin(verified: Verified) -> String {
-    format!(
-        "admin for {} via {}",
-        verified.user, verified.by.device_kind
-    )
+    let by = verified
+        .by
+        .map_or("no device".into(), |by| by.device_kind.to_string());
+    format!("admin for {} via {by}", verified.user)
 }
 
 async fn page() -> &'static str {
@@ -148,6 +148,10 @@ fn app(two_factor: TwoFactor) -> Router {
         .route(
             "/if-configured",
             get(page).layer(RequireOtpLayer::new().if_configured()),
+        )
+        .route(
+            "/if-configured-extractor",
+            get(admin).layer(RequireOtpLayer::new().if_configured()),
         )
         .route(
             "/no-backup",
@@ -717,20 +721,129 @@ async fn a_store_outage_fails_closed_with_503() {
     assert_eq!(browser.get("/admin").await.0, StatusCode::OK);
 }
 
+/// The status and JSON body of a response.
+async fn status_and_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn get_from(app: Router, path: &str) -> (StatusCode, Value) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    status_and_json(app.oneshot(request).await.unwrap()).await
+}
+
 #[tokio::test]
 async fn a_guard_without_the_layer_says_so() {
     let app: Router = Router::new()
         .route("/admin", get(page))
         .layer(RequireOtpLayer::new());
-    let response = app
-        .oneshot(Request::get("/admin").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    assert!(String::from_utf8_lossy(&body).contains("Is `OtpLayer` enabled?"));
+    let (status, body) = get_from(app, "/admin").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"], "otp_layer_missing");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("`OtpLayer` last (outermost)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_guard_added_outside_the_layer_is_told_the_order_that_works() {
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+    // `.layer()` wraps what is there already: the guard ends up outside `OtpLayer`.
+    let app: Router = Router::new()
+        .route("/admin", get(page))
+        .layer(OtpLayer::new(two_factor))
+        .layer(RequireOtpLayer::new());
+    let (status, body) = get_from(app, "/admin").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({
+            "error": "otp_layer_missing",
+            "message": "`OtpLayer` is missing: `RequireOtpLayer`, `OtpSession` and `Verified` \
+                        work only inside it. Add `OtpLayer` last (outermost) with `.layer()`, \
+                        or first in a `ServiceBuilder`."
+        })
+    );
+}
+
+#[tokio::test]
+async fn every_missing_layer_answer_is_the_same_json() {
+    let session = |_: OtpSession| async { "unreachable" };
+    let optional = |verified: Option<Verified>| async move { format!("{verified:?}") };
+    let app: Router = Router::new()
+        .route("/guard", get(page).layer(RequireOtpLayer::new()))
+        .route("/session", get(session))
+        .route("/verified", get(admin))
+        .route("/optional", get(optional));
+    let (_, expected) = get_from(app.clone(), "/guard").await;
+    assert_eq!(expected["error"], "otp_layer_missing");
+    for path in ["/session", "/verified", "/optional"] {
+        assert_eq!(
+            get_from(app.clone(), path).await,
+            (StatusCode::INTERNAL_SERVER_ERROR, expected.clone()),
+            "{path}"
+        );
+    }
+}
+
+#[cfg(feature = "api")]
+#[tokio::test]
+async fn the_api_without_the_layer_answers_the_same_error_code() {
+    use tower_otp::api::{self, ApiConfig};
+
+    let app: Router = Router::new().nest("/2fa", api::router(ApiConfig::new()));
+    let (status, body) = get_from(app, "/2fa/status").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("otp_layer_missing"))
+    );
+    assert!(body["message"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn the_extractor_accepts_whom_an_if_configured_guard_let_through() {
+    let h = harness();
+    let mut carol = h.browser();
+    carol.login("carol").await;
+    assert_eq!(
+        carol.get("/if-configured-extractor").await,
+        (StatusCode::OK, "admin for carol via no device".into())
+    );
+
+    let device = h.device("carol").await;
+    let (status, body) = carol.get("/if-configured-extractor").await;
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (StatusCode::FORBIDDEN, "otp_required")
+    );
+    carol
+        .post("/verify", json!({"token": h.code(&device)}))
+        .await;
+    assert_eq!(
+        carol.get("/if-configured-extractor").await,
+        (StatusCode::OK, "admin for carol via totp".into())
+    );
+}
+
+#[test]
+fn the_services_give_access_to_the_service_they_wrap() {
+    use tower::Layer;
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Inner(&'static str);
+
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+    let mut otp = OtpLayer::new(two_factor).layer(Inner("inner"));
+    assert_eq!(otp.get_ref(), &Inner("inner"));
+    otp.get_mut().0 = "changed";
+    assert_eq!(otp.into_inner(), Inner("changed"));
+
+    let mut guard = RequireOtpLayer::new().layer(Inner("inner"));
+    assert_eq!(guard.get_ref(), &Inner("inner"));
+    guard.get_mut().0 = "changed";
+    assert_eq!(guard.into_inner(), Inner("changed"));
 }
 
 #[tokio::test]

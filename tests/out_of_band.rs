@@ -7,6 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::instrumented_store::InstrumentedStore;
 use common::sessions::new_login;
 use tower_otp::Caller;
 use tower_otp::clock::{ManualClock, Timestamp};
@@ -22,7 +23,7 @@ const START: u64 = 1_700_000_000_000;
 
 struct Fixture {
     clock: ManualClock,
-    store: MemoryStore,
+    store: InstrumentedStore,
     outbox: OutboxSender,
     two_factor: TwoFactor,
     user: UserId,
@@ -34,7 +35,7 @@ fn fixture() -> Fixture {
 
 fn fixture_with(configure: impl FnOnce(TwoFactor) -> TwoFactor) -> Fixture {
     let clock = ManualClock::new(Timestamp::from_millis(START));
-    let store = MemoryStore::new().with_clock(clock.clone());
+    let store = InstrumentedStore::new(MemoryStore::new().with_clock(clock.clone()));
     let outbox = OutboxSender::new();
     let two_factor = configure(
         TwoFactor::new(store.clone(), ServerKey::new(&[9; 32]).unwrap())
@@ -492,10 +493,11 @@ async fn code_length_follows_the_policy() {
         .unwrap();
     let code = f.last_code();
     assert_eq!(code.len(), 8);
-    // The store holds a hash, not the code.
-    let dump = format!("{:?}", f.store);
-    assert!(dump.contains("CodeHash"), "{dump}");
-    assert!(!dump.contains(&code), "{dump}");
+    // The store is given a hash, not the code.
+    let challenges = f.store.challenges();
+    let stored = format!("{:?}", challenges.last().unwrap());
+    assert!(stored.contains("CodeHash"), "{stored}");
+    assert!(!stored.contains(&code), "{stored}");
     assert_eq!(
         f.two_factor
             .confirm_device(&f.user, &device.id, &code[..6])

@@ -38,7 +38,7 @@
 //! | `POST verify` `{device_id?, code, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated session `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
 //! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
-//! | `POST logout`, `POST logout-all` | ends this session / every session of the user |
+//! | `POST logout`, `POST logout-all` | ends this session / every session of the user (under an identity source, `logout` ends only the second-factor verification: the application's login goes on) |
 //!
 //! The engine's factor rule applies to every endpoint (see [`Caller`](crate::Caller)): for a
 //! user who has a confirmed device, adding, confirming or removing devices and creating

@@ -1,10 +1,14 @@
 //! Delivering events: synchronous hooks and asynchronous subscribers.
 
 use std::fmt;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll, Waker, ready};
 
+use futures_core::Stream;
 use tokio::sync::{broadcast, mpsc};
 
 use super::coalesce::ThrottleCoalescer;
@@ -21,17 +25,26 @@ type Hook = Arc<dyn Fn(&Event) + Send + Sync>;
 /// * [`Events::on`] registers a synchronous hook, called on the emitting task for every
 ///   event of this process. Keep hooks quick; a panicking hook is caught and logged, never
 ///   failing the request.
-/// * [`Events::subscribe`] gives an [`EventStream`]. Sending never waits for subscribers: a
-///   subscriber that falls more than the channel's capacity behind loses the oldest events
-///   and is told how many ([`RecvError::Lagged`]).
-/// * With the `redis` feature, [`RedisEventBridge`](super::RedisEventBridge) fans events out
-///   to the subscribers of every instance.
+/// * [`Events::subscribe`] gives an [`EventStream`], also a `futures` `Stream`. Sending never
+///   waits for subscribers: a subscriber that falls more than the channel's capacity behind
+///   loses the oldest events and is told how many ([`RecvError::Lagged`]).
+/// * With the `redis` feature, [`RedisEventBridge`] fans events out to the subscribers of
+///   every instance.
 ///
 /// `throttled` events are coalesced to at most one a second per user (see
 /// [`EventKind::Throttled`]). The request path an event carries has its secret segments
 /// replaced by `{id}` (see [`Events::redact_path_segment_after`]).
 ///
 /// Cheap to clone; clones share hooks and subscribers.
+///
+#[cfg_attr(
+    feature = "redis",
+    doc = "[`RedisEventBridge`]: super::RedisEventBridge"
+)]
+#[cfg_attr(
+    not(feature = "redis"),
+    doc = "[`RedisEventBridge`]: crate#feature-flags"
+)]
 #[derive(Clone)]
 pub struct Events {
     inner: Arc<Inner>,
@@ -99,9 +112,7 @@ impl Events {
     /// A new subscription to every event from now on (this process's, and other instances'
     /// when bridged).
     pub fn subscribe(&self) -> EventStream {
-        EventStream {
-            receiver: self.inner.sender.subscribe(),
-        }
+        EventStream::new(self.inner.sender.subscribe())
     }
 
     /// Keeps the path segment that follows a segment equal to `marker` out of events: it
@@ -221,40 +232,153 @@ impl fmt::Debug for Events {
     }
 }
 
-/// A subscription to events.
-#[derive(Debug)]
+/// A subscription to events, from [`Events::subscribe`].
+///
+/// Read it with [`recv`](EventStream::recv), or as a [`Stream`] (with `StreamExt::next` of
+/// `futures-util` or `tokio-stream`), whose items are `Ok(event)`, or
+/// `Err(RecvError::Lagged(n))` when the subscriber fell behind and missed `n` events; the
+/// stream then goes on with the oldest event still buffered, and ends when the bus is gone.
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tower_otp::events::{EventKind, Events, RecvError};
+/// # use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let events = Events::new();
+/// let mut stream = events.subscribe();
+/// # let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+/// #     .with_events(events.clone());
+/// # let enrolment = two_factor.enroll_totp(&UserId::new("alice").unwrap(), "Phone", "alice",
+/// #     Default::default()).await.unwrap();
+/// # drop((two_factor, events));
+/// while let Some(item) = stream.next().await {
+///     match item {
+///         Ok(event) => println!("{}", serde_json::to_string(&*event).unwrap()),
+///         Err(RecvError::Lagged(missed)) => eprintln!("missed {missed} events"),
+///         Err(other) => eprintln!("{other}"),
+///     }
+/// }
+/// # });
+/// ```
 pub struct EventStream {
-    receiver: broadcast::Receiver<Arc<Event>>,
+    /// The receiver, unless a receive is under way (it is then inside `receiving`).
+    receiver: Option<broadcast::Receiver<Arc<Event>>>,
+    /// A receive that was polled and had to wait; it gives the receiver back when done.
+    receiving: Option<Receiving>,
 }
+
+type Received = (
+    Result<Arc<Event>, broadcast::error::RecvError>,
+    broadcast::Receiver<Arc<Event>>,
+);
+
+/// A receive waiting for the next event. Boxed because tokio's receiver offers waiting only
+/// as a future that borrows it; owning the receiver lets the stream keep it across polls.
+type Receiving = Pin<Box<dyn Future<Output = Received> + Send + Sync>>;
 
 /// Why [`EventStream::recv`] returned no event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecvError {
     /// The subscriber fell behind and this many events were dropped for it; the stream goes
     /// on with the oldest event still buffered.
-    #[error("subscriber lagged behind by {0} events")]
+    #[error("subscriber lagged behind and missed {0} events")]
     Lagged(u64),
     /// The event bus is gone.
     #[error("the event bus is closed")]
     Closed,
 }
 
-impl EventStream {
-    /// The next event.
-    pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
-        self.receiver.recv().await.map_err(|error| match error {
+impl RecvError {
+    /// A stable, machine-readable name: `lagged` or `closed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RecvError::Lagged(_) => "lagged",
+            RecvError::Closed => "closed",
+        }
+    }
+}
+
+impl From<broadcast::error::RecvError> for RecvError {
+    fn from(error: broadcast::error::RecvError) -> Self {
+        match error {
             broadcast::error::RecvError::Lagged(n) => RecvError::Lagged(n),
             broadcast::error::RecvError::Closed => RecvError::Closed,
-        })
+        }
+    }
+}
+
+impl EventStream {
+    fn new(receiver: broadcast::Receiver<Arc<Event>>) -> Self {
+        EventStream {
+            receiver: Some(receiver),
+            receiving: None,
+        }
+    }
+
+    /// The next event. Cancel-safe: a receive dropped before it finished loses nothing.
+    pub async fn recv(&mut self) -> Result<Arc<Event>, RecvError> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// The next event if one is waiting.
     pub fn try_recv(&mut self) -> Option<Result<Arc<Event>, RecvError>> {
-        match self.receiver.try_recv() {
-            Ok(event) => Some(Ok(event)),
-            Err(broadcast::error::TryRecvError::Empty) => None,
-            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-            Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+        if let Some(receiver) = &mut self.receiver {
+            return match receiver.try_recv() {
+                Ok(event) => Some(Ok(event)),
+                Err(broadcast::error::TryRecvError::Empty) => None,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                Err(broadcast::error::TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+            };
         }
+        // A receive is under way: it has finished if one poll completes it. Whoever polls
+        // next registers their own waker again.
+        match self.poll_recv(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        }
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Arc<Event>, RecvError>> {
+        if self.receiving.is_none() {
+            // An event already buffered needs no allocation.
+            if let Some(ready) = self.try_recv() {
+                return Poll::Ready(ready);
+            }
+            if let Some(mut receiver) = self.receiver.take() {
+                self.receiving = Some(Box::pin(async move {
+                    let result = receiver.recv().await;
+                    (result, receiver)
+                }));
+            }
+        }
+        let Some(receiving) = self.receiving.as_mut() else {
+            // Unreachable: the receiver is always in one of the two places.
+            return Poll::Ready(Err(RecvError::Closed));
+        };
+        let (result, receiver) = ready!(receiving.as_mut().poll(cx));
+        self.receiving = None;
+        self.receiver = Some(receiver);
+        Poll::Ready(result.map_err(RecvError::from))
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<Arc<Event>, RecvError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match ready!(self.get_mut().poll_recv(cx)) {
+            Err(RecvError::Closed) => Poll::Ready(None),
+            item => Poll::Ready(Some(item)),
+        }
+    }
+}
+
+impl fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream")
+            .field("waiting", &self.receiving.is_some())
+            .finish_non_exhaustive()
     }
 }

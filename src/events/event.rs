@@ -130,6 +130,10 @@ pub enum EventKind {
         /// The key of its method.
         method: String,
     },
+    /// A session began: [`OtpSession::login`](crate::session::OtpSession::login) started one
+    /// for a user who passed the application's first factor. Not emitted for the logins of an
+    /// identity source, which are the application's own.
+    SessionStarted,
     /// A session ended by logout.
     LoggedOut,
     /// Every session of the user ended.
@@ -167,6 +171,7 @@ impl EventKind {
             EventKind::ConfirmationConfirmed { .. } => "confirmation_confirmed",
             EventKind::ConfirmationFailed { .. } => "confirmation_failed",
             EventKind::ConfirmationUsed { .. } => "confirmation_used",
+            EventKind::SessionStarted => "session_started",
             EventKind::LoggedOut => "logged_out",
             EventKind::LoggedOutEverywhere { .. } => "logged_out_everywhere",
         }

@@ -1,9 +1,9 @@
 //! Events: `user_verified` and its siblings, for audit logs, notifications and metrics.
 //!
-//! Every verification, failure, throttle, lock, device change, backup-code use, out-of-band
-//! code delivered, confirmation step, remembered browser and logout emits one [`Event`]
-//! carrying the user, the device, the time and the request (method, path, client address,
-//! user agent) — never a secret, code or token.
+//! Every login, verification, failure, throttle, lock, device change, backup-code use,
+//! out-of-band code delivered, confirmation step, remembered browser and logout emits one
+//! [`Event`] carrying the user, the device, the time and the request (method, path, client
+//! address, user agent) — never a secret, code or token.
 //!
 //! ```
 //! use tower_otp::{MemoryStore, ServerKey, TwoFactor};

@@ -6,18 +6,25 @@ use super::{GuardRejection, RejectionKind};
 use crate::device::UserId;
 use crate::session::{OtpSession, VerifiedBy};
 
-/// Extracts the verified user of a request whose session passed the second factor; rejects
-/// the request otherwise (with a [`GuardRejection`], status mode).
+/// Extracts the user of a request that a guard let through; alone, the user of a session that
+/// passed the second factor, rejecting the request otherwise (with a [`GuardRejection`],
+/// status mode).
 ///
-/// Behind a [`RequireOtpLayer`](super::RequireOtpLayer) it reads what the guard found; alone
-/// it checks the session itself (one store round trip). `Option<Verified>` never rejects
-/// except when the store is down or `OtpLayer` is missing.
+/// Behind a [`RequireOtpLayer`](super::RequireOtpLayer) it takes the guard's decision, with no
+/// store round trip: whoever the guard let through is accepted, and nobody else reaches the
+/// handler. In particular, behind [`RequireOtpLayer::if_configured`] a user who has no device
+/// yet passes, with `by` set to `None`. Alone it checks the session itself (one store round
+/// trip) and demands a verification. `Option<Verified>` never rejects except when the store
+/// is down or `OtpLayer` is missing.
+///
+/// [`RequireOtpLayer::if_configured`]: super::RequireOtpLayer::if_configured
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verified {
     /// The user.
     pub user: UserId,
-    /// How and when the session was verified.
-    pub by: VerifiedBy,
+    /// How and when the session was verified; `None` only when an `if_configured` guard let
+    /// through a user who has no confirmed device.
+    pub by: Option<VerifiedBy>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Verified {
@@ -32,7 +39,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Verified {
         match passed.verified {
             Some(by) => Ok(Verified {
                 user: passed.user,
-                by,
+                by: Some(by),
             }),
             // The default policy lets nobody through unverified.
             None => Err(GuardRejection::status_only(RejectionKind::OtpRequired)),

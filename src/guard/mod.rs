@@ -34,6 +34,7 @@
 
 mod extract;
 mod layer;
+mod outage;
 mod policy;
 mod rejection;
 mod service;

@@ -183,8 +183,10 @@ impl GuardPolicy {
     }
 }
 
+/// The refusal a session error calls for; a store failure is also logged (rate-limited).
 fn failure_kind(error: &SessionError) -> RejectionKind {
     if error.is_store_failure() {
+        super::outage::store_outage(error);
         RejectionKind::StoreUnavailable
     } else {
         RejectionKind::NotAuthenticated

@@ -6,11 +6,18 @@ use axum_core::response::IntoResponse;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
+/// What a request that did not pass through `OtpLayer` is told, by guards and extractors
+/// alike: the usual cause is the order of the layers, so it says which order works.
+pub(crate) const MISSING_LAYER: &str = "`OtpLayer` is missing: `RequireOtpLayer`, `OtpSession` \
+     and `Verified` work only inside it. Add `OtpLayer` last (outermost) with `.layer()`, or \
+     first in a `ServiceBuilder`.";
+
 /// The reason a request was refused. Each has a status and a stable machine-readable code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
-    /// The request did not pass through `OtpLayer` (a wiring mistake): 500.
+    /// The request did not pass through `OtpLayer` (a wiring mistake, usually a guard added
+    /// outside it): 500 `otp_layer_missing`.
     MissingLayer,
     /// The bearer token is not a session id of this crate: 401 `invalid_session_token`.
     InvalidToken,
@@ -62,9 +69,7 @@ impl RejectionKind {
     /// A human-readable explanation.
     pub fn message(self) -> &'static str {
         match self {
-            RejectionKind::MissingLayer => {
-                "OtpSession not found in the request extensions. Is `OtpLayer` enabled?"
-            }
+            RejectionKind::MissingLayer => MISSING_LAYER,
             RejectionKind::InvalidToken => "The bearer token is not a valid session token.",
             RejectionKind::NotAuthenticated => "Log in first.",
             RejectionKind::Forbidden => "You may not access this resource.",

@@ -21,6 +21,21 @@ impl<S> RequireOtp<S> {
     pub(crate) fn new(inner: S, policy: Arc<GuardPolicy>) -> Self {
         RequireOtp { inner, policy }
     }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, taken out of this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 /// The response future of [`RequireOtp`].
@@ -50,12 +65,12 @@ where
             let session = request.extensions().get::<OtpSession>().cloned();
             match policy.evaluate(session.as_ref(), request.uri()).await {
                 Ok(passed) => {
-                    if let Some(by) = passed.verified {
-                        request.extensions_mut().insert(Verified {
-                            user: passed.user,
-                            by,
-                        });
-                    }
+                    // The decision, for the `Verified` extractor: what this guard let
+                    // through, the extractor accepts too (an `if_configured` pass included).
+                    request.extensions_mut().insert(Verified {
+                        user: passed.user,
+                        by: passed.verified,
+                    });
                     inner.call(request).await
                 }
                 Err(rejection) => {

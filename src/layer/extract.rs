@@ -3,29 +3,43 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::guard::{GuardRejection, RejectionKind};
 use crate::session::OtpSession;
 
 /// Rejection of the [`OtpSession`] extractor: the request did not pass through
-/// [`OtpLayer`](super::OtpLayer).
+/// [`OtpLayer`](super::OtpLayer), usually because it was added inside the routes or layers
+/// that need it rather than outside them.
+///
+/// Answers like a guard that finds no layer: 500 with the JSON body
+/// `{"error": "otp_layer_missing", "message": ...}`, the message saying which order works.
 #[derive(Clone, Copy, Debug, Default, thiserror::Error)]
-#[error("OtpSession not found in the request extensions. Is `OtpLayer` enabled?")]
+#[error("{}", RejectionKind::MissingLayer.message())]
 pub struct MissingOtpLayer;
 
 impl MissingOtpLayer {
     /// 500 Internal Server Error: this is a wiring mistake, not the client's.
     pub fn status(&self) -> StatusCode {
-        StatusCode::INTERNAL_SERVER_ERROR
+        RejectionKind::MissingLayer.status()
     }
 
-    /// The explanation.
+    /// The stable error code, `otp_layer_missing`.
+    pub fn kind(&self) -> &'static str {
+        RejectionKind::MissingLayer.code()
+    }
+
+    /// The JSON body: `{"error": "otp_layer_missing", "message": ...}`.
     pub fn body_text(&self) -> String {
-        self.to_string()
+        self.rejection().body_text()
+    }
+
+    fn rejection(&self) -> GuardRejection {
+        GuardRejection::status_only(RejectionKind::MissingLayer)
     }
 }
 
 impl IntoResponse for MissingOtpLayer {
     fn into_response(self) -> Response {
-        (self.status(), self.body_text()).into_response()
+        self.rejection().into_response()
     }
 }
 

@@ -62,9 +62,10 @@ impl OtpLayer {
     }
 
     /// Takes the first-factor user from the application's own login instead of this crate's
-    /// sessions: axum-login ([`AxumLoginIdentity`](crate::session::AxumLoginIdentity)), a
-    /// validated token's claims, a trusted gateway's header. The second-factor state is kept
-    /// in the store, bound to the user and the login; `OtpSession::login` is then refused.
+    /// sessions: axum-login ([`AxumLoginIdentity`], feature `axum-login`), a validated
+    /// token's claims, a trusted gateway's header. The second-factor state is kept in the
+    /// store, bound to the user and the login; `OtpSession::login` is then refused, and
+    /// `OtpSession::logout` ends only the verification, not the application's login.
     ///
     /// ```
     /// use tower_otp::session::Identity;
@@ -79,6 +80,15 @@ impl OtpLayer {
     ///     Some(Identity::new(UserId::new(claims.sub.clone()).ok()?, &claims.sid))
     /// });
     /// ```
+    ///
+    #[cfg_attr(
+        feature = "axum-login",
+        doc = "[`AxumLoginIdentity`]: crate::session::AxumLoginIdentity"
+    )]
+    #[cfg_attr(
+        not(feature = "axum-login"),
+        doc = "[`AxumLoginIdentity`]: crate#feature-flags"
+    )]
     pub fn with_identity(self, source: impl IdentitySource) -> Self {
         let source: Arc<dyn IdentitySource> = Arc::new(source);
         self.change(|c| c.identity = Some(source))

@@ -217,8 +217,9 @@ impl OtpSession {
         Ok(self.status().await?.is_verified())
     }
 
-    /// Starts a session for `user`, who just passed the application's first factor. Any
-    /// session the request carried ends: a new id is issued (no session fixation).
+    /// Starts a session for `user`, who just passed the application's first factor, and
+    /// emits `session_started`. Any session the request carried ends: a new id is issued (no
+    /// session fixation).
     ///
     /// The old session is never read, only deleted by its id: a record that cannot be read
     /// (damaged, or another user's) must not lock its holder out of logging in again. A store
@@ -252,6 +253,8 @@ impl OtpSession {
         });
         self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
+        self.two_factor()
+            .emit(EventKind::SessionStarted, &user, None);
         Ok(token)
     }
 
@@ -513,7 +516,17 @@ impl OtpSession {
         Ok(browser)
     }
 
-    /// Ends this session. Returns whether there was one.
+    /// Ends this session: deletes it from the store and clears its cookie. Returns whether
+    /// there was one; emits `logged_out` if so.
+    ///
+    /// Under an identity source ([`OtpLayer::with_identity`]) the login is the application's,
+    /// and this ends only its second-factor verification: the user stays logged in to the
+    /// application, unverified, and the next request to a guarded route asks for a code
+    /// again. To log the user out, end the application's login as well (axum-login's
+    /// `AuthSession::logout`, revoking the token); that alone also ends the verification,
+    /// which is bound to the login.
+    ///
+    /// [`OtpLayer::with_identity`]: crate::layer::OtpLayer::with_identity
     pub async fn logout(&self) -> Result<bool, SessionError> {
         let mut current = self.current().await?;
         let ending = current.take().unwrap_or_default();

@@ -1,7 +1,8 @@
 //! The embedded store: everything in process memory, behind one lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +42,7 @@ const SWEEP_EVERY: u64 = 1024;
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     clock: SharedClock,
@@ -49,7 +50,7 @@ pub struct MemoryStore {
     tagger: UserTagger,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct State {
     tagger: UserTagger,
     users: HashMap<UserId, UserData>,
@@ -65,13 +66,12 @@ struct State {
 }
 
 /// The events a rate-limit bucket counted, and how long each counts.
-#[derive(Debug)]
 struct RateCounter {
     events: Vec<Timestamp>,
     window: Duration,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct UserData {
     devices: Vec<Device>,
     backup_codes: HashMap<DeviceId, HashSet<CodeHash>>,
@@ -191,10 +191,36 @@ impl UserData {
     }
 }
 
-#[derive(Debug)]
 struct Expiring<T> {
     value: T,
     expires_at: Timestamp,
+}
+
+/// Counts only: user ids, device names and destinations are personal data, and a store's
+/// `Debug` ends up in logs (through `TwoFactor` and `OtpLayer`).
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("MemoryStore");
+        // `try_lock`: formatting must never wait for, or deadlock on, the store's own lock.
+        let state = match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        };
+        match state {
+            Some(state) => {
+                let devices: usize = state.users.values().map(|u| u.devices.len()).sum();
+                out.field("users", &state.users.len())
+                    .field("devices", &devices)
+                    .field("sessions", &state.sessions.len())
+                    .field("confirmations", &state.confirmations.len());
+            }
+            None => {
+                out.field("state", &"<in use>");
+            }
+        }
+        out.finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryStore {

@@ -1,4 +1,16 @@
-//! Persistence: one trait for everything that must be stored or must be atomic.
+//! Where state lives: [`MemoryStore`] in the process, or [`RedisStore`] (feature `redis`) in
+//! Redis or a Redis Cluster shared by any number of instances.
+//!
+//! Hand one to [`TwoFactor::new`](crate::TwoFactor::new); most applications need nothing
+//! more from this module.
+//!
+//! ```
+//! use tower_otp::{MemoryStore, ServerKey, TwoFactor};
+//!
+//! let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate());
+//! ```
+//!
+//! # Writing a backend
 //!
 //! Every check that must not be raced is a single operation of the [`Store`]: claiming a
 //! verification attempt against the throttle, accepting a counter or time step only if it is
@@ -20,6 +32,9 @@
 //! Backends are held as `Arc<dyn Store>`; implement the trait with `#[async_trait]`. The
 //! crate's conformance suite (`tests/store_conformance.rs`) states the contract as tests and
 //! runs against every backend.
+//!
+#![cfg_attr(feature = "redis", doc = "[`RedisStore`]: RedisStore")]
+#![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: crate#feature-flags")]
 
 mod memory;
 mod rate_limit;

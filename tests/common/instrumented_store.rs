@@ -1,8 +1,8 @@
 //! A store wrapper that counts round trips and can be switched off, to test laziness and
 //! failing closed.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,13 +17,14 @@ use tower_otp::store::{
     StoreError, SuccessProof,
 };
 
-/// Delegates to an inner store, counting calls; while `down`, every call fails as
-/// `Unavailable`.
+/// Delegates to an inner store, counting calls and keeping the challenges it is given; while
+/// `down`, every call fails as `Unavailable`.
 #[derive(Debug, Clone)]
 pub struct InstrumentedStore {
     inner: SharedStore,
     calls: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
+    challenges: Arc<Mutex<Vec<Challenge>>>,
 }
 
 impl InstrumentedStore {
@@ -32,7 +33,13 @@ impl InstrumentedStore {
             inner: Arc::new(inner),
             calls: Arc::default(),
             down: Arc::default(),
+            challenges: Arc::default(),
         }
+    }
+
+    /// Every challenge given to `put_challenge` so far, as it was given.
+    pub fn challenges(&self) -> Vec<Challenge> {
+        self.challenges.lock().unwrap().clone()
     }
 
     /// Store calls so far.
@@ -118,9 +125,9 @@ impl Store for InstrumentedStore {
         challenge: &Challenge,
         now: Timestamp,
     ) -> Result<ChallengePut, StoreError> {
-        self.gate()?
-            .put_challenge(user, device, challenge, now)
-            .await
+        let inner = self.gate()?;
+        self.challenges.lock().unwrap().push(challenge.clone());
+        inner.put_challenge(user, device, challenge, now).await
     }
     async fn begin_attempt(
         &self,

@@ -45,7 +45,7 @@
 //! | `P:{T}:confirmations` | sorted set | until its longest-lived member expires | the user's confirmation digests, scored by expiry (ms); those no longer open are pruned whenever one is inserted |
 //! | `P:{T}:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter of the user: the times of the events in its window (ms), comma-separated |
 //! | `P:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter shared by all users (no hash tag: a slot of its own); for a destination, `NAME` holds a keyed digest of it, never the destination |
-//! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP|LAST|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
+//! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP\|LAST\|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
 //! never as Lua numbers (doubles, which round above 2^53). Times to live are capped at 2^52 ms
