@@ -1,5 +1,5 @@
 //! The cost of the layer and guard on a request, side by side with the same service without
-//! them. Run with `cargo bench --bench hot_path`.
+//! them, and with `VerifiedDeviceLayer` loading every session up front. Run with `cargo bench --bench hot_path`.
 
 #[path = "support/app.rs"]
 mod app;
@@ -7,7 +7,7 @@ mod app;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower_otp::layer::OtpLayer;
+use tower_otp::layer::{OtpLayer, VerifiedDeviceLayer};
 use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
 
 use app::{call, confirmed_totp, routes, routes_without_layer, verified_session};
@@ -20,6 +20,10 @@ fn hot_path(c: &mut Criterion) {
     let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[1; 32]).unwrap());
     let with_layer = routes().layer(OtpLayer::new(two_factor.clone()));
     let without_layer = routes_without_layer();
+    // The same routes loading every session up front, on the same store (the cookie works).
+    let eager = routes()
+        .layer(VerifiedDeviceLayer::new())
+        .layer(OtpLayer::new(two_factor.clone()));
     let cookie = runtime.block_on(verified_session(&with_layer));
 
     let mut group = c.benchmark_group("request");
@@ -35,6 +39,14 @@ fn hot_path(c: &mut Criterion) {
     group.bench_function("layer + guard, verified session", |b| {
         b.to_async(&runtime)
             .iter(|| call(&with_layer, "/admin", Some(&cookie)))
+    });
+    group.bench_function("eager layer, unguarded route", |b| {
+        b.to_async(&runtime)
+            .iter(|| call(&eager, "/public", Some(&cookie)))
+    });
+    group.bench_function("eager layer + guard, verified session", |b| {
+        b.to_async(&runtime)
+            .iter(|| call(&eager, "/admin", Some(&cookie)))
     });
     group.bench_function("layer + guard, anonymous (401)", |b| {
         b.to_async(&runtime)

@@ -1,7 +1,9 @@
 //! Run with `cargo run --example hyper_service` (on Redis: add `-- --redis-url redis://127.0.0.1:6379/`)
 //!
 //! The same layer and guard on a plain hyper 1.x service, without axum: the session is a
-//! request extension, the guard a Tower layer around `/secret`. Serves on 127.0.0.1:3002, on
+//! request extension, the guard a Tower layer around `/secret`. `VerifiedDeviceLayer` loads
+//! every request's session up front and leaves a `VerifiedDevice` extension when it is
+//! verified, which `GET /me` reads (the guard and the handlers share that one load). Serves on 127.0.0.1:3002, on
 //! the embedded in-memory store, or on a Redis server given with `--redis-url URL` or
 //! `REDIS_URL`. Every answer is JSON; the session travels as a bearer token, and each answer
 //! that issues a new one (login, and the first confirmation or a verification, which rotate
@@ -15,6 +17,7 @@
 //! curl -X POST 127.0.0.1:3002/confirm -H 'Authorization: Bearer TOKEN' \
 //!      -d '{"device_id":"ID","code":"123456"}'                    # {"token": "NEW TOKEN"}
 //! curl 127.0.0.1:3002/secret -H 'Authorization: Bearer NEW_TOKEN'  # 200
+//! curl 127.0.0.1:3002/me -H 'Authorization: Bearer NEW_TOKEN'      # {"verified": true, ...}
 //! ```
 //!
 //! A later login gets `403 otp_required` on `/secret` until `POST /verify` with
@@ -32,9 +35,9 @@ use serde_json::{Value, json};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_otp::device::TotpSettings;
 use tower_otp::guard::RequireOtpLayer;
-use tower_otp::layer::OtpLayer;
+use tower_otp::layer::{OtpLayer, VerifiedDeviceLayer};
 use tower_otp::session::{OtpSession, SessionConfig, SessionError};
-use tower_otp::{DeviceId, ServerKey, TwoFactor, UserId};
+use tower_otp::{DeviceId, ServerKey, TwoFactor, UserId, VerifiedDevice};
 
 #[path = "support/store.rs"]
 mod store;
@@ -166,6 +169,23 @@ async fn verify(session: &OtpSession, body: Code) -> Response<Body> {
     }
 }
 
+/// Who verified this request's session, and with which device: what `VerifiedDeviceLayer`
+/// left in the extensions. No extension means not verified (nor logged in, or the store
+/// could not be read: the layer fails closed and never refuses the request itself).
+fn me(device: Option<&VerifiedDevice>) -> Response<Body> {
+    let body = match device {
+        Some(device) => json!({
+            "verified": true,
+            "user": device.user().as_str(),
+            "device_id": device.device_id().as_str(),
+            "device_kind": device.device_kind().as_str(),
+            "remembered": device.remembered(),
+        }),
+        None => json!({"verified": false}),
+    };
+    answer(StatusCode::OK, body)
+}
+
 /// Every route but `/secret`.
 async fn routes<B>(request: Request<B>) -> Result<Response<Body>, Infallible>
 where
@@ -181,6 +201,7 @@ where
     let method = request.method().clone();
     let response = match (&method, request.uri().path()) {
         (&Method::GET, "/") => answer(StatusCode::OK, json!({"public": true})),
+        (&Method::GET, "/me") => me(request.extensions().get::<VerifiedDevice>()),
         (&Method::POST, "/login") => login(&session, request.uri().query()).await,
         (&Method::POST, "/enroll") => enroll(&session).await,
         (&Method::POST, "/confirm") => match json_body(request).await {
@@ -200,17 +221,19 @@ where
     Ok(response)
 }
 
-/// Behind the guard: only verified sessions get here.
+/// Behind the guard: only verified sessions get here, with the device that verified them.
 async fn secret<B>(request: Request<B>) -> Result<Response<Body>, Infallible> {
     let user = request
         .extensions()
-        .get::<tower_otp::guard::Verified>()
-        .map(|verified| verified.user.to_string());
+        .get::<VerifiedDevice>()
+        .map(|device| device.user().to_string());
     Ok(answer(StatusCode::OK, json!({"secret": 42, "user": user})))
 }
 
 /// The whole service: `OtpLayer` outermost, so that both the guard and the routes find the
-/// session; the guard wraps `/secret` only.
+/// session; `VerifiedDeviceLayer` inside it, loading each request's session once (a service
+/// whose routes mostly never ask would leave it out, or put it on those routes only); the
+/// guard wraps `/secret` only.
 pub(crate) fn service<B>(
     two_factor: TwoFactor,
 ) -> Result<
@@ -241,6 +264,7 @@ where
     });
     Ok(ServiceBuilder::new()
         .layer(OtpLayer::new(two_factor).with_config(config))
+        .layer(VerifiedDeviceLayer::new())
         .service(router))
 }
 

@@ -6,12 +6,12 @@
 //!
 //! ## Start here
 //!
-//! Ten items make a second factor for an axum application with a password login:
+//! Eleven items make a second factor for an axum application with a password login:
 //!
 //! | item | what it is for |
 //! | --- | --- |
 //! | [`TwoFactor`] | the engine: users' devices, verification, throttling, events; usable without HTTP |
-//! | [`ServerKey`] | the key backup and out-of-band codes are hashed under: the same on every instance |
+//! | [`Keys`] | every key the crate needs ([`ServerKey`], remember-cookie key, sealing key) from one master secret: the same on every instance |
 //! | [`MemoryStore`] | where state lives in one process, with nothing to run (the examples' store) |
 //! | [`RedisStore`] | where state lives for many instances: Redis or a Redis Cluster (feature `redis`) |
 //! | [`UserId`] | the user your first factor (your password check) found |
@@ -19,6 +19,7 @@
 //! | [`OtpSession`] | the request's session: `login` once the password is right, `verify`, `logout`, `caller` |
 //! | [`RequireOtpLayer`] | lets into a route or subtree only sessions that passed the second factor |
 //! | [`Verified`] | the extractor of the user that passed (or that a guard let through) |
+//! | [`VerifiedDevice`] | the request extension, and extractor, saying which device verified the session |
 //! | [`api::router`] | the JSON API to nest under `/2fa`: enrolment, confirmation, verification, backup codes, logout (feature `api`) |
 //!
 //! Next, as the need arises: [`Caller`] (who asks the engine to change a user's factors,
@@ -56,7 +57,8 @@
 //! ## The parts
 //!
 //! * [`layer`]: [`OtpLayer`] gives every request an [`OtpSession`], loaded from the store
-//!   only when asked.
+//!   only when asked; [`VerifiedDeviceLayer`](layer::VerifiedDeviceLayer) loads it up front
+//!   and leaves a [`VerifiedDevice`] for plain Tower services.
 //! * [`guard`]: [`RequireOtpLayer`] and the [`Verified`] extractor keep unverified users out
 //!   of routes and subtrees, with a status and a JSON error code, or a redirect.
 //! * [`session`]: sessions by cookie or bearer token, rotated at login and verification, or a
@@ -167,6 +169,7 @@ pub use device::{
     Caller, CallerState, Device, DeviceId, DeviceKind, Error, ServerKey, TwoFactor, UserId,
 };
 pub use keys::Keys;
+pub use layer::VerifiedDevice;
 pub use store::{MemoryStore, Store};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

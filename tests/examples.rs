@@ -302,6 +302,7 @@ async fn hyper_service_enrols_and_reaches_every_end_state_it_describes() {
     let service = hyper_service::service::<Body>(engine(&clock)).unwrap();
     let mut client = Client::new(service.clone());
     assert_eq!(client.get("/").await.json(), json!({"public": true}));
+    assert_eq!(client.get("/me").await.json(), json!({"verified": false}));
     assert_eq!(
         client.get("/secret").await.outcome(),
         outcome(401, "not_authenticated")
@@ -316,6 +317,7 @@ async fn hyper_service_enrols_and_reaches_every_end_state_it_describes() {
         client.get("/secret").await.outcome(),
         outcome(403, "otp_setup_required")
     );
+    assert_eq!(client.get("/me").await.json(), json!({"verified": false}));
 
     let (device, uri) = enrolled(&client.post("/enroll").await);
     let right = code(&uri, &clock);
@@ -343,6 +345,16 @@ async fn hyper_service_enrols_and_reaches_every_end_state_it_describes() {
     assert_eq!(
         client.get("/secret").await.json(),
         json!({"secret": 42, "user": "alice"})
+    );
+    assert_eq!(
+        client.get("/me").await.json(),
+        json!({
+            "verified": true,
+            "user": "alice",
+            "device_id": device,
+            "device_kind": "totp",
+            "remembered": false,
+        })
     );
     let mut stale = Client::new(service.clone());
     stale.bearer = old_token;
@@ -379,6 +391,7 @@ async fn hyper_service_enrols_and_reaches_every_end_state_it_describes() {
         next.get("/secret").await.outcome(),
         outcome(401, "not_authenticated")
     );
+    assert_eq!(next.get("/me").await.json(), json!({"verified": false}));
     assert_eq!(next.get("/nope").await.outcome(), outcome(404, "not_found"));
 }
 

@@ -21,11 +21,11 @@ use tower_otp::clock::{Clock, ManualClock, Timestamp};
 use tower_otp::device::{Enrollment, TotpSettings};
 use tower_otp::events::{EventKind, EventStream, Events};
 use tower_otp::guard::RequireOtpLayer;
-use tower_otp::layer::OtpLayer;
+use tower_otp::layer::{OtpLayer, VerifiedDeviceLayer};
 use tower_otp::remember::RememberConfig;
 use tower_otp::session::OtpSession;
 use tower_otp::store::Store;
-use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId, VerifiedDevice};
 
 const REMEMBER: &str = "__Host-otp-remember";
 const KEY_1: [u8; 32] = [1; 32];
@@ -58,6 +58,14 @@ async fn status(session: OtpSession) -> Response {
     }
 }
 
+/// The verified device the eager layer left, as a plain service reads it.
+async fn device(device: Option<axum::Extension<VerifiedDevice>>) -> axum::Json<serde_json::Value> {
+    axum::Json(match device {
+        Some(device) => json!({"remembered": device.remembered()}),
+        None => serde_json::Value::Null,
+    })
+}
+
 fn app(two_factor: TwoFactor, keys: &[[u8; 32]]) -> Router {
     Router::new()
         .route("/login", post(login))
@@ -85,6 +93,7 @@ fn app(two_factor: TwoFactor, keys: &[[u8; 32]]) -> Router {
             "/admin",
             get(|| async { "admin" }).layer(RequireOtpLayer::new()),
         )
+        .route("/device", get(device).layer(VerifiedDeviceLayer::new()))
         .route(
             "/sensitive",
             get(|| async { "sensitive" }).layer(RequireOtpLayer::new().no_remembered()),
@@ -474,6 +483,36 @@ async fn a_revoked_browser_is_refused_at_once() {
     assert_eq!(h.two_factor.forget_all_browsers(&alice).await.unwrap(), 1);
     second.call("POST", "/logout", "").await;
     assert!(!h.relogin(&mut second, "alice").await);
+}
+
+#[tokio::test]
+async fn the_verified_device_says_remembered_and_is_absent_once_the_browser_is_refused() {
+    let mut h = harness().await;
+    let alice = UserId::new("alice").unwrap();
+    let mut browser = h.browser(&[KEY_1]);
+    let browser_id = h.remembered(&mut browser, "alice").await;
+    browser.call("POST", "/login", "alice").await;
+    let (status, body, _) = browser.call("GET", "/device", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"remembered":true}"#)
+    );
+    assert_eq!(
+        browser.call("GET", "/sensitive", "").await.0,
+        StatusCode::FORBIDDEN,
+        "a guard refusing remembered verifications still does"
+    );
+
+    browser.call("POST", "/logout", "").await;
+    h.two_factor
+        .forget_browser(&alice, &browser_id.parse().unwrap())
+        .await
+        .unwrap();
+    h.drain();
+    browser.call("POST", "/login", "alice").await;
+    let (status, body, _) = browser.call("GET", "/device", "").await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "null"));
+    assert_eq!(h.refusal().as_deref(), Some("revoked"));
 }
 
 #[tokio::test]

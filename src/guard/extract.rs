@@ -4,14 +4,16 @@ use http::request::Parts;
 use super::policy::GuardPolicy;
 use super::{GuardRejection, RejectionKind};
 use crate::device::UserId;
+use crate::layer::VerifiedDevice;
 use crate::session::{OtpSession, VerifiedBy};
 
 /// Extracts the user of a request that a guard let through; alone, the user of a session that
 /// passed the second factor, rejecting the request otherwise (with a [`GuardRejection`],
 /// status mode).
 ///
-/// Behind a [`RequireOtpLayer`](super::RequireOtpLayer) it takes the guard's decision, with no
-/// store round trip: whoever the guard let through is accepted, and nobody else reaches the
+/// Behind a [`RequireOtpLayer`](super::RequireOtpLayer) or a
+/// [`VerifiedDeviceLayer`](crate::layer::VerifiedDeviceLayer) it takes their decision (the
+/// [`VerifiedDevice`] extension), with no store round trip: whoever the guard let through is accepted, and nobody else reaches the
 /// handler. In particular, behind [`RequireOtpLayer::if_configured`] a user who has no device
 /// yet passes, with `by` set to `None`. Alone it checks the session itself (one store round
 /// trip) and demands a verification. `Option<Verified>` never rejects except when the store
@@ -33,6 +35,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Verified {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         if let Some(verified) = parts.extensions.get::<Verified>() {
             return Ok(verified.clone());
+        }
+        if let Some(device) = parts.extensions.get::<VerifiedDevice>() {
+            return Ok(device.clone().into());
         }
         let session = parts.extensions.get::<OtpSession>();
         let passed = GuardPolicy::default().evaluate(session, &parts.uri).await?;

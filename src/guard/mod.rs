@@ -34,7 +34,7 @@
 
 mod extract;
 mod layer;
-mod outage;
+pub(crate) mod outage;
 mod policy;
 mod rejection;
 mod service;

@@ -1,4 +1,5 @@
-//! Store outages seen by guards: logged at `warn`, at most one line per interval.
+//! Store outages seen by guards and by `VerifiedDeviceLayer`: logged at `warn`, at most one
+//! line per interval.
 //!
 //! During an outage every guarded request fails, so a line per request would flood the logs
 //! just when they are needed; one line per interval, counting the refusals it left out, says
@@ -14,15 +15,16 @@ pub(crate) const OUTAGE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 static OUTAGES: OutageLog = OutageLog::new(OUTAGE_LOG_INTERVAL);
 
-/// Logs that a guard refused a request because the store failed (rate-limited).
+/// Logs that a guard refused a request, or `VerifiedDeviceLayer` took it as not verified,
+/// because the store failed (rate-limited).
 pub(crate) fn store_outage(error: &SessionError) {
     if let Some(suppressed) = OUTAGES.record(Instant::now()) {
         tracing::warn!(
             kind = error.kind(),
             error = %error,
             suppressed,
-            "the store failed: guards answer 503 (`suppressed`: refusals not logged since the \
-             previous line)"
+            "the store failed: guards answer 503 and no request is taken as verified \
+             (`suppressed`: failures not logged since the previous line)"
         );
     }
 }

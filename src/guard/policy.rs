@@ -9,8 +9,9 @@ use std::time::Duration;
 use http::Uri;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::{GuardRejection, RejectionKind};
+use super::{GuardRejection, RejectionKind, Verified};
 use crate::device::{DeviceKind, UserId};
+use crate::layer::VerifiedDevice;
 use crate::session::{OtpSession, SessionError, VerifiedBy};
 
 /// A boxed future, as returned by [`UserPredicate::allows`].
@@ -101,6 +102,22 @@ impl fmt::Debug for GuardPolicy {
 pub(crate) struct Passed {
     pub(crate) user: UserId,
     pub(crate) verified: Option<VerifiedBy>,
+}
+
+impl Passed {
+    /// Leaves the decision in `extensions`: [`VerifiedDevice`] when a device verified the
+    /// session (the contract for every service behind the guard), and [`Verified`] for the
+    /// extractor, which accepts whatever this guard let through (an `if_configured` pass
+    /// included).
+    pub(crate) fn record(self, extensions: &mut http::Extensions) {
+        if let Some(by) = &self.verified {
+            extensions.insert(VerifiedDevice::new(self.user.clone(), by.clone()));
+        }
+        extensions.insert(Verified {
+            user: self.user,
+            by: self.verified,
+        });
+    }
 }
 
 impl GuardPolicy {

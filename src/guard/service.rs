@@ -6,7 +6,6 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower::Service;
 
-use super::Verified;
 use super::policy::GuardPolicy;
 use crate::session::OtpSession;
 
@@ -65,12 +64,7 @@ where
             let session = request.extensions().get::<OtpSession>().cloned();
             match policy.evaluate(session.as_ref(), request.uri()).await {
                 Ok(passed) => {
-                    // The decision, for the `Verified` extractor: what this guard let
-                    // through, the extractor accepts too (an `if_configured` pass included).
-                    request.extensions_mut().insert(Verified {
-                        user: passed.user,
-                        by: passed.verified,
-                    });
+                    passed.record(request.extensions_mut());
                     inner.call(request).await
                 }
                 Err(rejection) => {
