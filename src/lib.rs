@@ -67,9 +67,12 @@
 //! * [`remember`]: signed, revocable remember-this-browser cookies.
 //! * [`events`]: `user_verified` and its siblings, to hooks, subscribers and other instances.
 //! * [`api`] (feature `api`): a ready JSON API to mount under `/2fa`.
+//! * [`engine`]: [`TwoFactor`], the engine underneath: enrolment, verification, throttling
+//!   and the factor rule of [`Caller`]; usable without HTTP.
 //! * [`device`]: users' devices and the verification policy: replay protection, drift,
-//!   throttling, backup codes, out-of-band codes delivered through a
-//!   [`Sender`](device::Sender). [`TwoFactor`] is the engine underneath.
+//!   throttling, backup codes, out-of-band codes.
+//! * [`delivery`]: how out-of-band codes reach people: the [`Sender`](delivery::Sender) trait
+//!   and the senders the crate ships (console, outbox, SMTP, webhook).
 //! * [`confirm`]: the confirmation API: confirm a new email address or phone number, or a
 //!   sensitive action, before it takes effect.
 //! * [`keys`]: [`Keys::derive`] makes every key the crate needs from one master secret.
@@ -154,7 +157,9 @@
 pub mod api;
 pub mod clock;
 pub mod confirm;
+pub mod delivery;
 pub mod device;
+pub mod engine;
 pub mod events;
 pub mod guard;
 pub mod keys;

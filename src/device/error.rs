@@ -7,7 +7,7 @@ use crate::otp::{ProvisioningError, TokenError};
 use crate::store::StoreError;
 
 use super::seal::SealError;
-use super::sender::SendError;
+use crate::delivery::SendError;
 
 /// Why a device operation or a verification failed.
 ///

@@ -6,7 +6,8 @@ use std::time::Duration;
 use crate::clock::Timestamp;
 use crate::session::VerifiedBy;
 
-use super::{UserId, Verification};
+use super::Verification;
+use crate::device::UserId;
 
 /// How far a caller has proven who they are, for the factor rule (see [`Caller`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

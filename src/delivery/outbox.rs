@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::super::out_of_band::normalise_destination;
 use super::{Message, SendError, Sender};
+use crate::device::out_of_band::normalise_destination;
 
 /// The most messages an outbox keeps; older ones are dropped.
 const CAPACITY: usize = 1_000;

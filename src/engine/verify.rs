@@ -1,9 +1,10 @@
 //! Verification: claiming an attempt, matching the code, committing the match.
 
+use super::Caller;
 use super::{BACKUP_CODE_PURPOSE, CHALLENGE_PURPOSE, Purpose, TwoFactor, Verification};
 use crate::clock::Timestamp;
 use crate::device::matching::{CounterMatch, match_hotp, match_totp};
-use crate::device::{Caller, Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
+use crate::device::{Device, DeviceConfig, DeviceId, DeviceKind, Error, UserId};
 use crate::events::EventKind;
 use crate::otp::{OtpKey, Token, TokenError};
 use crate::store::{AttemptGrant, AttemptSlot, LoginBinding, SuccessProof};

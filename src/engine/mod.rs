@@ -1,4 +1,11 @@
-//! [`TwoFactor`]: enrolment, device management and verification over a [`Store`].
+//! The engine: [`TwoFactor`] enrols devices, manages them and verifies codes over a
+//! [`Store`], applying the verification policy of [`device`](crate::device) (tolerance, drift,
+//! replay protection, throttling) and the factor rule of [`Caller`]: a password alone never
+//! adds, confirms or removes a second factor of a user who has one.
+//!
+//! It needs no HTTP: [`OtpLayer`](crate::layer::OtpLayer) and the JSON API are built on it,
+//! and an application can call it directly (a command-line tool, a job, a back office).
+//! Out-of-band codes go out through the senders of [`delivery`](crate::delivery).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,25 +20,25 @@ use crate::store::{
     LoginBinding, RateBucket, RateCount, SharedStore, Store,
 };
 
-use super::codes::{BackupCodePolicy, BackupCodes, ServerKey};
-use super::matching::{HotpPolicy, TotpPolicy};
-use super::out_of_band::{
+use crate::delivery::{Message, Sender};
+use crate::device::out_of_band::{
     ChallengeSent, OutOfBandPolicy, generate_code, limit_identity, mask_destination,
     normalise_destination,
 };
-use super::seal::SecretSealer;
-use super::sender::{Message, Sender};
-use super::throttle::ThrottlePolicy;
-use super::{
-    Caller, CallerState, Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId,
+use crate::device::{
+    BackupCodePolicy, BackupCodes, HotpPolicy, SecretSealer, ServerKey, ThrottlePolicy, TotpPolicy,
 };
+use crate::device::{Device, DeviceConfig, DeviceId, DeviceKind, DeviceState, Error, UserId};
 
 /// Hash purposes, one derived key each.
 const BACKUP_CODE_PURPOSE: &str = "backup-code";
 const CHALLENGE_PURPOSE: &str = "challenge-code";
 const SEND_DESTINATION_PURPOSE: &str = "send-destination";
 
+mod caller;
 mod verify;
+
+pub use caller::{Caller, CallerState};
 
 /// Longest device name, in characters.
 const MAX_NAME_CHARS: usize = 64;
@@ -471,7 +478,7 @@ impl TwoFactor {
 
     /// Adds an unconfirmed out-of-band device for the caller's user: codes will go to
     /// `destination` through the sender registered for `channel`. The destination is checked and normalised
-    /// for its channel (see [`out_of_band`](super::out_of_band)).
+    /// for its channel (see [`out_of_band`](crate::device::out_of_band)).
     ///
     /// Confirm it by sending a challenge ([`TwoFactor::send_challenge`]) and passing the code
     /// the user received to [`TwoFactor::confirm_device`]. Adding a destination that the user
@@ -651,7 +658,7 @@ impl TwoFactor {
     ///
     /// Refused with [`Error::Locked`] while the user is locked out, with
     /// [`Error::SendLimited`] when the user or the destination has been sent as many codes as
-    /// the policy's send limits allow (see [`out_of_band`](super::out_of_band)), and with
+    /// the policy's send limits allow (see [`out_of_band`](crate::device::out_of_band)), and with
     /// [`Error::Cooldown`] while the last code is younger than the policy's cooldown (such a
     /// refusal does not count against the send limits). The store keeps only the code's keyed
     /// hash, written *before* sending so that the cooldown holds against concurrent requests;

@@ -1,7 +1,7 @@
 //! Delivery of out-of-band codes: the [`Sender`] trait and the senders the crate ships.
 //!
-//! A [`TwoFactor`](super::TwoFactor) holds one sender per channel name
-//! ([`TwoFactor::with_sender`](super::TwoFactor::with_sender)); a device's channel picks the
+//! A [`TwoFactor`](crate::TwoFactor) holds one sender per channel name
+//! ([`TwoFactor::with_sender`](crate::TwoFactor::with_sender)); a device's channel picks the
 //! sender its codes go through.
 //!
 //! | sender | for | feature |
@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::Timestamp;
 
-use super::{DeviceId, UserId};
+use crate::device::{DeviceId, UserId};
 
 pub use console::ConsoleSender;
 pub use outbox::OutboxSender;
