@@ -59,17 +59,23 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Verified {
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match <Verified as FromRequestParts<S>>::from_request_parts(parts, state).await {
-            Ok(verified) => Ok(Some(verified)),
+        optional(<Verified as FromRequestParts<S>>::from_request_parts(parts, state).await)
+    }
+}
+
+/// The optional form of a guard extractor's result: not verified is `None`, but a wiring
+/// mistake or a store outage stays an error (it is not "not verified").
+pub(crate) fn optional<T>(result: Result<T, GuardRejection>) -> Result<Option<T>, GuardRejection> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(rejection)
+            if matches!(
+                rejection.kind(),
+                RejectionKind::StoreUnavailable | RejectionKind::MissingLayer
+            ) =>
+        {
             Err(rejection)
-                if matches!(
-                    rejection.kind(),
-                    RejectionKind::StoreUnavailable | RejectionKind::MissingLayer
-                ) =>
-            {
-                Err(rejection)
-            }
-            Err(_) => Ok(None),
         }
+        Err(_) => Ok(None),
     }
 }

@@ -32,7 +32,7 @@
 //! # });
 //! ```
 
-mod extract;
+pub(crate) mod extract;
 mod layer;
 pub(crate) mod outage;
 mod policy;

@@ -5,6 +5,7 @@ use http::request::Parts;
 
 use crate::clock::Timestamp;
 use crate::device::{DeviceId, DeviceKind, UserId};
+use crate::guard::extract::optional;
 use crate::guard::{GuardRejection, RejectionKind, Verified};
 use crate::session::VerifiedBy;
 
@@ -105,18 +106,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedDevice {
         parts: &mut Parts,
         state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match <VerifiedDevice as FromRequestParts<S>>::from_request_parts(parts, state).await {
-            Ok(device) => Ok(Some(device)),
-            // As `Option<Verified>`: a wiring mistake or an outage is not "not verified".
-            Err(rejection)
-                if matches!(
-                    rejection.kind(),
-                    RejectionKind::StoreUnavailable | RejectionKind::MissingLayer
-                ) =>
-            {
-                Err(rejection)
-            }
-            Err(_) => Ok(None),
-        }
+        // As `Option<Verified>`: a wiring mistake or an outage is not "not verified".
+        optional(<VerifiedDevice as FromRequestParts<S>>::from_request_parts(parts, state).await)
     }
 }
