@@ -126,11 +126,8 @@ impl<S: Send + Sync> FromRequestParts<S> for AnyCaller {
             .get::<OtpSession>()
             .cloned()
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "otp_layer_missing",
-                    "OtpSession not found in the request extensions. Is `OtpLayer` enabled?",
-                )
+                let missing = crate::guard::RejectionKind::MissingLayer;
+                ApiError::new(missing.status(), missing.code(), missing.message())
             })?;
         let now = session.two_factor().now();
         let status = session
