@@ -282,6 +282,27 @@ impl State {
         self.users.entry(user.clone()).or_default()
     }
 
+    /// `record`, or the record without its verification if the device that verified it is no
+    /// longer a confirmed device of the user: a device deleted between a code check and the
+    /// session write must not leave a session verified by it.
+    fn with_live_verifier(&self, record: &SessionRecord, now: Timestamp) -> SessionRecord {
+        let Some(verified) = &record.verified else {
+            return record.clone();
+        };
+        let confirmed = self.users.get(&record.user).is_some_and(|user| {
+            user.live_devices(now)
+                .any(|d| d.id == verified.device_id && d.confirmed)
+        });
+        if confirmed {
+            record.clone()
+        } else {
+            SessionRecord {
+                verified: None,
+                ..record.clone()
+            }
+        }
+    }
+
     /// Tags the known users anew, after the tag key changed from none to one.
     fn retag_users(&mut self) {
         let State {
@@ -1005,7 +1026,8 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut state = self.lock_for_write();
-        state.insert_session(key, record, now.saturating_add(ttl));
+        let record = state.with_live_verifier(record, now);
+        state.insert_session(key, &record, now.saturating_add(ttl));
         Ok(())
     }
 
@@ -1025,7 +1047,8 @@ impl Store for MemoryStore {
             return Ok(false);
         }
         state.remove_session(old);
-        state.insert_session(new, record, now.saturating_add(ttl));
+        let record = state.with_live_verifier(record, now);
+        state.insert_session(new, &record, now.saturating_add(ttl));
         Ok(true)
     }
 

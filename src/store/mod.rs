@@ -571,7 +571,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         ttl: Duration,
     ) -> Result<u64, StoreError>;
 
-    /// Creates or replaces a session that lives for `ttl` unless read again.
+    /// Creates or replaces a session that lives for `ttl` unless read again. A record whose
+    /// `verified` names a device the user no longer has as a confirmed device is stored
+    /// without that verification, in the same atomic step: a device deleted between a code
+    /// check and this write must not leave a session verified by it.
     async fn save_session(
         &self,
         key: &SessionKey,
@@ -580,7 +583,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
 
     /// Atomically moves the session at `old` to `new` with `record`: only if `old` still
-    /// exists (so a session ended meanwhile, by logout everywhere say, stays ended). Both keys
+    /// exists (so a session ended meanwhile, by logout everywhere say, stays ended). As for
+    /// [`Store::save_session`], a verification by a device that is gone is not stored. Both keys
     /// must have the same tag. Returns whether it moved.
     async fn rotate_session(
         &self,

@@ -81,6 +81,7 @@ macro_rules! store_conformance_tests {
             reserved_confirmations_are_started_once,
             race_two_hundred_requests_against_the_confirmation_cap,
             unverified_sessions_live_the_pending_idle_time,
+            a_session_is_not_stored_verified_by_a_device_that_is_gone,
             session_attempts_are_counted_once_each_and_expire,
             user_tags_are_keyed_alike_by_every_client,
         );
@@ -786,9 +787,11 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
         Some(record.clone())
     );
 
+    let app = device(&alice, DeviceKind::Totp, 1);
+    insert(&a, &app).await;
     let mut verified = record.clone();
     verified.verified = Some(VerifiedBy {
-        device_id: DeviceId::generate(),
+        device_id: app.id.clone(),
         device_kind: DeviceKind::Totp,
         at: t(5),
         remembered: false,
@@ -2340,8 +2343,10 @@ pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: S
     let verified = session_key(&a, &alice, "verified");
     let mut record = session(&alice);
     a.save_session(&unverified, &record, hour).await.unwrap();
+    let app = device(&alice, DeviceKind::Totp, 1);
+    insert(&a, &app).await;
     record.verified = Some(VerifiedBy {
-        device_id: DeviceId::generate(),
+        device_id: app.id.clone(),
         device_kind: DeviceKind::Totp,
         at: t(2),
         remembered: false,
@@ -2900,4 +2905,68 @@ pub async fn race_two_hundred_requests_against_the_confirmation_cap(
     })
     .await;
     assert_eq!(wins, 10);
+}
+
+pub async fn a_session_is_not_stored_verified_by_a_device_that_is_gone(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let app = device(&alice, DeviceKind::Totp, 1);
+    insert(&a, &app).await;
+    let mut pending_device = device(&alice, DeviceKind::Totp, 2);
+    pending_device.confirmed = false;
+    pending_device.pending_until = Some(Timestamp::from_secs(u64::MAX / 2_000));
+    insert(&a, &pending_device).await;
+    let by = |id: &DeviceId| {
+        let mut record = session(&alice);
+        record.verified = Some(VerifiedBy {
+            device_id: id.clone(),
+            device_kind: DeviceKind::Totp,
+            at: t(5),
+            remembered: false,
+        });
+        record
+    };
+    let unverified = session(&alice);
+
+    // A code checked just before the device was deleted verifies nothing, whether the session
+    // is saved or rotated; a device that was never confirmed verifies nothing either.
+    for gone in [DeviceId::generate(), pending_device.id.clone()] {
+        let saved = session_key(&a, &alice, &format!("saved-{gone}"));
+        a.save_session(&saved, &by(&gone), hour).await.unwrap();
+        assert_eq!(
+            b.load_session(&saved, hour, hour).await.unwrap(),
+            Some(unverified.clone())
+        );
+        let rotated = session_key(&a, &alice, &format!("rotated-{gone}"));
+        assert!(
+            b.rotate_session(&saved, &rotated, &by(&gone), hour)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            a.load_session(&rotated, hour, hour).await.unwrap(),
+            Some(unverified.clone())
+        );
+    }
+    // The device that is there verifies, until it is deleted.
+    let kept = session_key(&a, &alice, "kept");
+    a.save_session(&kept, &by(&app.id), hour).await.unwrap();
+    assert_eq!(
+        b.load_session(&kept, hour, hour).await.unwrap(),
+        Some(by(&app.id))
+    );
+    assert!(b.delete_device(&alice, &app.id).await.unwrap());
+    let after = session_key(&a, &alice, "after");
+    assert!(
+        a.rotate_session(&kept, &after, &by(&app.id), hour)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        b.load_session(&after, hour, hour).await.unwrap(),
+        Some(unverified)
+    );
 }

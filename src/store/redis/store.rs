@@ -24,6 +24,23 @@ use crate::store::{
     RateCount, Store, StoreError, SuccessProof,
 };
 
+/// The id of the device a session record says verified it ('' if none), and the record
+/// without that verification, for the scripts that keep a verification only while its device
+/// exists.
+fn verification_parts(record: &SessionRecord) -> Result<(String, String), StoreError> {
+    let Some(verified) = &record.verified else {
+        return Ok((String::new(), String::new()));
+    };
+    let unverified = SessionRecord {
+        verified: None,
+        ..record.clone()
+    };
+    Ok((
+        verified.device_id.as_str().to_owned(),
+        serde_json::to_string(&unverified)?,
+    ))
+}
+
 /// Longest time to live given to Redis, in milliseconds (2^52, about 142,000 years): the
 /// scripts add it to the server time in Lua numbers, which are exact only below 2^53.
 const MAX_TTL_MILLIS: u64 = 1 << 52;
@@ -719,12 +736,16 @@ impl Store for RedisStore {
         record: &SessionRecord,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::SAVE_SESSION.prepare_invoke();
         call.key(self.keys.session(key))
             .key(self.keys.sessions(key.tag()))
+            .key(self.keys.devices(key.tag()))
             .arg(key.digest())
             .arg(serde_json::to_string(record)?)
-            .arg(ttl_millis(ttl));
+            .arg(ttl_millis(ttl))
+            .arg(verifier)
+            .arg(unverified);
         self.eval(call).await.map(drop)
     }
 
@@ -738,14 +759,18 @@ impl Store for RedisStore {
         if old.tag() != new.tag() {
             return Err(StoreError::Invalid("rotate_session across users"));
         }
+        let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::ROTATE_SESSION.prepare_invoke();
         call.key(self.keys.session(old))
             .key(self.keys.session(new))
             .key(self.keys.sessions(old.tag()))
+            .key(self.keys.devices(old.tag()))
             .arg(old.digest())
             .arg(new.digest())
             .arg(serde_json::to_string(record)?)
-            .arg(ttl_millis(ttl));
+            .arg(ttl_millis(ttl))
+            .arg(verifier)
+            .arg(unverified);
         flag(&self.eval(call).await?)
     }
 

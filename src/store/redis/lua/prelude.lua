@@ -98,6 +98,20 @@ local function read_device(devices, id, now)
   return device
 end
 
+-- `record` if the device `id` that verified it is still a confirmed device in `devices` (or
+-- nothing verified it: `id` is ''), else `unverified`: a device deleted between a code check
+-- and the session write must not leave a session verified by it.
+local function verified_record(devices, id, record, unverified)
+  if id == '' then
+    return record
+  end
+  local device = read_device(devices, id, server_now())
+  if device and is_confirmed(device) then
+    return record
+  end
+  return unverified
+end
+
 -- Stores the state part of a device as parse_device returns it.
 local function write_state(devices, id, device)
   local state = table.concat({device[2], device[3], device[4], device[5], device[6] or '',
