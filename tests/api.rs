@@ -227,18 +227,23 @@ impl Harness {
         self.clock.advance(Duration::from_secs(secs));
     }
 
-    /// Adds and confirms a TOTP device through the API (the session ends up verified).
-    async fn totp(&self, client: &mut Client) -> Totp {
+    /// Adds a TOTP device through the API, unconfirmed.
+    async fn pending_totp(&self, client: &mut Client) -> Totp {
         let reply = client
             .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json);
         let secret =
             Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
-        let totp = Totp {
+        Totp {
             id: reply.json["device"]["id"].as_str().unwrap().to_owned(),
             key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX),
-        };
+        }
+    }
+
+    /// Adds and confirms a TOTP device through the API (the session ends up verified).
+    async fn totp(&self, client: &mut Client) -> Totp {
+        let totp = self.pending_totp(client).await;
         let path = format!("/2fa/devices/{}/confirm", totp.id);
         let confirmed = client
             .post(&path, json!({"code": totp.code(&self.clock, 0)}))
@@ -561,15 +566,7 @@ async fn the_code_goes_by_either_name() {
     let mut c = h.client();
     c.login("alice").await;
     // `token`, the older name, confirms a device...
-    let reply = c
-        .post("/2fa/devices", json!({"method": "totp", "name": "Phone"}))
-        .await;
-    let secret =
-        Secret::from_base32(reply.json["provisioning"]["secret"].as_str().unwrap()).unwrap();
-    let totp = Totp {
-        id: reply.json["device"]["id"].as_str().unwrap().to_owned(),
-        key: OtpKey::new(secret, Algorithm::Sha1, Digits::SIX),
-    };
+    let totp = h.pending_totp(&mut c).await;
     let path = format!("/2fa/devices/{}/confirm", totp.id);
     let confirmed = c
         .post(&path, json!({"token": totp.code(&h.clock, 0)}))
