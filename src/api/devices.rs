@@ -36,6 +36,15 @@ pub(crate) async fn methods(
     ];
     let mut channels: Vec<&str> = two_factor.channels().collect();
     channels.sort_unstable();
+    #[cfg(feature = "push")]
+    if two_factor.push_enabled() {
+        methods.push(
+            json!({"key": "push", "kind": "push", "name": "Approve on your phone",
+               "config_schema": {"type": "object", "required": ["token", "public_key"],
+                                 "properties": {"token": {"type": "string"},
+                                                "public_key": {"type": "string"}}}}),
+        );
+    }
     methods.extend(channels.into_iter().map(|channel| {
         json!({"key": channel, "kind": "out_of_band", "name": format!("Code by {channel}"),
                "config_schema": {"type": "object", "required": ["destination"],
@@ -94,6 +103,15 @@ struct OutOfBandConfig {
     destination: String,
 }
 
+/// A push device's `config`: the app's push token and its Ed25519 public key.
+#[cfg(feature = "push")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfig {
+    token: String,
+    public_key: String,
+}
+
 pub(crate) async fn create(
     State(config): State<Arc<ApiConfig>>,
     caller: Caller,
@@ -140,6 +158,23 @@ pub(crate) async fn create(
                 .await
                 .map_err(failed)?;
             provisioning(enrolment, qr)
+        }
+        #[cfg(feature = "push")]
+        "push" => {
+            let push = parse_config::<PushConfig>(body.config)?;
+            let device = two_factor
+                .enroll_push(&caller.who, &body.name, &push.token, &push.public_key)
+                .await
+                .map_err(failed)?;
+            let requested = two_factor
+                .request_approval(&caller.who, &device.id)
+                .await
+                .map_err(failed)?;
+            let body = json!({
+                "device": DeviceView::from(&device),
+                "approval": super::approvals::requested_view(&requested),
+            });
+            Ok((StatusCode::CREATED, Json(body)).into_response())
         }
         "backup_codes" => Err(ApiError::bad_request(
             "unknown_method",
@@ -444,6 +479,10 @@ pub(crate) async fn send_challenge(
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> ApiResult {
     let id = device_id(&body.device_id)?;
+    #[cfg(feature = "push")]
+    if is_push_device(&caller, &id).await? {
+        return super::approvals::request(&caller, &id).await;
+    }
     let sent = caller
         .session
         .two_factor()
@@ -457,4 +496,16 @@ pub(crate) async fn send_challenge(
         "resend_after": sent.resend_after.as_millis(),
     }))
     .into_response())
+}
+
+/// Whether `id` is one of the caller's push devices.
+#[cfg(feature = "push")]
+async fn is_push_device(caller: &Caller, id: &DeviceId) -> Result<bool, ApiError> {
+    let device = caller
+        .session
+        .two_factor()
+        .device(&caller.user, id)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    Ok(device.is_some_and(|d| d.kind() == crate::device::DeviceKind::Push))
 }
