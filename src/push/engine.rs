@@ -272,12 +272,7 @@ impl TwoFactor {
             return Err(ApprovalError::BadSignature.into());
         }
         let skew = self.push_policy().answer_skew();
-        let earliest = Timestamp::from_millis(
-            record
-                .created_at
-                .as_millis()
-                .saturating_sub(crate::clock::duration_millis(skew)),
-        );
+        let earliest = record.created_at.saturating_sub(skew);
         if answer.at.since(now) > skew || now.since(answer.at) > skew || answer.at < earliest {
             self.refuse_answer(user, &device, ApprovalError::StaleAnswer);
             return Err(ApprovalError::StaleAnswer.into());
