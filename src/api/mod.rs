@@ -134,21 +134,11 @@ where
             policy,
             csrf::refuse_cross_site,
         ))
-        .merge(phone_routes())
         .with_state(Arc::new(config))
 }
 
-/// The routes a phone calls: no session, no cookie, proven by a signature, so outside the
-/// cross-site request defence.
-fn phone_routes() -> Router<Arc<ApiConfig>> {
-    let routes = Router::new();
-    #[cfg(feature = "push")]
-    let routes = routes.route("/approvals/{id}/answer", post(approvals::answer));
-    routes
-}
-
 fn routes() -> Router<Arc<ApiConfig>> {
-    Router::new()
+    let routes = Router::new()
         .route("/methods", get(devices::methods))
         .route("/devices", get(devices::list).post(devices::create))
         .route(
@@ -176,14 +166,11 @@ fn routes() -> Router<Arc<ApiConfig>> {
         .route("/remembered/{id}", axum::routing::delete(account::forget))
         .route("/status", get(account::status))
         .route("/logout", post(account::logout))
-        .route("/logout-all", post(account::logout_all))
-        .merge(approval_routes())
-}
-
-/// The login's side of push approvals.
-fn approval_routes() -> Router<Arc<ApiConfig>> {
-    let routes = Router::new();
+        .route("/logout-all", post(account::logout_all));
+    // The answer is the phone's: the cross-site defence lets it through (see `csrf`).
     #[cfg(feature = "push")]
-    let routes = routes.route("/approvals/{id}", get(approvals::poll));
+    let routes = routes
+        .route("/approvals/{id}", get(approvals::poll))
+        .route("/approvals/{id}/answer", post(approvals::answer));
     routes
 }

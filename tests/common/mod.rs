@@ -7,5 +7,7 @@ pub mod api_harness;
 pub mod conformance;
 pub mod http;
 pub mod instrumented_store;
+#[cfg(feature = "push")]
+pub mod phone_app;
 pub mod redis_server;
 pub mod sessions;
