@@ -76,3 +76,23 @@ impl PhoneApp {
         })
     }
 }
+
+impl PhoneApp {
+    /// This app's signed answer to approval `id` at `at`, as the engine takes it.
+    pub fn signed(
+        &self,
+        id: &str,
+        decision: Decision,
+        number: Option<u8>,
+        at: Timestamp,
+    ) -> tower_otp::push::SignedAnswer {
+        let body = self.answer(id, decision, number, at);
+        tower_otp::push::SignedAnswer::new(
+            decision,
+            number,
+            at,
+            body["signature"].as_str().unwrap(),
+        )
+        .unwrap()
+    }
+}
