@@ -46,7 +46,7 @@ impl Decision {
 /// ```
 /// use tower_otp::clock::Timestamp;
 /// use tower_otp::push::{Decision, answer_message};
-/// # let id = "a".repeat(32) + "." + &"b".repeat(43);
+/// # let id = "a".repeat(32) + "." + &"A".repeat(43);
 /// # let id = tower_otp::push::ApprovalId::parse(&id).unwrap().0;
 /// let message = answer_message(&id, Decision::Approve, Some(42), Timestamp::from_millis(1_700_000_000_000));
 /// assert!(message.starts_with(b"tower-otp/push-answer/v1\0"));
