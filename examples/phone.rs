@@ -142,16 +142,8 @@ impl Phone {
             "timestamp": at.as_millis(),
             "signature": BASE64URL_NOPAD.encode(&signature.to_bytes()),
         });
-        let reply: Value = self
-            .http
-            .post(format!("{}/2fa/approvals/{id}/answer", self.demo))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("the demo cannot be reached: {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("the demo's answer is not JSON: {e}"))?;
+        let url = format!("{}/2fa/approvals/{id}/answer", self.demo);
+        let reply = json_of(self.http.post(url).json(&body)).await?;
         let status = reply["status"]
             .as_str()
             .or(reply["error"].as_str())
@@ -274,18 +266,16 @@ async fn enrol(phone: &Phone, options: &Options) -> Result<String, String> {
         "simulator-{}",
         BASE64URL_NOPAD.encode(&phone.key.verifying_key().as_bytes()[..6])
     );
-    let added: Value = phone
-        .http
-        .post(format!("{}/2fa/devices", phone.demo))
-        .bearer_auth(&token)
-        .json(&json!({"method": "push", "name": "Phone simulator",
-                      "config": {"token": device_token, "public_key": phone.public_key()}}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let device = json!({"method": "push", "name": "Phone simulator",
+                        "config": {"token": device_token, "public_key": phone.public_key()}});
+    let added = json_of(
+        phone
+            .http
+            .post(format!("{}/2fa/devices", phone.demo))
+            .bearer_auth(&token)
+            .json(&device),
+    )
+    .await?;
     let (Some(device), Some(id), Some(number)) = (
         added["device"]["id"].as_str(),
         added["approval"]["id"].as_str(),
@@ -295,20 +285,24 @@ async fn enrol(phone: &Phone, options: &Options) -> Result<String, String> {
     };
     let number = u8::try_from(number).map_err(|_| "not a two-digit number")?;
     phone.answer(id, Decision::Approve, Some(number)).await?;
-    let confirmed: Value = phone
-        .http
-        .get(format!("{}/2fa/approvals/{id}", phone.demo))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let url = format!("{}/2fa/approvals/{id}", phone.demo);
+    let confirmed = json_of(phone.http.get(url).bearer_auth(&token)).await?;
     if confirmed["device"]["confirmed"] != true {
         return Err(format!("enrolment not confirmed: {confirmed}"));
     }
     Ok(device.to_owned())
+}
+
+/// Sends `request` to the demo and reads its JSON answer, whatever the status.
+async fn json_of(request: reqwest::RequestBuilder) -> Result<Value, String> {
+    let reply = request
+        .send()
+        .await
+        .map_err(|e| format!("the demo cannot be reached: {e}"))?;
+    reply
+        .json()
+        .await
+        .map_err(|e| format!("the demo's answer is not JSON: {e}"))
 }
 
 /// Numbers typed on standard input answer the latest push.

@@ -9,5 +9,7 @@ pub mod http;
 pub mod instrumented_store;
 #[cfg(feature = "push")]
 pub mod phone_app;
+#[cfg(feature = "push")]
+pub mod push_conformance;
 pub mod redis_server;
 pub mod sessions;

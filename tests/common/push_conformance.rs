@@ -1,7 +1,8 @@
-//! Push approvals on every store: the engine over two clients of one store (two application
-//! instances), against the memory store, a private Redis and a private Redis Cluster.
-
-mod common;
+//! Push approvals on every store, written once against the engine over two clients of one
+//! store (two application instances) and run against every backend through
+//! [`push_conformance_tests!`] (see `tests/store_conformance.rs`): single use under 200
+//! concurrent answers, expiry, wrong numbers, bad signatures, replays, other logins and the
+//! fatigue limits.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,8 +13,9 @@ use tower_otp::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use tower_otp::delivery::SendError;
 use tower_otp::device::{Device, Error, UserId};
 use tower_otp::push::{
-    ApprovalContext, ApprovalCreate, ApprovalError, ApprovalId, ApprovalRecord, ApprovalStatus,
-    ApprovalUse, Decision, PushMessage, PushPolicy, PushSender, SignedAnswer, answer_message,
+    ApprovalContext, ApprovalCreate, ApprovalError, ApprovalId, ApprovalRecord, ApprovalRequested,
+    ApprovalStatus, ApprovalUse, Decision, PushMessage, PushPolicy, PushSender, SignedAnswer,
+    answer_message,
 };
 use tower_otp::store::{LoginBinding, RateLimit, SharedStore};
 use tower_otp::{ServerKey, TwoFactor};
@@ -117,6 +119,23 @@ impl Rig {
         (user, device)
     }
 
+    /// Sends an approval for `user`'s login to `device`, through the first instance.
+    async fn push(&self, user: &UserId, device: &Device) -> ApprovalRequested {
+        self.first.request_approval(user, &device.id).await.unwrap()
+    }
+
+    /// The phone's answer to `requested` with the right number, through the second instance.
+    async fn answer(
+        &self,
+        requested: &ApprovalRequested,
+        decision: Decision,
+    ) -> Result<ApprovalRecord, Error> {
+        let answer = self.sign(&requested.id, decision, Some(requested.number));
+        self.second
+            .answer_approval(requested.id.as_str(), &answer)
+            .await
+    }
+
     fn sign(&self, id: &ApprovalId, decision: Decision, number: Option<u8>) -> SignedAnswer {
         sign_with(&self.key, id, decision, number, self.clock.now())
     }
@@ -171,10 +190,13 @@ fn approval_error(result: Result<impl std::fmt::Debug, Error>) -> ApprovalError 
     }
 }
 
-/// Generates one test per case. `$clients` gives two clients of one fresh namespace.
+/// Generates one `#[tokio::test]` per case. `$clients` is an expression of type
+/// `impl Fn() -> impl Future<Output = (SharedStore, SharedStore)>` giving two clients of one
+/// fresh namespace.
+#[macro_export]
 macro_rules! push_conformance_tests {
     ($clients:expr) => {
-        push_conformance_tests!(@tests $clients;
+        $crate::push_conformance_tests!(@tests $clients;
             race_two_hundred_answers_from_two_clients_settle_once,
             race_two_hundred_uses_verify_once,
             approvals_expire_unanswered,
@@ -191,22 +213,18 @@ macro_rules! push_conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                crate::$name($clients().await).await;
+                $crate::common::push_conformance::$name(($clients)().await).await;
             }
         )*
     };
 }
 
-async fn race_two_hundred_answers_from_two_clients_settle_once(
+pub async fn race_two_hundred_answers_from_two_clients_settle_once(
     clients: (SharedStore, SharedStore),
 ) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let number = requested.number;
     let wrong = rig
         .last_choices()
@@ -261,14 +279,10 @@ async fn race_two_hundred_answers_from_two_clients_settle_once(
     );
 }
 
-async fn race_two_hundred_uses_verify_once(clients: (SharedStore, SharedStore)) {
+pub async fn race_two_hundred_uses_verify_once(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let answer = rig.sign(&requested.id, Decision::Approve, Some(requested.number));
     let approved = rig
         .first
@@ -304,14 +318,10 @@ async fn race_two_hundred_uses_verify_once(clients: (SharedStore, SharedStore)) 
     assert_eq!(rig.saw("user_verified"), verified_before + 1);
 }
 
-async fn approvals_expire_unanswered(clients: (SharedStore, SharedStore)) {
+pub async fn approvals_expire_unanswered(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     assert_eq!(
         requested.expires_at,
         rig.clock.now().saturating_add(Duration::from_secs(120))
@@ -343,20 +353,13 @@ async fn approvals_expire_unanswered(clients: (SharedStore, SharedStore)) {
     }
     assert_eq!(rig.saw("approval_expired"), 1, "announced once");
     // The expired approval no longer holds the user's live slot.
-    rig.first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    rig.push(&alice, &device).await;
 }
 
-async fn a_wrong_number_denies(clients: (SharedStore, SharedStore)) {
+pub async fn a_wrong_number_denies(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let choices = rig.last_choices();
     assert!(choices.contains(&requested.number));
     let wrong = choices
@@ -392,11 +395,7 @@ async fn a_wrong_number_denies(clients: (SharedStore, SharedStore)) {
         other => panic!("unexpected: {other:?}"),
     }
     // An approval without a number is denied too.
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let blind = rig.sign(&requested.id, Decision::Approve, None);
     assert_eq!(
         approval_error(
@@ -409,14 +408,10 @@ async fn a_wrong_number_denies(clients: (SharedStore, SharedStore)) {
     assert_eq!(rig.saw("approval_denied"), 2);
 }
 
-async fn a_bad_signature_changes_nothing(clients: (SharedStore, SharedStore)) {
+pub async fn a_bad_signature_changes_nothing(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let id = requested.id.as_str();
     let other_key = signing_key();
     let now = rig.clock.now();
@@ -456,14 +451,10 @@ async fn a_bad_signature_changes_nothing(clients: (SharedStore, SharedStore)) {
     assert_eq!(settled.status, ApprovalStatus::Approved);
 }
 
-async fn an_old_signed_answer_cannot_be_replayed(clients: (SharedStore, SharedStore)) {
+pub async fn an_old_signed_answer_cannot_be_replayed(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let first = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let first = rig.push(&alice, &device).await;
     let old = rig.sign(&first.id, Decision::Approve, Some(first.number));
     rig.second
         .answer_approval(first.id.as_str(), &old)
@@ -483,11 +474,7 @@ async fn an_old_signed_answer_cannot_be_replayed(clients: (SharedStore, SharedSt
     );
     // For the next approval: the signature names the first one's id.
     rig.clock.advance(Duration::from_secs(5));
-    let next = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let next = rig.push(&alice, &device).await;
     let replayed = SignedAnswer {
         number: Some(next.number),
         ..old.clone()
@@ -525,7 +512,7 @@ async fn an_old_signed_answer_cannot_be_replayed(clients: (SharedStore, SharedSt
     );
 }
 
-async fn an_approval_is_only_its_own_logins(clients: (SharedStore, SharedStore)) {
+pub async fn an_approval_is_only_its_own_logins(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
     let bob_key = signing_key();
@@ -535,11 +522,7 @@ async fn an_approval_is_only_its_own_logins(clients: (SharedStore, SharedStore))
         .enroll_push(&bob, "Phone", "token-2", &public_key(&bob_key))
         .await
         .unwrap();
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let id = requested.id.as_str();
     // Bob's phone cannot answer Alice's approval, nor can Bob read or use it.
     let bobs = sign_with(
@@ -583,11 +566,7 @@ async fn an_approval_is_only_its_own_logins(clients: (SharedStore, SharedStore))
         answered_at: None,
     };
     // The user's live approval is the one requested above: answer it first.
-    let answer = rig.sign(&requested.id, Decision::Deny, None);
-    rig.second
-        .answer_approval(requested.id.as_str(), &answer)
-        .await
-        .unwrap();
+    rig.answer(&requested, Decision::Deny).await.unwrap();
     let retain = now.saturating_add(Duration::from_secs(240));
     assert_eq!(
         store.create_approval(&key, &record, retain).await.unwrap(),
@@ -636,24 +615,16 @@ async fn an_approval_is_only_its_own_logins(clients: (SharedStore, SharedStore))
     drop(id);
 }
 
-async fn one_live_approval_per_user(clients: (SharedStore, SharedStore)) {
+pub async fn one_live_approval_per_user(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     match approval_error(rig.second.request_approval(&alice, &device.id).await) {
         ApprovalError::Busy { until, .. } => assert_eq!(until, requested.expires_at),
         other => panic!("unexpected: {other:?}"),
     }
     // Concurrent requests: at most one is sent.
-    let answer = rig.sign(&requested.id, Decision::Deny, None);
-    rig.first
-        .answer_approval(requested.id.as_str(), &answer)
-        .await
-        .unwrap();
+    rig.answer(&requested, Decision::Deny).await.unwrap();
     let sent_before = rig.phone.received.lock().unwrap().len();
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -679,22 +650,14 @@ async fn one_live_approval_per_user(clients: (SharedStore, SharedStore)) {
     assert_eq!(rig.phone.received.lock().unwrap().len(), sent_before + 1);
 }
 
-async fn requests_are_limited_per_window(clients: (SharedStore, SharedStore)) {
+pub async fn requests_are_limited_per_window(clients: (SharedStore, SharedStore)) {
     let rig = Rig::new(clients, test_policy()).await;
     let (alice, device) = rig.user_with_phone("alice").await;
     // The enrolment's approval counted once: two more within ten minutes.
     for _ in 0..2 {
         rig.clock.advance(Duration::from_secs(1));
-        let requested = rig
-            .first
-            .request_approval(&alice, &device.id)
-            .await
-            .unwrap();
-        let answer = rig.sign(&requested.id, Decision::Deny, None);
-        rig.second
-            .answer_approval(requested.id.as_str(), &answer)
-            .await
-            .unwrap();
+        let requested = rig.push(&alice, &device).await;
+        rig.answer(&requested, Decision::Deny).await.unwrap();
     }
     rig.clock.advance(Duration::from_secs(1));
     match approval_error(rig.second.request_approval(&alice, &device.id).await) {
@@ -702,22 +665,15 @@ async fn requests_are_limited_per_window(clients: (SharedStore, SharedStore)) {
         other => panic!("unexpected: {other:?}"),
     }
     rig.clock.advance(Duration::from_secs(600));
-    rig.first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    rig.push(&alice, &device).await;
     assert_eq!(rig.saw("approval_requested"), 4);
 }
 
-async fn a_report_blocks_pushes_for_a_while(clients: (SharedStore, SharedStore)) {
+pub async fn a_report_blocks_pushes_for_a_while(clients: (SharedStore, SharedStore)) {
     let block = Duration::from_secs(900);
     let rig = Rig::new(clients, test_policy().with_report_block(block)).await;
     let (alice, device) = rig.user_with_phone("alice").await;
-    let requested = rig
-        .first
-        .request_approval(&alice, &device.id)
-        .await
-        .unwrap();
+    let requested = rig.push(&alice, &device).await;
     let report = rig.sign(&requested.id, Decision::Report, None);
     let reported = rig
         .second
@@ -747,66 +703,4 @@ async fn a_report_blocks_pushes_for_a_while(clients: (SharedStore, SharedStore))
         .request_approval(&alice, &device.id)
         .await
         .unwrap();
-}
-
-mod memory {
-    use tower_otp::store::{MemoryStore, SharedStore};
-
-    async fn clients() -> (SharedStore, SharedStore) {
-        let store = MemoryStore::new();
-        (
-            std::sync::Arc::new(store.clone()),
-            std::sync::Arc::new(store),
-        )
-    }
-
-    push_conformance_tests!(clients);
-}
-
-#[cfg(feature = "redis")]
-async fn redis_clients(config: tower_otp::store::RedisConfig) -> (SharedStore, SharedStore) {
-    let config = config.with_key_prefix(common::redis_server::unique_prefix());
-    let first = config.clone().connect().await.expect("connect to redis");
-    let second = config.connect().await.expect("connect to redis");
-    (Arc::new(first), Arc::new(second))
-}
-
-#[cfg(feature = "redis")]
-mod redis_single {
-    use std::sync::OnceLock;
-
-    use tower_otp::store::{RedisConfig, SharedStore};
-
-    use crate::common::redis_server::RedisServer;
-
-    fn server() -> &'static RedisServer {
-        static SERVER: OnceLock<RedisServer> = OnceLock::new();
-        SERVER.get_or_init(RedisServer::start)
-    }
-
-    async fn clients() -> (SharedStore, SharedStore) {
-        crate::redis_clients(RedisConfig::server(server().url())).await
-    }
-
-    push_conformance_tests!(clients);
-}
-
-#[cfg(feature = "redis")]
-mod redis_cluster {
-    use std::sync::OnceLock;
-
-    use tower_otp::store::{RedisConfig, SharedStore};
-
-    use crate::common::redis_server::RedisCluster;
-
-    fn cluster() -> &'static RedisCluster {
-        static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
-        CLUSTER.get_or_init(RedisCluster::start)
-    }
-
-    async fn clients() -> (SharedStore, SharedStore) {
-        crate::redis_clients(RedisConfig::cluster(cluster().urls())).await
-    }
-
-    push_conformance_tests!(clients);
 }
