@@ -344,20 +344,32 @@ impl World {
 /// Runs one cell; a mismatch is described, not panicked on, so that a run lists them all.
 async fn api_cell(backend: &Backend, endpoint: Endpoint, who: Who, expect: Expect) -> Vec<String> {
     let mut world = World::new(backend, who).await;
-    let (method, path, body) = world.request(endpoint).await;
+    let request = world.request(endpoint).await;
+    send_and_compare(&mut world, &format!("{endpoint:?}"), request, expect).await
+}
+
+/// Sends a row's request as the world's client and compares the answer with `expect`; a
+/// refused request must leave the devices and remembered browsers as they were.
+async fn send_and_compare(
+    world: &mut World,
+    row: &str,
+    (method, path, body): (&str, String, Option<Value>),
+    expect: Expect,
+) -> Vec<String> {
+    let who = world.who;
     let before = world.snapshot().await;
     let reply = world.client.send(method, &path, body).await;
     let mut mismatches = Vec::new();
     let got = (reply.status.as_u16(), reply.error());
     if got != (expect.0, expect.1) {
         mismatches.push(format!(
-            "{endpoint:?} as {who:?}: expected {expect:?}, got {got:?} {}",
+            "{row} as {who:?}: expected {expect:?}, got {got:?} {}",
             reply.json
         ));
     }
     if expect.0 >= 400 && world.snapshot().await != before {
         mismatches.push(format!(
-            "{endpoint:?} as {who:?}: refused, yet the devices or remembered browsers changed"
+            "{row} as {who:?}: refused, yet the devices or remembered browsers changed"
         ));
     }
     mismatches
@@ -830,21 +842,13 @@ mod push {
                 ("POST", format!("/2fa/approvals/{id}/answer"), Some(body))
             }
         };
-        let before = world.snapshot().await;
-        let reply = world.client.send(method, &path, body).await;
-        let mut mismatches = Vec::new();
-        let got = (reply.status.as_u16(), reply.error());
-        if got != (expect.0, expect.1) {
-            mismatches.push(format!(
-                "{endpoint:?} as {who:?}: expected {expect:?}, got {got:?} {}",
-                reply.json
-            ));
-        }
-        if expect.0 >= 400 && world.snapshot().await != before {
-            mismatches.push(format!(
-                "{endpoint:?} as {who:?}: refused, yet something changed"
-            ));
-        }
+        let mut mismatches = send_and_compare(
+            &mut world,
+            &format!("{endpoint:?}"),
+            (method, path, body),
+            expect,
+        )
+        .await;
         if endpoint == Endpoint::PollApproval && expect.0 < 400 && !world.client.is_verified().await
         {
             mismatches.push(format!(
