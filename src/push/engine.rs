@@ -162,11 +162,7 @@ impl TwoFactor {
             .ok_or(ApprovalError::Unavailable)?;
         let (found, token) = self.push_device(user, device).await?;
         let now = self.now();
-        if let (_, Some(until)) = self.store().user_failures(user).await?
-            && until > now
-        {
-            return Err(Error::Locked { until });
-        }
+        self.refuse_if_locked(user, now).await?;
         let policy = *self.push_policy();
         let limits = [self.push_bucket(user, REQUESTS_COUNTER, policy.requests())];
         self.count_push(&limits, now).await?;
@@ -296,11 +292,13 @@ impl TwoFactor {
                 Some(now.saturating_add(self.push_policy().report_block())),
             ),
         };
-        let settled = self
+        let Some(settled) = self
             .store()
             .settle_approval(&key, status, block_until, now)
             .await?
-            .ok_or(ApprovalError::AlreadyAnswered)?;
+        else {
+            return Err(self.why_not_settled(&key).await?.into());
+        };
         let kind = match (status, block_until) {
             (ApprovalStatus::Approved, _) => EventKind::ApprovalApproved,
             (ApprovalStatus::Reported, Some(blocked_until)) => {
@@ -361,6 +359,8 @@ impl TwoFactor {
             return Ok(ApprovalUse::NotApproved(record));
         }
         let user = caller.user();
+        // A lockout after too many wrong codes holds for every factor.
+        self.refuse_if_locked(user, self.now()).await?;
         let device = self
             .store()
             .get_device(user, &record.device)
@@ -403,6 +403,25 @@ impl TwoFactor {
             },
             first,
         }))
+    }
+
+    /// [`Error::Locked`] while the user is locked out after too many failed codes.
+    async fn refuse_if_locked(&self, user: &UserId, now: Timestamp) -> Result<(), Error> {
+        match self.store().user_failures(user).await? {
+            (_, Some(until)) if until > now => Err(Error::Locked { until }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why the store did not settle an approval that was pending a moment ago: another answer
+    /// came first, or the store's clock (ahead of this instance's) has it expired.
+    async fn why_not_settled(&self, key: &ApprovalKey) -> Result<ApprovalError, Error> {
+        let record = self.store().get_approval(key).await?;
+        Ok(match record.map(|r| r.status) {
+            Some(ApprovalStatus::Pending) => ApprovalError::Expired,
+            Some(_) => ApprovalError::AlreadyAnswered,
+            None => ApprovalError::NotFound,
+        })
     }
 
     /// The approval at `key` if the caller's login asked for it.
