@@ -36,6 +36,10 @@ async fn enrol_push(h: &Harness, browser: &mut Client) -> String {
     );
     assert_eq!(push.approval().as_str(), id);
     assert_eq!(push.device_token(), "provider-token");
+    let body = push.body();
+    assert_eq!(body["requested_at"], h.clock.now().as_millis());
+    assert_eq!(body["context"]["application"], "Matrix");
+    assert!(body.get("number").is_none(), "{body}");
     let answered = h
         .client()
         .post(

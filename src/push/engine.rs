@@ -206,7 +206,7 @@ impl TwoFactor {
             token,
             id.clone(),
             choices_with(number),
-            record.expires_at,
+            (record.created_at, record.expires_at),
             record.context.clone(),
         );
         if let Err(error) = sender.push(&message).await {

@@ -47,6 +47,7 @@ pub struct PushMessage {
     device_token: String,
     approval: ApprovalId,
     choices: [u8; 3],
+    requested_at: Timestamp,
     expires_at: Timestamp,
     context: ApprovalContext,
 }
@@ -59,6 +60,7 @@ struct Body<'a> {
     approval_id: &'a str,
     device_id: &'a str,
     choices: [u8; 3],
+    requested_at: u64,
     expires_at: u64,
     context: &'a ApprovalContext,
 }
@@ -71,7 +73,7 @@ impl PushMessage {
         device_token: String,
         approval: ApprovalId,
         choices: [u8; 3],
-        expires_at: Timestamp,
+        (requested_at, expires_at): (Timestamp, Timestamp),
         context: ApprovalContext,
     ) -> Self {
         PushMessage {
@@ -80,6 +82,7 @@ impl PushMessage {
             device_token,
             approval,
             choices,
+            requested_at,
             expires_at,
             context,
         }
@@ -110,6 +113,11 @@ impl PushMessage {
         self.choices
     }
 
+    /// When the login asked.
+    pub fn requested_at(&self) -> Timestamp {
+        self.requested_at
+    }
+
     /// When the approval expires.
     pub fn expires_at(&self) -> Timestamp {
         self.expires_at
@@ -121,7 +129,7 @@ impl PushMessage {
     }
 
     /// The JSON the phone receives: `{"to", "kind": "approval", "approval_id", "device_id",
-    /// "choices": [n, n, n], "expires_at" (ms), "context": {"client_addr"?, "user_agent"?,
+    /// "choices": [n, n, n], "requested_at" and "expires_at" (ms), "context": {"client_addr"?, "user_agent"?,
     /// "application"?}}`.
     pub fn body(&self) -> serde_json::Value {
         serde_json::to_value(Body {
@@ -130,6 +138,7 @@ impl PushMessage {
             approval_id: self.approval.as_str(),
             device_id: self.device.as_str(),
             choices: self.choices,
+            requested_at: self.requested_at.as_millis(),
             expires_at: self.expires_at.as_millis(),
             context: &self.context,
         })
