@@ -689,7 +689,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Atomically uses an approval: if it is [`Approved`](ApprovalStatus::Approved) and was
     /// asked for by the login `binding`, it becomes [`Used`](ApprovalStatus::Used) and is
-    /// returned as it is now. Exactly one of any number of concurrent calls gets it; every
+    /// returned as it is now. An approved approval can be used until the store forgets it (its
+    /// `retain_until`), so that a login polling just after the phone answered is not too late. Exactly one of any number of concurrent calls gets it; every
     /// other call, then and later, gets `None`.
     async fn use_approval(
         &self,
