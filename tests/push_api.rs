@@ -381,3 +381,55 @@ async fn push_verifies_a_login_on_redis() {
     assert_eq!(used.json["verified"], true, "{:?}", used.json);
     assert!(login.is_verified().await);
 }
+
+/// A user locked out after wrong codes gets no push, and an approval the phone approved
+/// before the lock verifies nothing during it.
+#[tokio::test]
+async fn a_locked_out_user_neither_gets_nor_uses_approvals() {
+    use tower_otp::device::ThrottlePolicy;
+    use tower_otp::push::ApprovalUse;
+    use tower_otp::{MemoryStore, ServerKey, TwoFactor, UserId};
+
+    let phone = common::phone_app::PhoneApp::new();
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+        .with_push_sender(phone.clone())
+        .with_throttle_policy(ThrottlePolicy::default().with_user_failure_limit(1));
+    let alice = UserId::new(USER).unwrap();
+    let device = two_factor
+        .enroll_push(&alice, "Phone", "token", &phone.public_key())
+        .await
+        .unwrap();
+    let approve = |id: String, number: u8| {
+        let (two_factor, phone) = (two_factor.clone(), phone.clone());
+        async move {
+            let answer = phone.signed(&id, Decision::Approve, Some(number), two_factor.now());
+            two_factor.answer_approval(&id, &answer).await.unwrap();
+            id
+        }
+    };
+    let first = two_factor
+        .request_approval(&alice, &device.id)
+        .await
+        .unwrap();
+    let id = approve(first.id.as_str().to_owned(), first.number).await;
+    assert!(matches!(
+        two_factor.use_approval(&alice, &id).await.unwrap(),
+        ApprovalUse::Confirmed(_)
+    ));
+    let before_lock = two_factor
+        .request_approval(&alice, &device.id)
+        .await
+        .unwrap();
+    let id = approve(before_lock.id.as_str().to_owned(), before_lock.number).await;
+    // A wrong code (a push device takes none) locks the user at a limit of one failure.
+    assert!(two_factor.verify_any(&alice, "000000").await.is_err());
+    let used = two_factor.use_approval(&alice, &id).await;
+    assert_eq!(used.unwrap_err().kind(), "locked");
+    let refused = two_factor.request_approval(&alice, &device.id).await;
+    assert_eq!(refused.unwrap_err().kind(), "locked");
+    two_factor.reset_lockout(&alice).await.unwrap();
+    assert!(matches!(
+        two_factor.use_approval(&alice, &id).await.unwrap(),
+        ApprovalUse::Verified(_)
+    ));
+}
