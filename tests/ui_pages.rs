@@ -285,7 +285,15 @@ async fn each_page_renders_on_its_own() {
     for method in ["totp", "hotp", "sms", "call", "email"] {
         let page = browser.get(&format!("{BASE}/setup/method/{method}")).await;
         assert_eq!(page.status, StatusCode::OK, "{method}");
+        let page = browser
+            .get(&format!("{BASE}/setup/method/{method}?next=/admin%3Fx%3D1"))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{method}");
+        assert_eq!(page.field("next"), "&#x2f;admin?x=1", "{method}");
     }
+    let with_next = browser.get(&format!("{BASE}/setup?next=/admin")).await;
+    assert_eq!(with_next.status, StatusCode::OK);
+    assert!(with_next.body.contains("totp?next=&#x2f;admin\""), "{}", with_next.body);
     assert_eq!(
         browser
             .get(&format!("{BASE}/setup/method/fax"))
