@@ -160,7 +160,11 @@ impl Person {
     /// The current URL's path and query.
     async fn at(&self) -> String {
         let url = self.browser.current_url().await.unwrap();
-        assert_eq!(url.host_str(), Some("127.0.0.1"), "stayed on the site: {url}");
+        assert_eq!(
+            url.host_str(),
+            Some("127.0.0.1"),
+            "stayed on the site: {url}"
+        );
         match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
@@ -279,15 +283,14 @@ async fn walk(alice: &mut Person) {
     alice.click("#method-totp").await;
     alice.shots.take(&alice.browser, "setup-method").await;
     alice.click("main form button").await;
-    assert!(alice.browser.find(Locator::Css(".qr svg")).await.is_ok(), "an inline QR code");
+    assert!(
+        alice.browser.find(Locator::Css(".qr svg")).await.is_ok(),
+        "an inline QR code"
+    );
     alice.shots.take(&alice.browser, "setup-app").await;
 
     // Read the secret from the page, compute the code, confirm.
-    let secret: String = alice
-        .text_of("#secret")
-        .await
-        .split_whitespace()
-        .collect();
+    let secret: String = alice.text_of("#secret").await.split_whitespace().collect();
     alice.app = Some(OtpKey::new(
         Secret::from_base32(&secret).expect("a base32 secret on the page"),
         Algorithm::Sha1,
@@ -296,7 +299,10 @@ async fn walk(alice: &mut Person) {
     let code = alice.fresh_code().await;
     alice.type_into("#code", &code).await;
     alice.click("form[action$='/setup/confirm'] button").await;
-    assert_eq!(alice.at().await, "/account/two-factor/setup/complete?next=/staff");
+    assert_eq!(
+        alice.at().await,
+        "/account/two-factor/setup/complete?next=/staff"
+    );
     alice.shots.take(&alice.browser, "setup-complete").await;
 
     // See and save the backup codes.
@@ -346,7 +352,11 @@ async fn walk(alice: &mut Person) {
     alice.sign_out().await;
     alice.sign_in(None).await;
     let at = alice.at().await;
-    assert!(at.starts_with("/account/two-factor/verify?"), "{at}: {}", alice.text_of("main").await);
+    assert!(
+        at.starts_with("/account/two-factor/verify?"),
+        "{at}: {}",
+        alice.text_of("main").await
+    );
     alice.shots.take(&alice.browser, "verify").await;
     alice.type_into("#code", "12ab56").await;
     alice.click("form[action$='/verify'] button").await;
@@ -374,7 +384,11 @@ async fn walk(alice: &mut Person) {
     // A new login in the same browser skips the code, and an off-site next is ignored.
     alice.sign_out().await;
     alice.sign_in(Some("https://evil.example/")).await;
-    assert_eq!(alice.at().await, "/", "no code asked, no off-site next followed");
+    assert_eq!(
+        alice.at().await,
+        "/",
+        "no code asked, no off-site next followed"
+    );
     alice.open("/staff").await;
     assert_eq!(alice.at().await, "/staff");
 

@@ -293,7 +293,11 @@ async fn each_page_renders_on_its_own() {
     }
     let with_next = browser.get(&format!("{BASE}/setup?next=/admin")).await;
     assert_eq!(with_next.status, StatusCode::OK);
-    assert!(with_next.body.contains("totp?next=&#x2f;admin\""), "{}", with_next.body);
+    assert!(
+        with_next.body.contains("totp?next=&#x2f;admin\""),
+        "{}",
+        with_next.body
+    );
     assert_eq!(
         browser
             .get(&format!("{BASE}/setup/method/fax"))

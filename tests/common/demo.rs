@@ -136,4 +136,3 @@ fn wait_for(addr: SocketAddr, child: &mut Child) -> bool {
     }
     false
 }
-
