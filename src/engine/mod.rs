@@ -393,6 +393,7 @@ impl TwoFactor {
     }
 
     /// The key from which keys for other purposes are derived (the pages' CSRF tokens).
+    #[cfg(feature = "ui")]
     pub(crate) fn server_key(&self) -> &ServerKey {
         &self.inner.server_key
     }

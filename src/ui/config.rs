@@ -2,13 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
 use crate::device::UserId;
+use crate::otp::AccountLabel;
 
 use super::templates::{self, TEMPLATE_NAMES};
-
-type AccountLabel = Arc<dyn Fn(&UserId) -> String + Send + Sync>;
 
 /// Settings of the [pages](super): where the application's login and home page are, the
 /// account label in authenticator apps, and any template or stylesheet of the application's
@@ -27,7 +25,7 @@ impl Default for UiConfig {
         UiConfig {
             login_url: "/login".to_owned(),
             home_url: "/".to_owned(),
-            account_label: Arc::new(|user: &UserId| user.to_string()),
+            account_label: AccountLabel::user_id(),
             templates: BTreeMap::new(),
             stylesheet: None,
         }
@@ -61,7 +59,7 @@ impl UiConfig {
         mut self,
         label: impl Fn(&UserId) -> String + Send + Sync + 'static,
     ) -> Self {
-        self.account_label = Arc::new(label);
+        self.account_label = AccountLabel::new(label);
         self
     }
 
@@ -93,7 +91,7 @@ impl UiConfig {
 
     /// The account label of `user`, valid in a provisioning URI.
     pub(crate) fn account_for(&self, user: &UserId) -> String {
-        crate::otp::account_name(&(self.account_label)(user), user.as_str())
+        self.account_label.for_user(user)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The profile: whether the second factor is on, the devices (rename, make default,
 //! remove), remembered browsers (revoke one or all), signing out.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -14,6 +15,7 @@ use super::visitor::{Problem, Visitor};
 use crate::device::DeviceId;
 use crate::remember::BrowserId;
 use crate::session::SessionError;
+use crate::{Caller, TwoFactor};
 
 /// `done` names the change just made, for a line of confirmation.
 #[derive(Debug, Default, Deserialize)]
@@ -105,9 +107,29 @@ async fn after(
     }
 }
 
-fn device_id(id: &str) -> Result<DeviceId, SessionError> {
-    id.parse()
-        .map_err(|_| SessionError::Otp(crate::Error::DeviceNotFound))
+/// A change to the user's device `id` through the engine, which applies the factor rule to
+/// `caller`; then the profile.
+async fn change_device<F, Fut>(
+    ui: &Ui,
+    visitor: &Visitor,
+    id: &str,
+    done: &str,
+    change: F,
+) -> Response
+where
+    F: FnOnce(TwoFactor, Caller, DeviceId) -> Fut,
+    Fut: Future<Output = Result<(), crate::Error>>,
+{
+    let result = async {
+        let caller = visitor.caller().ok_or(SessionError::NotAuthenticated)?;
+        let id: DeviceId = id
+            .parse()
+            .map_err(|_| SessionError::Otp(crate::Error::DeviceNotFound))?;
+        let two_factor = visitor.session().two_factor().clone();
+        change(two_factor, caller.clone(), id).await?;
+        Ok(())
+    };
+    after(ui, visitor, result.await, done).await
 }
 
 /// The rename form.
@@ -123,16 +145,14 @@ pub(crate) async fn rename(
     posted: Posted<RenameForm>,
 ) -> Response {
     let Posted { visitor, form } = posted;
-    let result = async {
-        let caller = visitor.caller().ok_or(SessionError::NotAuthenticated)?;
-        let id = device_id(&id)?;
-        let two_factor = visitor.session().two_factor();
+    let name = form.name.trim().to_owned();
+    let rename = |two_factor: TwoFactor, caller: Caller, id: DeviceId| async move {
         two_factor
-            .rename_device(caller, &id, form.name.trim())
-            .await?;
-        Ok(())
+            .rename_device(&caller, &id, &name)
+            .await
+            .map(drop)
     };
-    after(&ui, &visitor, result.await, "renamed").await
+    change_device(&ui, &visitor, &id, "renamed", rename).await
 }
 
 pub(crate) async fn make_default(
@@ -140,15 +160,10 @@ pub(crate) async fn make_default(
     Path(id): Path<String>,
     posted: Posted<NextForm>,
 ) -> Response {
-    let visitor = posted.visitor;
-    let result = async {
-        let caller = visitor.caller().ok_or(SessionError::NotAuthenticated)?;
-        let id = device_id(&id)?;
-        let two_factor = visitor.session().two_factor();
-        two_factor.set_default_device(caller, &id).await?;
-        Ok(())
+    let make_default = |two_factor: TwoFactor, caller: Caller, id: DeviceId| async move {
+        two_factor.set_default_device(&caller, &id).await.map(drop)
     };
-    after(&ui, &visitor, result.await, "default").await
+    change_device(&ui, &posted.visitor, &id, "default", make_default).await
 }
 
 pub(crate) async fn remove(
@@ -156,17 +171,13 @@ pub(crate) async fn remove(
     Path(id): Path<String>,
     posted: Posted<NextForm>,
 ) -> Response {
-    let visitor = posted.visitor;
-    let result = async {
-        let caller = visitor.caller().ok_or(SessionError::NotAuthenticated)?;
-        let id = device_id(&id)?;
-        let two_factor = visitor.session().two_factor();
-        if !two_factor.delete_device(caller, &id).await? {
-            return Err(SessionError::Otp(crate::Error::DeviceNotFound));
+    let remove = |two_factor: TwoFactor, caller: Caller, id: DeviceId| async move {
+        match two_factor.delete_device(&caller, &id).await? {
+            true => Ok(()),
+            false => Err(crate::Error::DeviceNotFound),
         }
-        Ok(())
     };
-    after(&ui, &visitor, result.await, "removed").await
+    change_device(&ui, &posted.visitor, &id, "removed", remove).await
 }
 
 /// Remembered browsers are the user's to see and revoke once verified, as the devices are.

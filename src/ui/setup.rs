@@ -330,14 +330,9 @@ pub(crate) async fn complete(
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let remaining = match visitor
-        .session()
-        .two_factor()
-        .backup_codes_remaining(&user)
-        .await
-    {
+    let remaining = match visitor.backup_codes_remaining(&ui, &user).await {
         Ok(remaining) => remaining,
-        Err(_) => return visitor.unavailable(&ui),
+        Err(answer) => return answer,
     };
     let page = Page::new("setup_complete.html")
         .set("backup_codes_remaining", remaining)

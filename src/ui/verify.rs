@@ -12,6 +12,7 @@ use super::views::{self, DeviceItem};
 use super::visitor::{Problem, Visitor};
 use crate::device::{DeviceId, DeviceKind, UserId};
 use crate::guard::safe_next;
+use crate::session::SessionError;
 
 /// `GET verify`: `next` is where to go after the code, `device` the device to use,
 /// `sent` that a code was just sent, `login` that this is the step of a login (a session
@@ -67,16 +68,9 @@ pub(crate) async fn submit(State(ui): State<Arc<Ui>>, posted: Posted<CodeForm>) 
         next: form.next.clone(),
         login: form.login.is_some(),
     };
-    let Some(device) = step.device_id() else {
-        return step
-            .render(
-                &ui,
-                &visitor,
-                &user,
-                false,
-                Some(Problem::new("device_not_found")),
-            )
-            .await;
+    let device = match step.chosen(&ui, &visitor, &user).await {
+        Ok(device) => device,
+        Err(page) => return page,
     };
     let backup = visitor
         .session()
@@ -99,13 +93,7 @@ pub(crate) async fn submit(State(ui): State<Arc<Ui>>, posted: Posted<CodeForm>) 
             }
             redirect(&ui.next_or_home(form.next.as_deref()))
         }
-        Err(error) => match visitor.problem(&ui, &error, &step.url(&visitor)) {
-            Ok(problem) => {
-                step.render(&ui, &visitor, &user, false, Some(problem))
-                    .await
-            }
-            Err(answer) => answer,
-        },
+        Err(error) => step.failed(&ui, &visitor, &user, &error).await,
     }
 }
 
@@ -128,16 +116,9 @@ pub(crate) async fn send(State(ui): State<Arc<Ui>>, posted: Posted<SendForm>) ->
         next: form.next,
         login: form.login.is_some(),
     };
-    let Some(device) = step.device_id() else {
-        return step
-            .render(
-                &ui,
-                &visitor,
-                &user,
-                false,
-                Some(Problem::new("device_not_found")),
-            )
-            .await;
+    let device = match step.chosen(&ui, &visitor, &user).await {
+        Ok(device) => device,
+        Err(page) => return page,
     };
     let sent = visitor
         .session()
@@ -146,13 +127,7 @@ pub(crate) async fn send(State(ui): State<Arc<Ui>>, posted: Posted<SendForm>) ->
         .await;
     match sent {
         Ok(_) => redirect(&with_query(&step.url(&visitor), "sent", "1")),
-        Err(error) => match visitor.problem(&ui, &error.into(), &step.url(&visitor)) {
-            Ok(problem) => {
-                step.render(&ui, &visitor, &user, false, Some(problem))
-                    .await
-            }
-            Err(answer) => answer,
-        },
+        Err(error) => step.failed(&ui, &visitor, &user, &error.into()).await,
     }
 }
 
@@ -168,6 +143,37 @@ struct Step {
 impl Step {
     fn device_id(&self) -> Option<DeviceId> {
         self.device.as_deref()?.parse().ok()
+    }
+
+    /// The chosen device's id, or the page saying that there is no such device.
+    async fn chosen(
+        &self,
+        ui: &Ui,
+        visitor: &Visitor,
+        user: &UserId,
+    ) -> Result<DeviceId, Response> {
+        match self.device_id() {
+            Some(device) => Ok(device),
+            None => {
+                let problem = Some(Problem::new("device_not_found"));
+                Err(self.render(ui, visitor, user, false, problem).await)
+            }
+        }
+    }
+
+    /// The page again with what is wrong, or the answer `error` calls for (verify first,
+    /// log in again, 503).
+    async fn failed(
+        &self,
+        ui: &Ui,
+        visitor: &Visitor,
+        user: &UserId,
+        error: &SessionError,
+    ) -> Response {
+        match visitor.problem(ui, error, &self.url(visitor)) {
+            Ok(problem) => self.render(ui, visitor, user, false, Some(problem)).await,
+            Err(answer) => answer,
+        }
     }
 
     fn next(&self) -> Option<&str> {

@@ -155,6 +155,19 @@ impl Visitor {
             .map_err(|_| self.unavailable(ui))
     }
 
+    /// How many backup codes the user has left; a store failure is a 503 page.
+    pub(crate) async fn backup_codes_remaining(
+        &self,
+        ui: &Ui,
+        user: &UserId,
+    ) -> Result<u64, Response> {
+        self.session
+            .two_factor()
+            .backup_codes_remaining(user)
+            .await
+            .map_err(|_| self.unavailable(ui))
+    }
+
     /// For pages that show factors: a user who has a confirmed device must be verified, or
     /// is sent to verify and then to `back`.
     pub(crate) async fn require_verified(
