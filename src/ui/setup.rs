@@ -35,15 +35,16 @@ impl From<&Method> for MethodItem {
     }
 }
 
-/// The engine's methods that the wizard sets up: all but backup codes, which have a page
-/// of their own.
+/// The engine's methods that the wizard knows how to set up: a shared secret (TOTP, HOTP)
+/// or a destination (every out-of-band channel). Backup codes have a page of their own; a
+/// kind the wizard has no step for yet is not offered.
 fn offered(visitor: &Visitor) -> Vec<Method> {
     visitor
         .session()
         .two_factor()
         .methods()
         .into_iter()
-        .filter(|method| method.kind() != DeviceKind::BackupCodes)
+        .filter(|method| method.is_shared_secret() || method.is_out_of_band())
         .collect()
 }
 
@@ -146,6 +147,7 @@ pub(crate) async fn start(
             .enroll_hotp(&caller, name, &account, HotpSettings::default())
             .await
             .map(Started::SharedSecret),
+        // `offered` lets through nothing else.
         _ => {
             let destination = form.destination.as_deref().unwrap_or_default();
             two_factor
