@@ -233,11 +233,11 @@ fn with_next(target: &str, uri: &Uri) -> String {
 }
 
 /// The `next` value to send a user on to after login or verification, if it is safe: a local
-/// path (`/…`, not `//host` nor `/\host`) with no control characters. Anything else, such as an
-/// absolute URL to another site, gives `None` (use your home page) — an open redirect
-/// otherwise.
+/// path (`/…`, not `//host`) with no backslash (browsers read `/\host` as `//host`) and no
+/// control characters. Anything else, such as an absolute URL to another site, gives `None`
+/// (use your home page) — an open redirect otherwise.
 pub fn safe_next(next: &str) -> Option<&str> {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\");
+    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
     (local && !next.chars().any(|c| c.is_control())).then_some(next)
 }
 
@@ -272,6 +272,7 @@ mod tests {
             "https://evil.example",
             "//evil.example",
             "/\\evil.example",
+            "/a\\b",
             "admin",
             "",
             "/a\nb",
