@@ -10,8 +10,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
 use super::connection::{Connection, Request};
-use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
-use super::{RedisConfig, reply, scripts};
+use super::keys::{Keys, SESSIONS_CONFIGURED, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
+use super::{RedisConfig, reply, scripts, session};
 use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
@@ -20,8 +20,8 @@ use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
 use crate::store::rate_limit::room_at;
 use crate::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
-    RateCount, Store, StoreError, SuccessProof,
+    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoadedSession,
+    LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
 };
 
 /// The id of the device a session record says verified it ('' if none), and the record
@@ -37,7 +37,7 @@ fn verification_parts(record: &SessionRecord) -> Result<(String, String), StoreE
     };
     Ok((
         verified.device_id.as_str().to_owned(),
-        serde_json::to_string(&unverified)?,
+        session::encode(&unverified)?,
     ))
 }
 
@@ -421,6 +421,7 @@ impl Store for RedisStore {
         let state = &device.state;
         let mut call = scripts::INSERT_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
+            .key(self.keys.sessions(&tag))
             .arg(device.id.as_str())
             .arg(reply::device_record(device)?)
             .arg(state.next_counter)
@@ -456,6 +457,7 @@ impl Store for RedisStore {
         let tag = self.user_tag(user);
         let mut call = scripts::CONFIRM_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
+            .key(self.keys.sessions(&tag))
             .arg(id.as_str())
             .arg(flag_arg(only_if_first));
         self.device_key_prefixes(&mut call, &tag);
@@ -502,7 +504,6 @@ impl Store for RedisStore {
             .key(self.keys.sessions(&tag))
             .arg(id.as_str());
         self.device_key_prefixes(&mut call, &tag);
-        call.arg(self.keys.session_prefix(&tag));
         flag(&self.eval(call).await?)
     }
 
@@ -513,7 +514,6 @@ impl Store for RedisStore {
             .key(self.keys.browsers(&tag))
             .key(self.keys.sessions(&tag));
         self.device_key_prefixes(&mut call, &tag);
-        call.arg(self.keys.session_prefix(&tag));
         reply::number(&self.eval(call).await?, "device count")
     }
 
@@ -701,22 +701,27 @@ impl Store for RedisStore {
         reply::number(&self.command(command).await?, "user stamp")
     }
 
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        idle: Duration,
-        pending_idle: Duration,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        let mut call = scripts::LOAD_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
+    async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
+        // The hot path: one plain read of the session and the configured flag, one key.
+        let command = redis::cmd("HMGET")
+            .arg(self.keys.sessions(key.tag()))
             .arg(key.digest())
-            .arg(ttl_millis(idle))
-            .arg(ttl_millis(pending_idle));
-        match reply::text(&self.eval(call).await?)? {
-            Some(record) => Ok(Some(serde_json::from_str(record)?)),
-            None => Ok(None),
-        }
+            .arg(SESSIONS_CONFIGURED)
+            .clone();
+        let [value, configured] = reply::tuple(self.command(command).await?, "session")?;
+        session::loaded(
+            reply::text(&value)?,
+            reply::text(&configured)?,
+            session::wall_millis(),
+        )
+    }
+
+    async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError> {
+        let mut call = scripts::TOUCH_SESSION.prepare_invoke();
+        call.key(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(ttl_millis(idle));
+        flag(&self.eval(call).await?)
     }
 
     async fn count_session_attempt(
@@ -738,11 +743,10 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::SAVE_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
+        call.key(self.keys.sessions(key.tag()))
             .key(self.keys.devices(key.tag()))
             .arg(key.digest())
-            .arg(serde_json::to_string(record)?)
+            .arg(session::encode(record)?)
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
@@ -761,13 +765,11 @@ impl Store for RedisStore {
         }
         let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::ROTATE_SESSION.prepare_invoke();
-        call.key(self.keys.session(old))
-            .key(self.keys.session(new))
-            .key(self.keys.sessions(old.tag()))
+        call.key(self.keys.sessions(old.tag()))
             .key(self.keys.devices(old.tag()))
             .arg(old.digest())
             .arg(new.digest())
-            .arg(serde_json::to_string(record)?)
+            .arg(session::encode(record)?)
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
@@ -776,17 +778,14 @@ impl Store for RedisStore {
 
     async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let mut call = scripts::DELETE_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
-            .arg(key.digest());
+        call.key(self.keys.sessions(key.tag())).arg(key.digest());
         flag(&self.eval(call).await?)
     }
 
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_USER_SESSIONS.prepare_invoke();
         call.key(self.keys.sessions(tag))
-            .key(self.keys.browsers(tag))
-            .arg(self.keys.session_prefix(tag));
+            .key(self.keys.browsers(tag));
         reply::number(&self.eval(call).await?, "session count")
     }
 

@@ -1,4 +1,4 @@
--- KEYS: session, session index. ARGV: digest. Returns 1 if the session existed.
-local existed = redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return existed
+-- KEYS: sessions. ARGV: digest. Returns 1 if the session was live.
+local live = live_session(KEYS[1], ARGV[1], server_now())
+redis.call('HDEL', KEYS[1], ARGV[1])
+return live and 1 or 0
