@@ -161,6 +161,7 @@
 //!   cluster, and an operation for another node's user may fail once too.
 //! * The per-user stamp is a Redis integer: it changes about 9 * 10^18 times before failing.
 
+mod cache;
 mod config;
 mod connection;
 mod keys;

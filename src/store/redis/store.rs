@@ -9,6 +9,7 @@ use redis::{ScriptInvocation, Value};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
+use super::cache::{self, LocalCache};
 use super::connection::{Connection, Request};
 use super::keys::{Keys, SESSIONS_CONFIGURED, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
 use super::{RedisConfig, reply, scripts, session};
@@ -68,6 +69,8 @@ pub struct RedisStore {
     key_check: Arc<OnceCell<bool>>,
     timeout: Duration,
     mode: &'static str,
+    /// The local cache of sessions, when configured.
+    cache: Option<Arc<LocalCache>>,
 }
 
 impl RedisStore {
@@ -86,7 +89,17 @@ impl RedisStore {
     }
 
     pub(super) async fn open(config: RedisConfig) -> Result<Self, StoreError> {
+        let cache = config.local_cache.map(|capacity| {
+            let cache = Arc::new(LocalCache::new(capacity));
+            cache::listen(
+                &cache,
+                config.listener_urls(),
+                cache::channel(&config.key_prefix),
+            );
+            cache
+        });
         Ok(RedisStore {
+            cache,
             connection: Connection::open(&config.target, config.timeout).await?,
             keys: Keys::new(&config.key_prefix),
             tagger: UserTagger::new(),
@@ -99,6 +112,36 @@ impl RedisStore {
     /// The prefix of every key.
     pub fn key_prefix(&self) -> &str {
         self.keys.prefix()
+    }
+
+    /// Runs a script that changes the sessions or confirmed devices of the user with `tag`,
+    /// then drops the user from this instance's local cache at once (others hear it from
+    /// the script), whatever the outcome: a failed or timed-out write may have been applied.
+    async fn eval_change(
+        &self,
+        tag: &UserTag,
+        invocation: ScriptInvocation<'_>,
+    ) -> Result<Value, StoreError> {
+        let result = self.eval(invocation).await;
+        if let Some(cache) = &self.cache {
+            cache.invalidate(tag.as_str());
+        }
+        result
+    }
+
+    /// The session and the configured flag, from Redis: one `HMGET`.
+    async fn read_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
+        let command = redis::cmd("HMGET")
+            .arg(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(SESSIONS_CONFIGURED)
+            .clone();
+        let [value, configured] = reply::tuple(self.command(command).await?, "session")?;
+        session::loaded(
+            reply::text(&value)?,
+            reply::text(&configured)?,
+            session::wall_millis(),
+        )
     }
 
     async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -279,6 +322,7 @@ impl fmt::Debug for RedisStore {
             .field("key_prefix", &self.keys.prefix())
             .field("tags", &self.tagger)
             .field("timeout", &self.timeout)
+            .field("local_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -435,7 +479,7 @@ impl Store for RedisStore {
             .arg(limits.max_devices)
             .arg(limits.max_pending);
         self.device_key_prefixes(&mut call, &tag);
-        device_insert(self.eval(call).await?, &device.user)
+        device_insert(self.eval_change(&tag, call).await?, &device.user)
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
@@ -461,7 +505,7 @@ impl Store for RedisStore {
             .arg(id.as_str())
             .arg(flag_arg(only_if_first));
         self.device_key_prefixes(&mut call, &tag);
-        match reply::text(&self.eval(call).await?)? {
+        match reply::text(&self.eval_change(&tag, call).await?)? {
             Some("first") => Ok(ConfirmOutcome::Confirmed { first: true }),
             Some("confirmed") => Ok(ConfirmOutcome::Confirmed { first: false }),
             Some("already_confirmed") => Ok(ConfirmOutcome::AlreadyConfirmed),
@@ -504,7 +548,7 @@ impl Store for RedisStore {
             .key(self.keys.sessions(&tag))
             .arg(id.as_str());
         self.device_key_prefixes(&mut call, &tag);
-        flag(&self.eval(call).await?)
+        flag(&self.eval_change(&tag, call).await?)
     }
 
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
@@ -514,7 +558,7 @@ impl Store for RedisStore {
             .key(self.keys.browsers(&tag))
             .key(self.keys.sessions(&tag));
         self.device_key_prefixes(&mut call, &tag);
-        reply::number(&self.eval(call).await?, "device count")
+        reply::number(&self.eval_change(&tag, call).await?, "device count")
     }
 
     async fn replace_backup_codes(
@@ -702,18 +746,20 @@ impl Store for RedisStore {
     }
 
     async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
-        // The hot path: one plain read of the session and the configured flag, one key.
-        let command = redis::cmd("HMGET")
-            .arg(self.keys.sessions(key.tag()))
-            .arg(key.digest())
-            .arg(SESSIONS_CONFIGURED)
-            .clone();
-        let [value, configured] = reply::tuple(self.command(command).await?, "session")?;
-        session::loaded(
-            reply::text(&value)?,
-            reply::text(&configured)?,
-            session::wall_millis(),
-        )
+        // The hot path: from the local cache, or one plain read of the session and the
+        // configured flag.
+        let Some(cache) = &self.cache else {
+            return self.read_session(key).await;
+        };
+        if let Some(hit) = cache.get(key) {
+            return Ok(Some(hit));
+        }
+        let generation = cache.generation();
+        let loaded = self.read_session(key).await?;
+        if let Some(session) = &loaded {
+            cache.fill(key, session, generation);
+        }
+        Ok(loaded)
     }
 
     async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError> {
@@ -721,7 +767,12 @@ impl Store for RedisStore {
         call.key(self.keys.sessions(key.tag()))
             .arg(key.digest())
             .arg(ttl_millis(idle));
-        flag(&self.eval(call).await?)
+        let touched = self.eval(call).await;
+        // The cached entry has the old deadline: the next read takes the new one.
+        if let Some(cache) = &self.cache {
+            cache.forget(key);
+        }
+        flag(&touched?)
     }
 
     async fn count_session_attempt(
@@ -750,7 +801,7 @@ impl Store for RedisStore {
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
-        self.eval(call).await.map(drop)
+        self.eval_change(key.tag(), call).await.map(drop)
     }
 
     async fn rotate_session(
@@ -773,20 +824,20 @@ impl Store for RedisStore {
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
-        flag(&self.eval(call).await?)
+        flag(&self.eval_change(old.tag(), call).await?)
     }
 
     async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let mut call = scripts::DELETE_SESSION.prepare_invoke();
         call.key(self.keys.sessions(key.tag())).arg(key.digest());
-        flag(&self.eval(call).await?)
+        flag(&self.eval_change(key.tag(), call).await?)
     }
 
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_USER_SESSIONS.prepare_invoke();
         call.key(self.keys.sessions(tag))
             .key(self.keys.browsers(tag));
-        reply::number(&self.eval(call).await?, "session count")
+        reply::number(&self.eval_change(tag, call).await?, "session count")
     }
 
     async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {

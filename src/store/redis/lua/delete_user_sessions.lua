@@ -10,4 +10,5 @@ for i = 1, #all, 2 do
   end
 end
 redis.call('DEL', sessions, KEYS[2])
+publish_change(sessions)
 return count

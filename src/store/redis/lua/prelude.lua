@@ -245,6 +245,17 @@ local function live_session(sessions, digest, now)
   return nil
 end
 
+-- Tells every instance's local cache that the user of `key` (any key of the user) changed:
+-- the user's tag on PREFIX:invalidate. Published by the writing script itself, so that no
+-- write can forget it.
+local function publish_change(key)
+  local prefix, tag = key:match('^(.*):{([^}]*)}:')
+  if not prefix then
+    corrupt('key name')
+  end
+  redis.call('PUBLISH', prefix .. ':invalidate', tag)
+end
+
 -- Makes the key live at least `ttl` ms longer, so it never expires before a member.
 local function extend_index(index, ttl)
   if redis.call('PTTL', index) < ttl then
@@ -266,6 +277,7 @@ end
 local function set_configured(sessions, configured)
   if redis.call('EXISTS', sessions) == 1 then
     redis.call('HSET', sessions, CONFIGURED, configured and '1' or '0')
+    publish_change(sessions)
   end
 end
 
@@ -287,6 +299,7 @@ local function put_session(sessions, devices, digest, record, ttl)
   local now = server_millis()
   local configured = has_confirmed(devices, tostring(now))
   prune_sessions(sessions, tostring(now))
+  publish_change(sessions)
   if ttl <= 0 then
     redis.call('HDEL', sessions, digest)
     return
