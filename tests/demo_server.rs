@@ -893,7 +893,13 @@ async fn the_readme_flow_runs_against_the_demo_as_written() {
 async fn the_demo_with_a_local_cache_sees_a_logout_made_on_another_instance() {
     let redis = RedisServer::start();
     let secret = "a shared demo secret of at least 32 bytes";
-    let args = ["--redis-url", &redis.url(), "--secret", secret, "--local-cache"];
+    let args = [
+        "--redis-url",
+        &redis.url(),
+        "--secret",
+        secret,
+        "--local-cache",
+    ];
     let (first, second) = (Demo::start(&args), Demo::start(&args));
     let mut browser = Browser::new(&first);
     let login = json!({"username": "bob", "password": "password"});

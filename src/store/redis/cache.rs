@@ -48,6 +48,9 @@ type Entries = HashMap<String, HashMap<String, Entry>>;
 
 struct Entry {
     session: LoadedSession,
+    /// When it was read from Redis: its idle time left counts down from then.
+    read_at: Instant,
+    /// When it stops being served: the session's idle deadline, or the backstop.
     until: Instant,
 }
 
@@ -105,11 +108,11 @@ impl LocalCache {
             return None;
         }
         let mut session = entry.session.clone();
-        // What is left of the idle time the read saw.
-        session.idle_left = entry
-            .until
-            .saturating_duration_since(now)
-            .min(session.idle_left);
+        // What is left of the idle time the read saw (not of the backstop: the session's
+        // refresh must not come due early).
+        session.idle_left = session
+            .idle_left
+            .saturating_sub(now.saturating_duration_since(entry.read_at));
         Some(session)
     }
 
@@ -133,6 +136,7 @@ impl LocalCache {
         }
         let entry = Entry {
             session: session.clone(),
+            read_at: now,
             until,
         };
         let user = state
@@ -331,7 +335,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_raced_an_invalidation_does_not_fill() {
         let cache = leased(10);
-        let (key, value) = (key("s"), session(Duration::from_secs(60)));
+        let (key, value) = (key("s"), session(Duration::from_secs(3600)));
         let before = cache.generation();
         // A write lands between the read from Redis and the fill.
         cache.invalidate(key.tag().as_str());
@@ -339,7 +343,10 @@ mod tests {
         assert_eq!(cache.get(&key), None);
         // A fill that saw no invalidation is served.
         cache.fill(&key, &value, cache.generation());
-        assert_eq!(cache.get(&key).map(|s| s.record), Some(value.record));
+        let hit = cache.get(&key).unwrap();
+        assert_eq!(hit.record, value.record);
+        // The idle time left is the session's, not the backstop's.
+        assert!(hit.idle_left > BACKSTOP);
     }
 
     #[tokio::test]
