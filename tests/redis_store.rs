@@ -1120,7 +1120,8 @@ async fn memory_per_enrolled_user_and_session() {
         .confirm_device(&alice, &enrolment.device.id, &code)
         .await
         .unwrap();
-    two_factor.generate_backup_codes(&alice).await.unwrap();
+    let admin = tower_otp::device::Caller::administrator(alice.clone());
+    two_factor.generate_backup_codes(&admin).await.unwrap();
     let tag = store.user_tag(&alice);
     let user_keys = memory_by_key(&server, &prefix, &tag);
     let per_user: i64 = user_keys.iter().map(|(_, b)| b).sum();

@@ -142,12 +142,15 @@
 //!
 //! | what | bytes |
 //! | --- | --- |
-//! | a user with one confirmed TOTP device (sealed secret) and ten backup codes | 2,312: `devices` 1,208 + `codes:ID` 1,104 |
-//! | a user's first session | 528: `session:D` 360 + `sessions` 168 |
-//! | each further session of the user | 392 |
+//! | a user with one confirmed TOTP device (sealed secret) and ten backup codes | 2,232: `devices` 1,128 + `codes:ID` 1,104 |
+//! | a user's first session (the sessions hash) | 416 |
+//! | each further session of the user | 184 |
 //! | the `user` hash, while the user has failures, a lock or a stamp | 136 |
 //!
 //! Redis 7.2 and later keep small sets compactly (listpack), which shrinks the code set.
+//! `MEMORY USAGE` leaves out the keyspace's own entries; `INFO memory` over 1k to 1M sessions
+//! (`cargo bench --bench session_memory`, figures in `BENCHMARKS.md`) gives about 515 B for a
+//! user's first session and 208 B for each further one.
 //!
 //! # Deployment notes
 //!
