@@ -120,6 +120,21 @@ impl Harness {
         response.status()
     }
 
+    /// The cookies of a session of `user` (who gets a device) verified with a backup code.
+    async fn verified_session(&self, user: &str) -> CookieJar {
+        let code = self.backup_code(user).await;
+        let mut jar = CookieJar::default();
+        assert_eq!(
+            self.call(&mut jar, "POST", "/login", user).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            self.call(&mut jar, "POST", "/verify", &code).await,
+            StatusCode::OK
+        );
+        jar
+    }
+
     /// Calls per command since the last reset, as the server counted them.
     fn commands(&self) -> BTreeMap<String, u64> {
         let info = self.server.query(&["INFO", "commandstats"]);
@@ -160,16 +175,7 @@ fn only_hmget(n: u64) -> BTreeMap<String, u64> {
 #[tokio::test]
 async fn a_guarded_request_of_a_verified_session_costs_one_read_command() {
     let h = harness(SessionConfig::default()).await;
-    let code = h.backup_code("alice").await;
-    let mut jar = CookieJar::default();
-    assert_eq!(
-        h.call(&mut jar, "POST", "/login", "alice").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.call(&mut jar, "POST", "/verify", &code).await,
-        StatusCode::OK
-    );
+    let mut jar = h.verified_session("alice").await;
 
     let commands = h.steady(&mut jar, "/guarded", StatusCode::OK).await;
     println!("{REQUESTS} verified guarded requests: {commands:?}");
@@ -184,16 +190,7 @@ async fn a_guarded_request_served_by_the_local_cache_costs_no_command() {
     .await;
     // Let the cache's listener subscribe and take its lease.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let code = h.backup_code("alice").await;
-    let mut jar = CookieJar::default();
-    assert_eq!(
-        h.call(&mut jar, "POST", "/login", "alice").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        h.call(&mut jar, "POST", "/verify", &code).await,
-        StatusCode::OK
-    );
+    let mut jar = h.verified_session("alice").await;
     assert_eq!(
         h.call(&mut jar, "GET", "/guarded", "").await,
         StatusCode::OK

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use crate::session::SessionKey;
@@ -263,25 +263,29 @@ async fn subscribe(url: &str, channel: &str) -> redis::RedisResult<redis::aio::P
 /// Serves one connection until it fails (false when the cache is gone).
 async fn serve(cache: &Weak<LocalCache>, pubsub: redis::aio::PubSub) -> bool {
     let (mut sink, mut stream) = pubsub.split();
-    let mut ticks = tokio::time::interval(PING_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = Instant::now();
     loop {
-        tokio::select! {
-            message = stream.next() => {
-                let Some(message) = message else { return true };
-                let Some(cache) = cache.upgrade() else { return false };
+        match tokio::time::timeout_at(next_ping, stream.next()).await {
+            Ok(Some(message)) => {
+                let Some(cache) = cache.upgrade() else {
+                    return false;
+                };
                 apply(&cache, &message);
             }
-            _ = ticks.tick() => {
+            Ok(None) => return true,
+            Err(_) => {
                 let sent = Instant::now();
+                next_ping = sent + PING_EVERY;
                 let answered = tokio::time::timeout(LEASE, sink.ping::<redis::Value>()).await;
                 if !matches!(answered, Ok(Ok(_))) {
                     return true;
                 }
-                let Some(cache) = cache.upgrade() else { return false };
+                let Some(cache) = cache.upgrade() else {
+                    return false;
+                };
                 // The invalidations sent before the answer are queued by now: apply them
                 // before the lease lets any hit through.
-                while let Some(Some(message)) = futures_util::FutureExt::now_or_never(stream.next()) {
+                while let Some(Some(message)) = stream.next().now_or_never() {
                     apply(&cache, &message);
                 }
                 cache.renew(sent);
