@@ -1,19 +1,29 @@
 //! Load test: real HTTP servers in this process (`axum::serve` on `127.0.0.1:0`), each driven
 //! by keep-alive HTTP/1.1 connections with one request in flight each, scenario after scenario,
-//! reporting throughput and latency percentiles side by side in one Markdown table:
+//! reporting throughput, latency percentiles and CPU time per request side by side in one
+//! Markdown table:
 //!
-//! * the application's routes without `OtpLayer` (the baseline);
+//! * bare axum (the routes without `OtpLayer`);
+//! * the floor of any Redis-backed guard: one `GET` of a JSON session record and its decoding
+//!   per request, on the connection type `RedisStore` uses;
+//! * tower-sessions 0.14 with `tower-sessions-redis-store`, reading one session value;
 //! * with the layer: a route that never looks at the session, a guarded route with a verified
-//!   session's cookie, and the JSON API's `GET /2fa/status`, on `MemoryStore` and (the last
-//!   two) on `RedisStore`;
+//!   session's cookie (on `MemoryStore`, `RedisStore` and `RedisStore` on a Redis Cluster), and
+//!   the JSON API's `GET /2fa/status`;
 //! * wrong codes: every connection a session of one user, all of them sending a wrong code to
 //!   `POST /2fa/verify` at once, throttling off; every answer must be a 401 or a 429.
 //!
-//! Any other status, or a failed connection, fails the run after the table is printed.
+//! CPU time per request: the servers' runtime threads (`/proc/self/task`, 10 ms ticks) and the
+//! scenario's Redis servers (`INFO cpu`), from the end of the warm-up to the end of the
+//! scenario, divided by the counted requests. The clients' runtime is not counted. A second
+//! table compares the throughputs with the goals (ratios of one run on one machine).
 //!
-//! Run with `cargo bench --bench load` (about 1½ minutes; needs `redis-server` on `PATH`: the
-//! bench starts a private one on a free loopback port and stops it at the end). An argument
-//! runs only the scenarios whose name contains it: `cargo bench --bench load -- redis`.
+//! Any other status, or a failed connection, fails the run after the tables are printed.
+//!
+//! Run with `cargo bench --bench load` (about 2½ minutes; needs `redis-server` and
+//! `redis-cli` on `PATH`: the bench starts a private server and a private three-node Cluster
+//! on free loopback ports and stops them at the end). An argument runs only the scenarios
+//! whose name contains it: `cargo bench --bench load -- redis`.
 //!
 //! Settings, from the environment:
 //!
@@ -32,6 +42,10 @@
 #[path = "support/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "support/baselines.rs"]
+mod baselines;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/load_client.rs"]
 mod load_client;
 #[path = "../tests/common/redis_server.rs"]
@@ -59,7 +73,7 @@ use tower_otp::session::OtpSession;
 use tower_otp::{MemoryStore, RedisStore, ServerKey, Store, TwoFactor, UserId};
 
 use load_client::{Latency, Outcome, Plan, Template};
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisServer};
 
 /// The user whose sessions send wrong codes.
 const GUESSER: &str = "carol";
@@ -69,52 +83,63 @@ fn main() {
     let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
     let settings = Settings::from_env(bench);
 
-    let servers = runtime(settings.server_threads, "server");
+    let servers = runtime(settings.server_threads, SERVER_THREADS);
     let clients = runtime(settings.client_threads, "client");
     let redis = RedisServer::start();
+    let cluster = RedisCluster::start();
 
     let memory = servers.block_on(Site::new(MemoryStore::new(), &settings));
     let redis_store = servers
         .block_on(RedisStore::connect(&redis.url()))
         .expect("connect to the private redis-server");
     let redis_site = servers.block_on(Site::new(redis_store, &settings));
+    let cluster_store = servers
+        .block_on(RedisStore::connect_cluster(cluster.urls()))
+        .expect("connect to the private Redis Cluster");
+    let cluster_site = servers.block_on(Site::new(cluster_store, &settings));
+    let (floor_app, floor_cookie) = servers.block_on(baselines::one_get_floor(&redis.url()));
+    let sessions_app = servers.block_on(baselines::tower_sessions_app(&redis.url()));
+    let sessions_cookie = servers.block_on(login_cookie(&sessions_app));
 
-    let baseline = Server::start(&servers, app::routes_without_layer());
+    let bare = Server::start(&servers, app::routes_without_layer());
+    let floor = Server::start(&servers, floor_app);
+    let sessions = Server::start(&servers, sessions_app);
     let with_memory = Server::start(&servers, memory.app.clone());
     let with_redis = Server::start(&servers, redis_site.app.clone());
+    let with_cluster = Server::start(&servers, cluster_site.app.clone());
 
     let n = settings.connections;
     let ok: &[u16] = &[200];
     let refused: &[u16] = &[401, 429];
+    let one_redis = [redis.port()];
+    let cluster_nodes: Vec<u16> = cluster.nodes().iter().map(RedisServer::port).collect();
     let scenarios = [
-        Scenario::new("baseline: no layer", "-", &baseline, ok).get("/admin", &memory.verified, n),
-        Scenario::new("layer, unguarded route", "memory", &with_memory, ok).get(
-            "/public",
-            &memory.verified,
-            n,
-        ),
-        Scenario::new(
-            "layer + guard, verified session",
-            "memory",
-            &with_memory,
-            ok,
-        )
-        .get("/admin", &memory.verified, n),
-        Scenario::new("layer + guard, verified session", "redis", &with_redis, ok).get(
-            "/admin",
-            &redis_site.verified,
-            n,
-        ),
+        Scenario::new(BARE, "-", &bare, ok).get("/admin", &memory.verified, n),
+        Scenario::new(FLOOR, "redis", &floor, ok)
+            .on(&one_redis)
+            .get("/admin", &floor_cookie, n),
+        Scenario::new(TOWER_SESSIONS, "redis", &sessions, ok)
+            .on(&one_redis)
+            .get("/admin", &sessions_cookie, n),
+        Scenario::new(UNGUARDED, "memory", &with_memory, ok).get("/public", &memory.verified, n),
+        Scenario::new(UNGUARDED, "redis", &with_redis, ok)
+            .on(&one_redis)
+            .get("/public", &redis_site.verified, n),
+        Scenario::new(GUARDED, "memory", &with_memory, ok).get("/admin", &memory.verified, n),
+        Scenario::new(GUARDED, "redis", &with_redis, ok)
+            .on(&one_redis)
+            .get("/admin", &redis_site.verified, n),
+        Scenario::new(GUARDED, "redis cluster", &with_cluster, ok)
+            .on(&cluster_nodes)
+            .get("/admin", &cluster_site.verified, n),
         Scenario::new("API: GET /2fa/status, verified", "memory", &with_memory, ok).get(
             "/2fa/status",
             &memory.verified,
             n,
         ),
-        Scenario::new("API: GET /2fa/status, verified", "redis", &with_redis, ok).get(
-            "/2fa/status",
-            &redis_site.verified,
-            n,
-        ),
+        Scenario::new("API: GET /2fa/status, verified", "redis", &with_redis, ok)
+            .on(&one_redis)
+            .get("/2fa/status", &redis_site.verified, n),
         Scenario::new(
             "wrong codes, one user, parallel",
             "memory",
@@ -128,6 +153,7 @@ fn main() {
             &with_redis,
             refused,
         )
+        .on(&one_redis)
         .wrong_codes(&redis_site),
     ];
 
@@ -139,33 +165,108 @@ fn main() {
             continue;
         }
         eprintln!("running: {label}");
-        let outcome = clients.block_on(load_client::run(
-            scenario.addr,
-            settings.plan(),
-            scenario.templates,
-        ));
-        rows.push(Row {
-            name: scenario.name,
-            store: scenario.store,
-            expected: scenario.expected,
-            outcome,
-        });
+        rows.push(run(&clients, &settings, scenario));
     }
 
-    for server in [baseline, with_memory, with_redis] {
+    for server in [bare, floor, sessions, with_memory, with_redis, with_cluster] {
         server.stop(&servers);
     }
-    drop((memory, redis_site));
+    drop((memory, redis_site, cluster_site));
     drop(servers);
-    drop(redis);
+    drop((redis, cluster));
 
     println!("{}", table(&rows));
+    println!("{}", goals(&rows));
     let failures: Vec<String> = rows.iter().flat_map(Row::failures).collect();
     assert!(
         failures.is_empty(),
         "unexpected results:\n{}",
         failures.join("\n")
     );
+}
+
+/// The thread name of the servers' runtime, by which their CPU time is told from the
+/// clients'.
+const SERVER_THREADS: &str = "server";
+
+const BARE: &str = "bare axum, no layer";
+const FLOOR: &str = "one Redis GET per request (floor)";
+const TOWER_SESSIONS: &str = "tower-sessions 0.14 + Redis store";
+const UNGUARDED: &str = "OtpLayer, route that never reads the session";
+const GUARDED: &str = "OtpLayer + RequireOtpLayer, verified session";
+/// The store column of `RedisStore` with `RedisConfig::with_local_cache`.
+const LOCAL_CACHE: &str = "redis, local cache";
+
+/// Drives one scenario and reads the CPU time the servers and Redis spent while its requests
+/// were counted.
+fn run(clients: &Runtime, settings: &Settings, scenario: Scenario) -> Row {
+    let ports = scenario.redis_ports.clone();
+    let (outcome, before) = clients.block_on(async {
+        let after_warmup = async {
+            tokio::time::sleep(settings.warmup).await;
+            let ports = ports.clone();
+            tokio::task::spawn_blocking(move || CpuUse::now(&ports))
+                .await
+                .unwrap()
+        };
+        let load = load_client::run(scenario.addr, settings.plan(), scenario.templates);
+        tokio::join!(load, after_warmup)
+    });
+    let spent = CpuUse::now(&ports).since(&before);
+    Row {
+        name: scenario.name,
+        store: scenario.store,
+        expected: scenario.expected,
+        outcome,
+        spent,
+    }
+}
+
+/// CPU time used so far by the servers' threads and by the Redis servers of a scenario.
+struct CpuUse {
+    server: Duration,
+    redis: Option<Duration>,
+}
+
+impl CpuUse {
+    fn now(redis_ports: &[u16]) -> CpuUse {
+        let redis = (!redis_ports.is_empty()).then(|| {
+            redis_ports
+                .iter()
+                .map(|&port| {
+                    let info = redis_server::raw_command(port, "INFO cpu").expect("INFO cpu");
+                    cpu::redis_cpu(&info).expect("used_cpu_user and used_cpu_sys in INFO cpu")
+                })
+                .sum()
+        });
+        CpuUse {
+            server: cpu::threads_named(SERVER_THREADS),
+            redis,
+        }
+    }
+
+    fn since(&self, before: &CpuUse) -> CpuUse {
+        CpuUse {
+            server: self.server.saturating_sub(before.server),
+            redis: self
+                .redis
+                .zip(before.redis)
+                .map(|(now, then)| now.saturating_sub(then)),
+        }
+    }
+}
+
+/// Logs a session into the tower-sessions application and returns its cookie.
+async fn login_cookie(app: &Router) -> String {
+    let response = app
+        .clone()
+        .oneshot(Request::post("/login").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let cookie = app::session_cookie(&response);
+    assert_eq!(app::call(app, "/admin", Some(&cookie)).await, 200);
+    cookie
 }
 
 /// What the environment (or the smoke-test defaults) asks for.
@@ -368,6 +469,8 @@ struct Scenario {
     addr: SocketAddr,
     expected: &'static [u16],
     templates: Vec<Template>,
+    /// The Redis servers whose CPU time the scenario's requests cost.
+    redis_ports: Vec<u16>,
 }
 
 impl Scenario {
@@ -383,6 +486,15 @@ impl Scenario {
             addr: server.addr,
             expected,
             templates: Vec::new(),
+            redis_ports: Vec::new(),
+        }
+    }
+
+    /// The scenario's store lives in these Redis servers.
+    fn on(self, redis_ports: &[u16]) -> Scenario {
+        Scenario {
+            redis_ports: redis_ports.to_vec(),
+            ..self
         }
     }
 
@@ -429,9 +541,22 @@ struct Row {
     store: &'static str,
     expected: &'static [u16],
     outcome: Outcome,
+    /// CPU time spent while the requests were counted.
+    spent: CpuUse,
 }
 
 impl Row {
+    /// `spent` per counted request, in microseconds, or `-` when not measured.
+    fn per_request(&self, spent: Option<Duration>) -> String {
+        match spent {
+            Some(spent) if self.outcome.requests() > 0 => format!(
+                "{:.1} µs",
+                spent.as_secs_f64() * 1e6 / self.outcome.requests() as f64
+            ),
+            _ => "-".to_owned(),
+        }
+    }
+
     fn failures(&self) -> Vec<String> {
         let label = format!("{} ({})", self.name, self.store);
         let mut failures: Vec<String> = self
@@ -455,9 +580,12 @@ impl Row {
 }
 
 fn table(rows: &[Row]) -> String {
+    let bare = throughput_of(rows, BARE, "-");
+    let floor = throughput_of(rows, FLOOR, "redis");
     let mut out = String::from(
-        "| scenario | store | requests | req/s | p50 | p90 | p99 | max | statuses |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+        "| scenario | store | requests | req/s | vs bare | vs floor | p50 | p99 | \
+         server CPU/req | Redis CPU/req | statuses |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
     );
     for row in rows {
         let o = &row.outcome;
@@ -468,17 +596,80 @@ fn table(rows: &[Row]) -> String {
             .chain((!o.errors.is_empty()).then(|| format!("{} errors", o.errors.len())))
             .collect();
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.name,
             row.store,
             o.requests(),
             o.throughput(),
+            ratio(o.throughput(), bare),
+            ratio(o.throughput(), floor),
             Latency(o.percentile(0.50)),
-            Latency(o.percentile(0.90)),
             Latency(o.percentile(0.99)),
-            Latency(o.max()),
+            row.per_request(Some(row.spent.server)),
+            row.per_request(row.spent.redis),
             statuses.join(", "),
         ));
     }
     out
+}
+
+/// The issue's goals, each as measured in this run: ratios of throughputs.
+fn goals(rows: &[Row]) -> String {
+    let bare = throughput_of(rows, BARE, "-");
+    let floor = throughput_of(rows, FLOOR, "redis");
+    let sessions = throughput_of(rows, TOWER_SESSIONS, "redis");
+    let guarded = throughput_of(rows, GUARDED, "redis");
+    let cached = throughput_of(rows, GUARDED, LOCAL_CACHE);
+    let unguarded = throughput_of(rows, UNGUARDED, "redis");
+    let lines = [
+        (
+            "guarded on RedisStore vs the one-GET floor",
+            guarded,
+            floor,
+            0.95,
+        ),
+        (
+            "guarded on RedisStore vs tower-sessions",
+            guarded,
+            sessions,
+            1.15,
+        ),
+        (
+            "guarded with the local cache vs bare axum",
+            cached,
+            bare,
+            0.85,
+        ),
+        (
+            "unguarded route behind OtpLayer vs bare axum",
+            unguarded,
+            bare,
+            0.95,
+        ),
+    ];
+    let mut out = String::from("| goal | ratio | target | met |\n| --- | ---: | ---: | --- |\n");
+    for (goal, measured, against, target) in lines {
+        let (shown, met) = match (measured, against) {
+            (Some(m), Some(a)) if a > 0.0 => {
+                let r = m / a;
+                (format!("{r:.2}"), if r >= target { "yes" } else { "no" })
+            }
+            _ => ("-".to_owned(), "not run"),
+        };
+        out.push_str(&format!("| {goal} | {shown} | ≥ {target:.2} | {met} |\n"));
+    }
+    out
+}
+
+fn throughput_of(rows: &[Row], name: &str, store: &str) -> Option<f64> {
+    rows.iter()
+        .find(|row| row.name == name && row.store == store)
+        .map(|row| row.outcome.throughput())
+}
+
+fn ratio(throughput: f64, of: Option<f64>) -> String {
+    match of {
+        Some(of) if of > 0.0 => format!("{:.2}", throughput / of),
+        _ => "-".to_owned(),
+    }
 }

@@ -86,11 +86,6 @@ impl Outcome {
         let rank = (q * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
     }
-
-    /// The slowest counted request.
-    pub(crate) fn max(&self) -> Duration {
-        self.latencies.last().copied().unwrap_or_default()
-    }
 }
 
 /// Drives the server at `addr` with one connection per template (`plan.connections` of
