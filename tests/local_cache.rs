@@ -1,7 +1,8 @@
 //! The local session cache (`RedisConfig::with_local_cache`) across instances: two stores
 //! with caches on one private Redis and on a private Redis Cluster. Each revoking operation is
 //! done on one and timed until the other sees it (p50/p99 printed, p99 < 100 ms asserted);
-//! a killed invalidation connection fails closed; hits cost Redis nothing.
+//! a killed invalidation connection and a link that silently drops traffic fail closed; hits
+//! cost Redis nothing.
 
 mod common;
 
@@ -263,4 +264,123 @@ async fn a_killed_invalidation_connection_fails_closed_and_recovers() {
     a.delete_session(&key).await.unwrap();
     let took = seen(&b, &key, |s| s.is_none()).await;
     assert!(took < BUDGET, "{took:?}");
+}
+
+/// A loopback TCP proxy to `upstream` that can stop forwarding while keeping every socket
+/// open, as a link that silently drops traffic does.
+struct Blackhole {
+    addr: std::net::SocketAddr,
+    dropping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Blackhole {
+    async fn start(upstream: u16) -> Blackhole {
+        use std::sync::atomic::AtomicBool;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dropping = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = dropping.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(forward(client_read, server_write, flag.clone()));
+                tokio::spawn(forward(server_read, client_write, flag.clone()));
+            }
+        });
+        Blackhole { addr, dropping }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    fn drop_traffic(&self) {
+        self.dropping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    dropping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 16 * 1024];
+    while let Ok(n) = from.read(&mut buffer).await {
+        if n == 0 {
+            return;
+        }
+        if dropping.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_drops_traffic_fails_closed_within_the_lease() {
+    let server = RedisServer::start();
+    let proxy = Blackhole::start(server.port()).await;
+    let prefix = unique_prefix();
+    let tag_key = ServerKey::new(&[5; 32]).unwrap().tag_key();
+    let connect = |url: String| {
+        let prefix = prefix.clone();
+        async move {
+            RedisConfig::server(url)
+                .with_key_prefix(prefix)
+                .with_timeout(Duration::from_millis(300))
+                .with_local_cache(100)
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let a = connect(server.url()).await;
+    let b = connect(proxy.url()).await;
+    a.bind_tag_key(tag_key.clone());
+    b.bind_tag_key(tag_key);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = UserId::new("alice").unwrap();
+    let d = device(&alice);
+    a.insert_device(&d, &DeviceLimits::default()).await.unwrap();
+    let key = SessionKey::new(a.user_tag(&alice), b"s");
+    a.save_session(&key, &verified(&alice, &d), HOUR)
+        .await
+        .unwrap();
+    warm(&b, &key).await;
+
+    // B's link goes silent, sockets open; A logs the session out, and B cannot hear it.
+    proxy.drop_traffic();
+    a.delete_session(&key).await.unwrap();
+    let start = Instant::now();
+    let mut last_stale_hit = None;
+    loop {
+        match b.load_session(&key).await {
+            // A stale hit, allowed only within the lease.
+            Ok(Some(_)) => {
+                let at = start.elapsed();
+                assert!(at < BUDGET, "stale after {at:?}");
+                last_stale_hit = Some(at);
+            }
+            Ok(None) => panic!("B read Redis through a link that drops everything"),
+            // Past the lease B reads Redis, which does not answer: it fails closed.
+            Err(error) => {
+                assert_eq!(error.kind(), "store_unavailable");
+                println!(
+                    "silent link: last stale hit at {last_stale_hit:?}, then unavailable \
+                     (the 300 ms timeout) at {:?}",
+                    start.elapsed()
+                );
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
