@@ -67,6 +67,8 @@
 //! * [`remember`]: signed, revocable remember-this-browser cookies.
 //! * [`events`]: `user_verified` and its siblings, to hooks, subscribers and other instances.
 //! * [`api`] (feature `api`): a ready JSON API to mount under `/2fa`.
+//! * [`ui::router`] (feature `ui`): the pages a person clicks through, to mount under
+//!   `/account/two-factor`.
 //! * [`engine`]: [`TwoFactor`], the engine underneath: enrolment, verification, throttling
 //!   and the factor rule of [`Caller`]; usable without HTTP.
 //! * [`device`]: users' devices and the verification policy: replay protection, drift,
@@ -114,7 +116,8 @@
 //! | `qr` | with `api` | [`OtpauthUri::to_svg`](otp::OtpauthUri) |
 //! | `axum-login` | no | `AxumLoginIdentity`: the first factor from axum-login |
 //! | `smtp` | no | `SmtpSender`: codes by email over SMTP (lettre, rustls) |
-//! | `webhook` | no | `WebhookSender`: codes through an HTTP gateway, for SMS (reqwest, rustls) |
+//! | `webhook` | no | `WebhookSender`: codes through an HTTP gateway, for SMS and calls (reqwest, rustls) |
+//! | `ui` | yes | [`ui::router`]: server-rendered pages (login step, setup wizard, backup codes, profile, disable), minijinja templates (turns on `qr`) |
 //!
 //! ## Logs
 //!
@@ -150,6 +153,8 @@
 #![cfg_attr(feature = "api", doc = "[`api::router`]: api::router")]
 #![cfg_attr(not(feature = "api"), doc = "[`api`]: #feature-flags")]
 #![cfg_attr(not(feature = "api"), doc = "[`api::router`]: #feature-flags")]
+#![cfg_attr(feature = "ui", doc = "[`ui::router`]: ui::router")]
+#![cfg_attr(not(feature = "ui"), doc = "[`ui::router`]: #feature-flags")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "api")]
@@ -169,6 +174,9 @@ pub mod push;
 pub mod remember;
 pub mod session;
 pub mod store;
+#[cfg(feature = "ui")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
+pub mod ui;
 
 pub use confirm::{ConfirmError, Confirmer};
 pub use device::{

@@ -1,8 +1,8 @@
 //! The factor rule, proven endpoint by endpoint and operation by operation.
 //!
-//! Two tables: every endpoint of the JSON API × the state of the caller's session, and every
-//! factor-changing operation of the engine × the state of its `Caller`, each cell the answer
-//! it must get. Every cell builds its world from scratch (its own store, clock and user),
+//! Three tables: every endpoint of the JSON API × the state of the caller's session, every
+//! factor-changing operation of the engine × the state of its `Caller`, and every form of the
+//! pages (`ui::router`) × the state of the session, each cell the answer it must get. Every cell builds its world from scratch (its own store, clock and user),
 //! on the MemoryStore and on a RedisStore. A refused request must change nothing.
 //!
 //! An endpoint without a row fails [`every_endpoint_of_the_api_has_a_row`]: the routes that
@@ -965,4 +965,195 @@ mod push {
     async fn push_rows_on_redis() {
         matrix(common::api_harness::shared_redis()).await;
     }
+}
+
+// ----- the pages table -------------------------------------------------------------------------
+
+/// A form of the pages (`ui::router`, at `/account/two-factor`).
+#[cfg(feature = "ui")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Form {
+    AddApp,
+    AddPhone,
+    NewBackupCodes,
+    RemoveDevice,
+    RenameDevice,
+    MakeDefault,
+    RevokeBrowser,
+    RevokeAllBrowsers,
+    DisableWithCode,
+    DisableWithWrongCode,
+    LogoutAll,
+}
+
+/// What a form's answer must be.
+#[cfg(feature = "ui")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Page {
+    /// To the application's login page.
+    Login,
+    /// To the verification page, to come back with a fresh code.
+    StepUp,
+    /// The page says what is wrong; nothing changed.
+    Shown,
+    /// Done: the next page, without an error.
+    Done,
+}
+
+/// The columns of [`PAGES`].
+#[cfg(feature = "ui")]
+const PAGE_COLUMNS: [Who; 6] = [
+    Who::Anonymous,
+    Who::NewUser,
+    Who::PasswordOnly,
+    Who::Remembered,
+    Who::Stale,
+    Who::Fresh,
+];
+
+#[cfg(feature = "ui")]
+#[rustfmt::skip]
+const PAGES: &[(Form, [Page; 6])] = {
+    use Form::*;
+    use Page::*;
+    &[
+    //                        anonymous  new user  password only  remembered  stale   fresh
+    (AddApp,               [Login,     Done,     StepUp,        StepUp,     StepUp, Done]),
+    (AddPhone,             [Login,     Done,     StepUp,        StepUp,     StepUp, Done]),
+    // A new user has nothing to back up yet.
+    (NewBackupCodes,       [Login,     Shown,    StepUp,        StepUp,     StepUp, Done]),
+    (RemoveDevice,         [Login,     Done,     StepUp,        StepUp,     StepUp, Done]),
+    (RenameDevice,         [Login,     Done,     StepUp,        Done,       Done,   Done]),
+    (MakeDefault,          [Login,     Done,     StepUp,        Done,       Done,   Done]),
+    (RevokeBrowser,        [Login,     Done,     StepUp,        Done,       Done,   Done]),
+    (RevokeAllBrowsers,    [Login,     Done,     StepUp,        Done,       Done,   Done]),
+    // The code in the form is the fresh verification.
+    (DisableWithCode,      [Login,     Done,     Done,          Done,       Done,   Done]),
+    (DisableWithWrongCode, [Login,     Done,     Shown,         Shown,      Shown,  Shown]),
+    (LogoutAll,            [Login,     Done,     StepUp,        Done,       Done,   Done]),
+    ]
+};
+
+#[cfg(feature = "ui")]
+impl World {
+    /// The form's path and fields, without the CSRF token.
+    async fn form(&self, form: Form) -> (String, String) {
+        use Form::*;
+        let base = "/account/two-factor";
+        match form {
+            AddApp => (format!("{base}/setup/method/totp"), "name=Phone".into()),
+            AddPhone => (
+                format!("{base}/setup/method/sms"),
+                "name=Phone&destination=%2B31612345678".into(),
+            ),
+            NewBackupCodes => (format!("{base}/backup-codes"), String::new()),
+            RemoveDevice => (
+                format!("{base}/devices/{}/remove", self.own_device().await),
+                String::new(),
+            ),
+            RenameDevice => (
+                format!("{base}/devices/{}/rename", self.own_device().await),
+                "name=Renamed".into(),
+            ),
+            MakeDefault => (
+                format!("{base}/devices/{}/default", self.own_device().await),
+                String::new(),
+            ),
+            RevokeBrowser => (
+                format!("{base}/browsers/{}/revoke", self.remembered_browser().await),
+                String::new(),
+            ),
+            RevokeAllBrowsers => (format!("{base}/browsers/revoke-all"), String::new()),
+            DisableWithCode => (
+                format!("{base}/disable"),
+                format!("code={}", self.phone_code()),
+            ),
+            DisableWithWrongCode => (
+                format!("{base}/disable"),
+                format!("code={}", self.wrong_code()),
+            ),
+            LogoutAll => (format!("{base}/logout-all"), String::new()),
+        }
+    }
+
+    /// The session's CSRF token, from the first of two pages that has a form: the disable
+    /// page (any user with a factor) or the profile (a user without one). None for an
+    /// anonymous visitor.
+    async fn csrf(&mut self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        for page in ["/account/two-factor/disable", "/account/two-factor"] {
+            let page = self.client.get(page).await;
+            if let Some((_, rest)) = page.text.split_once(marker) {
+                return rest.split('"').next().unwrap_or_default().to_owned();
+            }
+        }
+        String::new()
+    }
+}
+
+#[cfg(feature = "ui")]
+fn page_outcome(reply: &common::api_harness::Reply) -> Option<Page> {
+    let redirect = reply.status.as_u16() == 303;
+    if redirect && reply.location.starts_with("/login?") {
+        Some(Page::Login)
+    } else if redirect && reply.location.starts_with("/account/two-factor/verify?") {
+        Some(Page::StepUp)
+    } else if reply.status.as_u16() == 200 && reply.text.contains("role=\"alert\"") {
+        Some(Page::Shown)
+    } else if redirect || reply.status.as_u16() == 200 {
+        Some(Page::Done)
+    } else {
+        None
+    }
+}
+
+#[cfg(feature = "ui")]
+async fn page_cell(backend: &Backend, form: Form, who: Who, expect: Page) -> Vec<String> {
+    let mut world = World::new(backend, who).await;
+    let (path, fields) = world.form(form).await;
+    let token = world.csrf().await;
+    let body = format!("csrf={token}&{fields}");
+    let before = world.snapshot().await;
+    let content_type = [("content-type", "application/x-www-form-urlencoded")];
+    let reply = world
+        .client
+        .send_raw("POST", &path, &content_type, &body)
+        .await;
+    let got = page_outcome(&reply);
+    let mut mismatches = Vec::new();
+    if got != Some(expect) {
+        mismatches.push(format!(
+            "{form:?} as {who:?}: expected {expect:?}, got {got:?} ({} {})",
+            reply.status, reply.location
+        ));
+    }
+    if expect != Page::Done && world.snapshot().await != before {
+        mismatches.push(format!(
+            "{form:?} as {who:?}: refused, yet the devices or remembered browsers changed"
+        ));
+    }
+    mismatches
+}
+
+#[cfg(feature = "ui")]
+async fn pages_matrix(backend: Backend) {
+    let mut mismatches = Vec::new();
+    for (form, row) in PAGES {
+        for (who, expect) in PAGE_COLUMNS.iter().zip(row) {
+            mismatches.extend(page_cell(&backend, *form, *who, *expect).await);
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+#[cfg(feature = "ui")]
+#[tokio::test]
+async fn pages_matrix_on_the_memory_store() {
+    pages_matrix(Backend::Memory).await;
+}
+
+#[cfg(all(feature = "ui", feature = "redis"))]
+#[tokio::test]
+async fn pages_matrix_on_redis() {
+    pages_matrix(common::api_harness::shared_redis()).await;
 }

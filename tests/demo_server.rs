@@ -4,143 +4,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tower_otp::otp::{Algorithm, Digits, OtpKey, Secret, TotpParams};
 
+use common::demo::{Demo, demo_binary};
 use common::http::{CookieJar, RawResponse, send};
-use common::redis_server::{RedisCluster, RedisServer, free_port};
-
-/// The demo binary that `cargo test` built next to this test's.
-fn demo_binary() -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop(); // deps/
-    dir.pop(); // debug/ (or release/)
-    let binary = dir
-        .join("examples")
-        .join(format!("demo{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} not found: build the examples first (`cargo test` builds them)",
-        binary.display()
-    );
-    binary
-}
-
-/// A running demo server; killed when dropped. Its standard output (the events) and
-/// standard error (where its console sender writes out-of-band codes) are kept.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    events: Arc<Mutex<Vec<String>>>,
-    messages: Arc<Mutex<Vec<String>>>,
-}
-
-/// Keeps every line `output` writes, from a thread of its own.
-fn keep_lines(output: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let kept = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(output).lines().map_while(Result::ok) {
-            kept.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Demo {
-    fn start(args: &[&str]) -> Demo {
-        for _ in 0..5 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut child = Command::new(demo_binary())
-                .arg("--addr")
-                .arg(addr.to_string())
-                .args(args)
-                .env_remove("REDIS_URL")
-                .env_remove("REDIS_CLUSTER")
-                .env_remove("TOWER_OTP_SECRET")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start the demo");
-            let events = keep_lines(child.stdout.take().unwrap());
-            let messages = keep_lines(child.stderr.take().unwrap());
-            if wait_for(addr, &mut child) {
-                return Demo {
-                    child,
-                    addr,
-                    events,
-                    messages,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("the demo server did not start");
-    }
-
-    /// The last code the console sender printed for `destination`, waiting a moment for the
-    /// line to arrive.
-    fn code_sent_to(&self, destination: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(code) = self.printed_code(destination) {
-                return code;
-            }
-            assert!(Instant::now() < deadline, "no code sent to {destination}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The last code printed for `destination` so far. Lines arrive in order: once a later
-    /// code has been read, an earlier one would have been too.
-    fn printed_code(&self, destination: &str) -> Option<String> {
-        // "[tower-otp] email code for a@b.example (user alice): 123456 (valid 300 s)"
-        let marker = format!(" code for {destination} (user ");
-        let messages = self.messages.lock().unwrap();
-        let line = messages.iter().rev().find(|line| line.contains(&marker))?;
-        let code = line.split("): ").nth(1)?.split(' ').next()?;
-        Some(code.to_owned())
-    }
-
-    fn events(&self) -> Vec<Value> {
-        let lines = self.events.lock().unwrap().clone();
-        lines
-            .iter()
-            .map(|line| {
-                serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON line: {line}"))
-            })
-            .collect()
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(addr: SocketAddr, child: &mut Child) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
+use common::redis_server::{RedisCluster, RedisServer};
 
 /// A browser: cookies kept between requests.
 struct Browser {
@@ -887,4 +760,36 @@ async fn the_readme_flow_runs_against_the_demo_as_written() {
             assert!(uri.contains(&format!("secret={secret}")), "{uri}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_a_local_cache_sees_a_logout_made_on_another_instance() {
+    let redis = RedisServer::start();
+    let secret = "a shared demo secret of at least 32 bytes";
+    let args = [
+        "--redis-url",
+        &redis.url(),
+        "--secret",
+        secret,
+        "--local-cache",
+    ];
+    let (first, second) = (Demo::start(&args), Demo::start(&args));
+    let mut browser = Browser::new(&first);
+    let login = json!({"username": "bob", "password": "password"});
+    browser.call("POST", "/login", Some(login)).await;
+    browser.addr = second.addr;
+    // Read twice on the second instance: the second read is served from its cache.
+    for _ in 0..2 {
+        assert_eq!(browser.call("GET", "/account", None).await.status, 200);
+    }
+    let cookie = browser.jar.clone();
+    browser.addr = first.addr;
+    let all = browser.call("POST", "/2fa/logout-all", None).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let mut stale = Browser {
+        addr: second.addr,
+        jar: cookie,
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stale.call("GET", "/account", None).await.status, 401);
 }

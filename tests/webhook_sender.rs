@@ -132,6 +132,42 @@ async fn a_code_is_posted_as_json_and_confirms_the_device() {
 }
 
 #[tokio::test]
+async fn a_call_goes_through_a_voice_gateway_and_reads_the_digits_out() {
+    let (base, received) = server(Some(200)).await;
+    let sender = WebhookSender::new(&format!("{base}/v1/call"))
+        .unwrap()
+        .with_template(Template::spoken());
+    let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::new(&[6; 32]).unwrap())
+        .with_sender(out_of_band::CALL, sender);
+    let device = two_factor
+        .add_out_of_band_device(&alice(), "Landline", out_of_band::CALL, "0031 20 555 0158")
+        .await
+        .unwrap();
+    assert_eq!(
+        device.masked_destination().as_deref(),
+        Some("+31 *******58")
+    );
+    let sent = two_factor
+        .send_challenge(&alice(), &device.id)
+        .await
+        .unwrap();
+    assert_eq!(sent.masked_destination, "+31 *******58");
+
+    let body = received.lock().unwrap()[0].json();
+    assert_eq!(body["to"], "+31205550158");
+    assert_eq!(body["channel"], "call");
+    let code = body["code"].as_str().unwrap().to_owned();
+    let spoken: Vec<String> = code.chars().map(String::from).collect();
+    let spoken = spoken.join(", ");
+    let text = body["text"].as_str().unwrap();
+    assert_eq!(text.matches(&spoken).count(), 2, "{text}");
+    two_factor
+        .confirm_device(&alice(), &device.id, &code)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn non_success_answers_are_errors_without_the_code_or_the_url() {
     for (status, kind) in [
         (400, "delivery_rejected"),

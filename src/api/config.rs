@@ -1,12 +1,10 @@
 //! Settings of the JSON API.
 
 use std::fmt;
-use std::sync::Arc;
 
 use crate::confirm::Confirmer;
 use crate::device::UserId;
-
-type AccountLabel = Arc<dyn Fn(&UserId) -> String + Send + Sync>;
+use crate::otp::AccountLabel;
 
 /// Settings of the [JSON API](super).
 #[derive(Clone)]
@@ -20,7 +18,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             confirmer: None,
-            account_label: Arc::new(|user: &UserId| user.to_string()),
+            account_label: AccountLabel::user_id(),
             trust_forwarded_headers: false,
         }
     }
@@ -51,13 +49,13 @@ impl ApiConfig {
         mut self,
         label: impl Fn(&UserId) -> String + Send + Sync + 'static,
     ) -> Self {
-        self.account_label = Arc::new(label);
+        self.account_label = AccountLabel::new(label);
         self
     }
 
     /// The account label of `user`, valid in a provisioning URI.
     pub(crate) fn account_for(&self, user: &UserId) -> String {
-        crate::otp::account_name(&(self.account_label)(user), user.as_str())
+        self.account_label.for_user(user)
     }
 
     /// Whether the request's own origin, which a state-changing request's `Origin` must

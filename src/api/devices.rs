@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::extract::{ApiJson, Caller, fields_error};
 use super::views::DeviceView;
 use super::{ApiConfig, ApiError};
-use crate::device::{Device, DeviceId, Enrollment, HotpSettings, TotpSettings};
+use crate::device::{Device, DeviceId, DeviceKind, Enrollment, HotpSettings, TotpSettings};
+use crate::engine::Method;
 use crate::otp::{Algorithm, Digits, TotpParams};
 
 type ApiResult = Result<Response, ApiError>;
@@ -27,29 +28,13 @@ pub(crate) async fn methods(
     State(config): State<Arc<ApiConfig>>,
     caller: super::extract::AnyCaller,
 ) -> Json<Value> {
-    let two_factor = caller.session.two_factor();
-    let mut methods = vec![
-        json!({"key": "totp", "kind": "totp", "name": "Authenticator app",
-               "config_schema": totp_config_schema()}),
-        json!({"key": "hotp", "kind": "hotp", "name": "Hardware token (HOTP)"}),
-        json!({"key": "backup_codes", "kind": "backup_codes", "name": "Backup codes"}),
-    ];
-    let mut channels: Vec<&str> = two_factor.channels().collect();
-    channels.sort_unstable();
-    #[cfg(feature = "push")]
-    if two_factor.push_enabled() {
-        methods.push(
-            json!({"key": "push", "kind": "push", "name": "Approve on your phone",
-               "config_schema": {"type": "object", "required": ["token", "public_key"],
-                                 "properties": {"token": {"type": "string"},
-                                                "public_key": {"type": "string"}}}}),
-        );
-    }
-    methods.extend(channels.into_iter().map(|channel| {
-        json!({"key": channel, "kind": "out_of_band", "name": format!("Code by {channel}"),
-               "config_schema": {"type": "object", "required": ["destination"],
-                                 "properties": {"destination": {"type": "string"}}}})
-    }));
+    let methods: Vec<Value> = caller
+        .session
+        .two_factor()
+        .methods()
+        .iter()
+        .map(method_view)
+        .collect();
     let confirmations: Vec<Value> = config
         .confirmer
         .iter()
@@ -61,6 +46,31 @@ pub(crate) async fn methods(
         })
         .collect();
     Json(json!({"methods": methods, "confirmation_methods": confirmations}))
+}
+
+/// A method as the API lists it: its key, kind, an English name and the `config` it takes.
+fn method_view(method: &Method) -> Value {
+    let key = method.key();
+    let kind = method.kind();
+    match kind {
+        DeviceKind::Totp => json!({"key": key, "kind": kind.as_str(), "name": "Authenticator app",
+                                   "config_schema": totp_config_schema()}),
+        DeviceKind::Hotp => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Hardware token (HOTP)"})
+        }
+        DeviceKind::BackupCodes => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Backup codes"})
+        }
+        DeviceKind::Push => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Approve on your phone",
+                                   "config_schema": {"type": "object", "required": ["token", "public_key"],
+                                                     "properties": {"token": {"type": "string"},
+                                                                    "public_key": {"type": "string"}}}})
+        }
+        _ => json!({"key": key, "kind": kind.as_str(), "name": format!("Code by {key}"),
+                    "config_schema": {"type": "object", "required": ["destination"],
+                                      "properties": {"destination": {"type": "string"}}}}),
+    }
 }
 
 fn totp_config_schema() -> Value {
@@ -402,42 +412,18 @@ pub(crate) struct DisableRequest {
 /// Removes every device, once a code from one of them proves that the second factor, not
 /// only the password, asks for it.
 pub(crate) async fn disable(caller: Caller, ApiJson(body): ApiJson<DisableRequest>) -> ApiResult {
-    if !caller.is_configured().await? {
-        // Nothing verifies yet, so no code can be asked for; pending devices go all the same.
-        let removed = caller
-            .session
-            .two_factor()
-            .delete_all_devices(&caller.who)
-            .await
-            .map_err(|e| ApiError::device(&e, caller.now()))?;
-        return Ok(Json(json!({"removed": removed})).into_response());
-    }
-    let code = body.code.ok_or_else(|| {
-        ApiError::bad_request(
-            "code_required",
-            "Send a `code` from one of your devices to disable the second factor.",
-        )
-    })?;
     let done = caller
         .session
-        .verify_any(&code)
+        .disable_second_factor(body.code.as_deref())
         .await
-        .map_err(|e| ApiError::session(&e, caller.now()))?;
-    // The code just verified the session: it acts as a freshly verified caller now.
-    let who = caller
-        .session
-        .caller()
-        .await
-        .map_err(|e| ApiError::session(&e, caller.now()))?;
-    let two_factor = caller.session.two_factor();
-    let failed = |e| ApiError::device(&e, caller.now());
-    let removed = two_factor.delete_all_devices(&who).await.map_err(failed)?;
-    // Remembered browsers stand for devices that are gone.
-    two_factor
-        .forget_all_browsers(&caller.user)
-        .await
-        .map_err(failed)?;
-    let mut answer = json!({"removed": removed});
+        .map_err(|e| ApiError::session(&e, caller.now()))?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "code_required",
+                "Send a `code` from one of your devices to disable the second factor.",
+            )
+        })?;
+    let mut answer = json!({"removed": done.removed});
     if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
         answer["token"] = json!(token);
     }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::device::{Device, DeviceConfig};
+use crate::device::Device;
 
 /// A device as the API shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -25,7 +25,7 @@ impl From<&Device> for DeviceView {
     fn from(device: &Device) -> Self {
         DeviceView {
             id: device.id.to_string(),
-            method: method_of(device),
+            method: device.method_key().to_owned(),
             kind: device.kind().as_str(),
             name: device.name.clone(),
             confirmed: device.confirmed,
@@ -58,13 +58,5 @@ impl From<&Device> for DeviceChoice {
             default: device.is_default,
             destination: device.masked_destination(),
         }
-    }
-}
-
-/// The method key of a device: its out-of-band channel, or its kind.
-pub(crate) fn method_of(device: &Device) -> String {
-    match &device.config {
-        DeviceConfig::OutOfBand { channel, .. } => channel.clone(),
-        _ => device.kind().as_str().to_owned(),
     }
 }

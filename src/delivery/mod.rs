@@ -9,7 +9,7 @@
 //! | [`OutboxSender`] | tests and demos: keeps messages in memory | |
 //! | [`ConsoleSender`] | development: prints codes on standard output | |
 //! | `SmtpSender` | email over SMTP (lettre) | `smtp` |
-//! | `WebhookSender` | SMS and other gateways: a JSON `POST` | `webhook` |
+//! | `WebhookSender` | SMS, calls through a voice gateway, and other gateways: a JSON `POST` | `webhook` |
 //! | [`sender_fn`] | anything else, from an async closure | |
 //!
 //! A sender sees the code in a [`Message`] and puts it in the message it delivers and nowhere
@@ -150,26 +150,41 @@ impl fmt::Debug for Message {
     }
 }
 
-/// The text of a delivered message, with placeholders: `{code}` (required), `{minutes}` (the
-/// validity, rounded up) and `{seconds}`.
+/// The text of a delivered message, with placeholders: `{code}`, `{code_spoken}` (the
+/// digits one by one, `4, 9, 3, 8, 1, 7`, for a voice gateway to read out), `{minutes}` (the
+/// validity, rounded up) and `{seconds}`. One of the two code placeholders is required.
 ///
 /// ```
 /// use tower_otp::device::Template;
 ///
 /// assert!(Template::new("Your code is {code}, valid for {minutes} minutes.").is_ok());
+/// assert!(Template::new("Your code is {code_spoken}.").is_ok());
 /// assert!(Template::new("No code here").is_err());
 /// ```
+///
+/// For the `call` channel, a voice gateway reads the text out: give its `WebhookSender`
+/// [`Template::spoken`], which says the digits one by one, twice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Template(String);
 
 impl Template {
-    /// A template; it must contain `{code}`.
+    /// A template; it must contain `{code}` or `{code_spoken}`.
     pub fn new(text: impl Into<String>) -> Result<Self, InvalidTemplate> {
         let text = text.into();
-        if !text.contains("{code}") {
+        if !text.contains("{code}") && !text.contains("{code_spoken}") {
             return Err(InvalidTemplate);
         }
         Ok(Template(text))
+    }
+
+    /// The default text of a call: the digits one by one, twice, so that the listener can
+    /// write them down.
+    pub fn spoken() -> Self {
+        Template(
+            "Your verification code is: {code_spoken}. Once more: {code_spoken}. \
+             It expires in {minutes} minutes."
+                .into(),
+        )
     }
 
     /// The template's text.
@@ -180,14 +195,30 @@ impl Template {
     /// The text for `message`.
     pub fn render(&self, message: &Message) -> Zeroizing<String> {
         let seconds = message.valid_for.as_secs();
-        // The code is digits only, so replacing it last cannot create another placeholder.
+        let spoken = Zeroizing::new(spell_out(message.code()));
+        // The code is digits only, so replacing it last cannot create another placeholder;
+        // `{code_spoken}` goes first, as `{code}` is no part of it.
         Zeroizing::new(
             self.0
                 .replace("{minutes}", &seconds.div_ceil(60).to_string())
                 .replace("{seconds}", &seconds.to_string())
+                .replace("{code_spoken}", &spoken)
                 .replace("{code}", message.code()),
         )
     }
+}
+
+/// `code`'s characters one by one, separated by a comma and a space: text-to-speech reads
+/// `4, 9, 3` as three digits rather than as a number.
+fn spell_out(code: &str) -> String {
+    let mut spoken = String::with_capacity(code.len() * 3);
+    for (i, c) in code.chars().enumerate() {
+        if i > 0 {
+            spoken.push_str(", ");
+        }
+        spoken.push(c);
+    }
+    spoken
 }
 
 impl Default for Template {
@@ -196,9 +227,9 @@ impl Default for Template {
     }
 }
 
-/// A template without `{code}`.
+/// A template without `{code}` or `{code_spoken}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a message template must contain {{code}}")]
+#[error("a message template must contain {{code}} or {{code_spoken}}")]
 pub struct InvalidTemplate;
 
 /// Why a code could not be delivered. No variant carries the code.
@@ -313,5 +344,17 @@ mod tests {
                 .render(&test_message("777777"))
                 .contains("777777")
         );
+    }
+
+    #[test]
+    fn spoken_templates_say_the_digits_one_by_one() {
+        let text = Template::spoken().render(&test_message("012345"));
+        assert_eq!(
+            text.as_str(),
+            "Your verification code is: 0, 1, 2, 3, 4, 5. Once more: 0, 1, 2, 3, 4, 5. \
+             It expires in 5 minutes."
+        );
+        let both = Template::new("{code_spoken} ({code})").unwrap();
+        assert_eq!(both.render(&test_message("493")).as_str(), "4, 9, 3 (493)");
     }
 }

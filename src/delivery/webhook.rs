@@ -30,6 +30,20 @@ use super::{Message, SendError, Sender, Template};
 ///     .with_header("authorization", "Bearer gateway-token")?;
 /// # Ok::<(), tower_otp::device::WebhookConfigError>(())
 /// ```
+///
+/// The `call` channel (a voice call that reads the code out) goes through a voice gateway
+/// the same way; its `"text"`, from [`Template::spoken`], says the digits one by one:
+///
+/// ```
+/// use tower_otp::device::{Template, WebhookSender};
+/// use tower_otp::{MemoryStore, ServerKey, TwoFactor};
+///
+/// let calls = WebhookSender::new("https://voice-gateway.example.com/v1/call")?
+///     .with_template(Template::spoken());
+/// let two_factor = TwoFactor::new(MemoryStore::new(), ServerKey::generate())
+///     .with_sender("call", calls);
+/// # Ok::<(), tower_otp::device::WebhookConfigError>(())
+/// ```
 #[derive(Clone)]
 pub struct WebhookSender {
     client: Client,

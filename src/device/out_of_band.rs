@@ -49,7 +49,7 @@
 //! | channel | destination | stored as | shown as |
 //! | --- | --- | --- | --- |
 //! | `email` | an address `local@domain` (ASCII, dot-atom local part) | domain lower-cased | `a***@example.com` |
-//! | `sms`, `voice`, `whatsapp` | an international number, `+` (or `00`) and 7 to 15 digits; spaces, dots, hyphens and parentheses are ignored | E.164, `+31612345658` | `+31 *******58` |
+//! | `sms`, `call`, `voice`, `whatsapp` | an international number, `+` (or `00`) and 7 to 15 digits; spaces, dots, hyphens and parentheses are ignored | E.164, `+31612345658` | `+31 *******58` |
 //! | anything else | 1 to 256 characters, no control characters | trimmed | `ab***yz` |
 //!
 //! Masks show the country code and the last two digits of a number (as django-two-factor-auth
@@ -71,9 +71,12 @@ use super::{Device, DeviceConfig, DeviceId, Error};
 pub const EMAIL: &str = "email";
 /// The `sms` channel: destinations are international phone numbers.
 pub const SMS: &str = "sms";
+/// The `call` channel: a voice call reads the code out; destinations are international
+/// phone numbers.
+pub const CALL: &str = "call";
 
 /// Channels whose destinations are phone numbers.
-const PHONE_CHANNELS: &[&str] = &[SMS, "voice", "whatsapp"];
+const PHONE_CHANNELS: &[&str] = &[SMS, CALL, "voice", "whatsapp"];
 
 /// Longest destination of a custom channel, in characters.
 const MAX_OTHER_CHARS: usize = 256;

@@ -36,9 +36,11 @@ const CHALLENGE_PURPOSE: &str = "challenge-code";
 const SEND_DESTINATION_PURPOSE: &str = "send-destination";
 
 mod caller;
+mod methods;
 mod verify;
 
 pub use caller::{Caller, CallerState};
+pub use methods::Method;
 
 /// Longest device name, in characters.
 const MAX_NAME_CHARS: usize = 64;
@@ -413,6 +415,12 @@ impl TwoFactor {
     /// The channels that have a sender.
     pub fn channels(&self) -> impl Iterator<Item = &str> {
         self.inner.senders.keys().map(String::as_str)
+    }
+
+    /// The key from which keys for other purposes are derived (the pages' CSRF tokens).
+    #[cfg(feature = "ui")]
+    pub(crate) fn server_key(&self) -> &ServerKey {
+        &self.inner.server_key
     }
 
     // ----- enrolment -----------------------------------------------------------------------

@@ -121,8 +121,9 @@ impl Passed {
 }
 
 impl GuardPolicy {
-    /// Decides for one request. Costs one store round trip for a verified session, two for
-    /// an unverified one (the second asks whether the user has a device).
+    /// Decides for one request. Costs one store round trip, a plain read: the session and
+    /// whether its user has a device are read together (a store that does not keep the latter
+    /// beside the session costs a second round trip for an unverified session).
     pub(crate) async fn evaluate(
         &self,
         session: Option<&OtpSession>,
@@ -159,10 +160,9 @@ impl GuardPolicy {
             return Err(refuse(RejectionKind::ReauthenticationRequired));
         }
         let configured = session
-            .two_factor()
-            .is_configured(&user)
+            .is_configured()
             .await
-            .map_err(|e| refuse(failure_kind(&SessionError::Otp(e))))?;
+            .map_err(|e| refuse(failure_kind(&e)))?;
         match (configured, self.if_configured) {
             (false, true) => Ok(Passed {
                 user,
@@ -233,11 +233,11 @@ fn with_next(target: &str, uri: &Uri) -> String {
 }
 
 /// The `next` value to send a user on to after login or verification, if it is safe: a local
-/// path (`/…`, not `//host` nor `/\host`) with no control characters. Anything else, such as an
-/// absolute URL to another site, gives `None` (use your home page) — an open redirect
-/// otherwise.
+/// path (`/…`, not `//host`) with no backslash (browsers read `/\host` as `//host`) and no
+/// control characters. Anything else, such as an absolute URL to another site, gives `None`
+/// (use your home page) — an open redirect otherwise.
 pub fn safe_next(next: &str) -> Option<&str> {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\");
+    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
     (local && !next.chars().any(|c| c.is_control())).then_some(next)
 }
 
@@ -272,6 +272,7 @@ mod tests {
             "https://evil.example",
             "//evil.example",
             "/\\evil.example",
+            "/a\\b",
             "admin",
             "",
             "/a\nb",

@@ -34,8 +34,10 @@ mod token;
 
 pub use algorithm::{Algorithm, Digits, InvalidDigits, UnknownAlgorithm};
 pub use code::{Code, OtpKey, TotpParams, find_match};
+#[cfg(any(feature = "api", feature = "ui"))]
+pub(crate) use provisioning::AccountLabel;
+pub(crate) use provisioning::check_issuer;
 pub use provisioning::{OtpauthUri, ProvisioningError};
-pub(crate) use provisioning::{account_name, check_issuer};
 pub use secret::{Secret, SecretError};
 pub use token::{Token, TokenError};
 

@@ -6,6 +6,8 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use zeroize::Zeroizing;
 
 use super::{Algorithm, Digits, Secret};
+#[cfg(any(feature = "api", feature = "ui"))]
+use crate::device::UserId;
 
 /// Everything but RFC 3986 unreserved characters is percent-encoded.
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -147,9 +149,36 @@ pub(crate) fn check_issuer(issuer: &str) -> Result<(), ProvisioningError> {
     check_label_part(issuer, true)
 }
 
+/// How a front-end (the JSON API, the pages) names a user's account in authenticator apps:
+/// the application's function of the user, made valid by [`account_name`].
+#[cfg(any(feature = "api", feature = "ui"))]
+#[derive(Clone)]
+pub(crate) struct AccountLabel(std::sync::Arc<dyn Fn(&UserId) -> String + Send + Sync>);
+
+#[cfg(any(feature = "api", feature = "ui"))]
+impl AccountLabel {
+    pub(crate) fn new(label: impl Fn(&UserId) -> String + Send + Sync + 'static) -> Self {
+        AccountLabel(std::sync::Arc::new(label))
+    }
+
+    /// The user id itself.
+    pub(crate) fn user_id() -> Self {
+        AccountLabel::new(|user: &UserId| user.to_string())
+    }
+
+    /// The account label of `user`, valid in a provisioning URI.
+    pub(crate) fn for_user(&self, user: &UserId) -> String {
+        account_name(&(self.0)(user), user.as_str())
+    }
+}
+
 /// `label` made a valid account name, for labels the crate chooses on its own (a user id,
 /// say): every `:` replaced with `_` (the format has no way to escape it: `%3A` counts as a
 /// separator too), cut to 256 bytes at a character boundary, and `fallback` if it is empty.
+#[cfg_attr(
+    not(any(feature = "api", feature = "ui")),
+    allow(dead_code, reason = "only the front-ends label accounts")
+)]
 pub(crate) fn account_name(label: &str, fallback: &str) -> String {
     let label = if label.is_empty() { fallback } else { label };
     let mut name = label.replace(':', "_");

@@ -15,6 +15,7 @@
 //! (see [`TagKey`]), so a session id does not let its holder check a guess of whose it is.
 
 mod config;
+mod disable;
 mod error;
 mod handle;
 mod identity;
@@ -24,6 +25,7 @@ mod tag;
 mod token;
 
 pub use config::{ConfigError, SessionConfig};
+pub use disable::SecondFactorDisabled;
 pub use error::SessionError;
 pub use handle::{OtpSession, SessionConfirmation, SessionStatus, SessionVerification};
 #[cfg(feature = "axum-login")]

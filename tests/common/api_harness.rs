@@ -353,7 +353,7 @@ fn app(
         Json(json!({"state": state}))
     };
     let remember = RememberConfig::new([[9u8; 32]]).unwrap();
-    Router::new()
+    let router = Router::new()
         .route("/login", post(login))
         .route("/whoami", get(whoami))
         .route(
@@ -363,8 +363,13 @@ fn app(
         .nest(
             "/2fa",
             api::router(ApiConfig::new().with_confirmer(confirmer.clone())),
-        )
-        .layer(OtpLayer::new(two_factor.clone()).with_remember(remember))
+        );
+    #[cfg(feature = "ui")]
+    let router = router.nest(
+        "/account/two-factor",
+        tower_otp::ui::router(tower_otp::ui::UiConfig::new()),
+    );
+    router.layer(OtpLayer::new(two_factor.clone()).with_remember(remember))
 }
 
 /// A user set up by [`Harness::configure`].
@@ -382,6 +387,10 @@ pub struct Account {
 pub struct Reply {
     pub status: StatusCode,
     pub json: Value,
+    /// The `Location` header, empty when there is none.
+    pub location: String,
+    /// The body as text (the pages' HTML).
+    pub text: String,
 }
 
 impl Reply {
@@ -434,11 +443,23 @@ impl Client {
         let response = self.app.clone().oneshot(request).await.unwrap();
         self.jar.update(response.headers());
         let status = response.status();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, json }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Reply {
+            status,
+            json,
+            location,
+            text,
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {

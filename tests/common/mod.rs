@@ -5,6 +5,8 @@
 #[cfg(feature = "api")]
 pub mod api_harness;
 pub mod conformance;
+#[cfg(feature = "redis")]
+pub mod demo;
 pub mod http;
 pub mod instrumented_store;
 #[cfg(feature = "push")]
