@@ -433,3 +433,112 @@ async fn a_locked_out_user_neither_gets_nor_uses_approvals() {
         ApprovalUse::Verified(_)
     ));
 }
+
+/// The value of the first `<input name="NAME" ... value="...">` on a page.
+#[cfg(feature = "ui")]
+fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_owned()
+}
+
+/// The verification page of the pages (feature `ui`) offers push: a request to the phone,
+/// the number to choose there, and the login goes on once the phone approved.
+#[cfg(feature = "ui")]
+#[tokio::test]
+async fn the_verification_page_offers_push() {
+    const PAGES: &str = "/account/two-factor";
+    let h = Harness::start(&Backend::Memory).await;
+    let mut browser = h.client();
+    browser.login(USER).await;
+    let device = enrol_push(&h, &mut browser).await;
+    let mut login = h.client();
+    login.login(USER).await;
+    let page = login
+        .get(&format!("{PAGES}/verify?login=1&next=/admin"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Send a request to my phone"),
+        "{}",
+        page.text
+    );
+    assert!(
+        !page.text.contains("name=\"code\""),
+        "no code field for a push device"
+    );
+    let form = format!(
+        "csrf={}&device={device}&login=1&next=/admin",
+        field(&page.text, "csrf")
+    );
+    let form_headers = [("content-type", "application/x-www-form-urlencoded")];
+    let sent = login
+        .send_raw(
+            "POST",
+            &format!("{PAGES}/verify/send"),
+            &form_headers,
+            &form,
+        )
+        .await;
+    assert_eq!(sent.status, 303, "{}", sent.text);
+    assert!(sent.location.contains("approval="), "{}", sent.location);
+    let waiting = login.get(&sent.location).await;
+    let push = h.phone.last();
+    let number = push
+        .choices()
+        .into_iter()
+        .find(|n| {
+            waiting
+                .text
+                .contains(&format!("<strong class=\"number\">{n}</strong>"))
+        })
+        .expect("the page shows one of the phone's numbers");
+    // Not approved yet: the same page again.
+    let again = login.get(&sent.location).await;
+    assert_eq!(again.status, 200);
+    assert!(again.text.contains("I approved it"), "{}", again.text);
+    let id = push.approval().as_str().to_owned();
+    assert_eq!(
+        answer(&h, &id, Decision::Approve, Some(number)).await,
+        (200, String::new())
+    );
+    let done = login.get(&sent.location).await;
+    assert_eq!(
+        (done.status.as_u16(), done.location.as_str()),
+        (303, "/admin"),
+        "{}",
+        done.text
+    );
+    assert!(login.is_verified().await);
+
+    // A denial says so on the page, and verifies nothing.
+    let mut other = h.client();
+    other.login(USER).await;
+    let page = other.get(&format!("{PAGES}/verify")).await;
+    let form = format!("csrf={}&device={device}", field(&page.text, "csrf"));
+    let sent = other
+        .send_raw(
+            "POST",
+            &format!("{PAGES}/verify/send"),
+            &form_headers,
+            &form,
+        )
+        .await;
+    let id = h.phone.last().approval().as_str().to_owned();
+    assert_eq!(
+        answer(&h, &id, Decision::Deny, None).await,
+        (200, String::new())
+    );
+    let denied = other.get(&sent.location).await;
+    assert_eq!(denied.status, 200);
+    assert!(
+        denied.text.contains("denied on your phone"),
+        "{}",
+        denied.text
+    );
+    assert!(!other.is_verified().await);
+}
