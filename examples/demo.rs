@@ -33,6 +33,10 @@
 //!   is derived from (`tower_otp::Keys::derive`), so that several instances on one Redis
 //!   share backup codes, sealed secrets and remembered browsers; without it a random one is
 //!   used. Make one with `openssl rand -base64 32`.
+//! * `--push-url URL` (`TOWER_OTP_PUSH_URL`) — send push approvals as webhook `POST`s to
+//!   this URL, such as the phone simulator's (`cargo run --example phone --features
+//!   push,webhook`); needs the demo built with the features `push` and `webhook`
+//!   (`cargo run --example demo --features push,webhook`).
 //!
 //! Every event is printed as one JSON line on standard output; everything else (start-up
 //! messages, out-of-band codes "sent" or "called" by the console sender) goes to standard
@@ -73,6 +77,7 @@ struct Options {
     redis_url: Option<String>,
     redis_cluster: Option<Vec<String>>,
     secret: Option<String>,
+    push_url: Option<String>,
     local_cache: bool,
 }
 
@@ -81,6 +86,7 @@ fn options() -> Result<Options, String> {
     let mut redis_url = std::env::var("REDIS_URL").ok();
     let mut redis_cluster = std::env::var("REDIS_CLUSTER").ok();
     let mut secret = std::env::var("TOWER_OTP_SECRET").ok();
+    let mut push_url = std::env::var("TOWER_OTP_PUSH_URL").ok();
     let mut local_cache = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -99,9 +105,10 @@ fn options() -> Result<Options, String> {
             "--redis-url" => redis_url = Some(value()?),
             "--redis-cluster" => redis_cluster = Some(value()?),
             "--secret" => secret = Some(value()?),
+            "--push-url" => push_url = Some(value()?),
             "--local-cache" => local_cache = true,
             "--help" | "-h" => {
-                return Err("usage: demo [--addr HOST:PORT] [--redis-url URL | --redis-cluster URL,URL,...] [--local-cache] [--secret TEXT]".into());
+                return Err("usage: demo [--addr HOST:PORT] [--redis-url URL | --redis-cluster URL,URL,...] [--local-cache] [--secret TEXT] [--push-url URL]".into());
             }
             other => return Err(format!("unknown option {other}; try --help")),
         }
@@ -118,6 +125,7 @@ fn options() -> Result<Options, String> {
             .filter(|v| !v.is_empty())
             .map(|v| v.split(',').map(str::trim).map(str::to_owned).collect()),
         secret: secret.filter(|v| !v.is_empty()),
+        push_url: push_url.filter(|v| !v.is_empty()),
         local_cache,
     })
 }
@@ -446,6 +454,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_sender("email", ConsoleSender::with_writer(std::io::stderr()))
         .with_sender("sms", ConsoleSender::with_writer(std::io::stderr()))
         .with_sender("call", ConsoleSender::with_writer(std::io::stderr()));
+    let two_factor = with_push(two_factor, options.push_url.as_deref())?;
     let confirmer = Confirmer::new(&two_factor)
         .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
         .with_method(OutOfBandMethod::new(two_factor.clone(), "sms").into_method())
@@ -499,6 +508,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     axum::serve(listener, app).await?;
     Ok(())
+}
+
+/// Push approvals go to `url` as webhook `POST`s, when one is given.
+#[cfg(all(feature = "push", feature = "webhook"))]
+fn with_push(two_factor: TwoFactor, url: Option<&str>) -> Result<TwoFactor, String> {
+    let Some(url) = url else {
+        return Ok(two_factor);
+    };
+    let sender = tower_otp::device::WebhookSender::new(url)
+        .map_err(|error| format!("--push-url: {error}"))?
+        .with_timeout(std::time::Duration::from_secs(5));
+    eprintln!("push approvals go to {url}");
+    Ok(two_factor.with_push_sender(sender))
+}
+
+/// Without the features, a push URL is refused rather than ignored.
+#[cfg(not(all(feature = "push", feature = "webhook")))]
+fn with_push(two_factor: TwoFactor, url: Option<&str>) -> Result<TwoFactor, String> {
+    match url {
+        None => Ok(two_factor),
+        Some(_) => Err("--push-url needs the demo built with `--features push,webhook`".into()),
+    }
 }
 
 /// 256 random bits, for a demo started without a secret.

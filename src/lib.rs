@@ -170,6 +170,7 @@ pub mod guard;
 pub mod keys;
 pub mod layer;
 pub mod otp;
+pub mod push;
 pub mod remember;
 pub mod session;
 pub mod store;

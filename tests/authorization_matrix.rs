@@ -344,20 +344,32 @@ impl World {
 /// Runs one cell; a mismatch is described, not panicked on, so that a run lists them all.
 async fn api_cell(backend: &Backend, endpoint: Endpoint, who: Who, expect: Expect) -> Vec<String> {
     let mut world = World::new(backend, who).await;
-    let (method, path, body) = world.request(endpoint).await;
+    let request = world.request(endpoint).await;
+    send_and_compare(&mut world, &format!("{endpoint:?}"), request, expect).await
+}
+
+/// Sends a row's request as the world's client and compares the answer with `expect`; a
+/// refused request must leave the devices and remembered browsers as they were.
+async fn send_and_compare(
+    world: &mut World,
+    row: &str,
+    (method, path, body): (&str, String, Option<Value>),
+    expect: Expect,
+) -> Vec<String> {
+    let who = world.who;
     let before = world.snapshot().await;
     let reply = world.client.send(method, &path, body).await;
     let mut mismatches = Vec::new();
     let got = (reply.status.as_u16(), reply.error());
     if got != (expect.0, expect.1) {
         mismatches.push(format!(
-            "{endpoint:?} as {who:?}: expected {expect:?}, got {got:?} {}",
+            "{row} as {who:?}: expected {expect:?}, got {got:?} {}",
             reply.json
         ));
     }
     if expect.0 >= 400 && world.snapshot().await != before {
         mismatches.push(format!(
-            "{endpoint:?} as {who:?}: refused, yet the devices or remembered browsers changed"
+            "{row} as {who:?}: refused, yet the devices or remembered browsers changed"
         ));
     }
     mismatches
@@ -383,8 +395,10 @@ async fn api_matrix(backend: Backend) {
 type Route = (String, String);
 
 fn table_routes() -> BTreeSet<Route> {
-    API.iter()
-        .map(|(endpoint, _)| endpoint.route())
+    let routes = API.iter().map(|(endpoint, _)| endpoint.route());
+    #[cfg(feature = "push")]
+    let routes = routes.chain(push::API.iter().map(|(endpoint, _)| endpoint.route()));
+    routes
         .map(|(method, path)| (method.to_owned(), path.to_owned()))
         .collect()
 }
@@ -697,6 +711,260 @@ async fn api_matrix_on_redis() {
 #[tokio::test]
 async fn engine_matrix_on_redis() {
     engine_matrix(common::api_harness::shared_redis()).await;
+}
+
+// ----- push approvals ---------------------------------------------------------------------------
+
+/// The rows of push approvals (feature `push`): the login's poll and the phone's answer in
+/// the API table, and enrolling and confirming a push device in the engine table.
+#[cfg(feature = "push")]
+mod push {
+    use tower_otp::clock::Clock;
+    use tower_otp::push::{ApprovalUse, Decision};
+
+    use super::*;
+
+    /// An endpoint of push approvals.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Endpoint {
+        /// `GET approvals/{id}` of an approval the phone approved.
+        PollApproval,
+        /// `POST approvals/{id}/answer`: the phone's approval.
+        AnswerApproval,
+    }
+
+    impl Endpoint {
+        pub(super) fn route(self) -> (&'static str, &'static str) {
+            match self {
+                Endpoint::PollApproval => ("GET", "approvals/{id}"),
+                Endpoint::AnswerApproval => ("POST", "approvals/{id}/answer"),
+            }
+        }
+    }
+
+    #[rustfmt::skip]
+    pub(super) const API: &[(Endpoint, [Expect; 6])] = {
+        use self::Endpoint::*;
+        &[
+        //                     anonymous  new user  password only  remembered  stale     fresh
+        // An approved push is how a password-only session verifies (a new user's first
+        // device is confirmed by it).
+        (PollApproval,     [LOG_IN,   ok(200),  ok(200),       ok(200),    ok(200),  ok(200)]),
+        // The phone's answer carries no session at all: the signature proves it.
+        (AnswerApproval,   [ok(200),  ok(200),  ok(200),       ok(200),    ok(200),  ok(200)]),
+        ]
+    };
+
+    /// A push device of the user added by the administrator: confirmed by a first approval
+    /// if the user has a factor, pending (their first device to be) if not.
+    async fn push_device(h: &Harness, configured: bool) -> DeviceId {
+        let admin = h.administrator();
+        let device = h
+            .two_factor
+            .enroll_push(&admin, "Push", "token", &h.phone.public_key())
+            .await
+            .unwrap();
+        if configured {
+            let id = approved(h, &admin, &device.id).await;
+            let used = h.two_factor.use_approval(&admin, &id).await.unwrap();
+            assert!(matches!(used, ApprovalUse::Confirmed(_)), "{used:?}");
+        }
+        device.id
+    }
+
+    /// Sends an approval for `caller`'s login and approves it on the phone; its id.
+    async fn approved(h: &Harness, caller: &Caller, device: &DeviceId) -> String {
+        let requested = h.two_factor.request_approval(caller, device).await.unwrap();
+        let id = requested.id.as_str().to_owned();
+        let answer = h.phone.signed(
+            &id,
+            Decision::Approve,
+            Some(requested.number),
+            h.clock.now(),
+        );
+        h.two_factor.answer_approval(&id, &answer).await.unwrap();
+        id
+    }
+
+    async fn api_cell(
+        backend: &Backend,
+        endpoint: Endpoint,
+        who: Who,
+        expect: Expect,
+    ) -> Vec<String> {
+        let mut world = World::new(backend, who).await;
+        let device = push_device(&world.h, world.account.is_some()).await;
+        let (method, path, body) = match endpoint {
+            Endpoint::PollApproval => {
+                let id = match who {
+                    // No session to ask with: an approval of another login.
+                    Who::Anonymous => approved(&world.h, &world.h.administrator(), &device).await,
+                    _ => {
+                        let requested = world
+                            .client
+                            .post("/2fa/challenges", json!({"device_id": device.as_str()}))
+                            .await;
+                        assert_eq!(requested.status, 200, "{:?}", requested.json);
+                        let id = requested.json["id"].as_str().unwrap().to_owned();
+                        let number = requested.json["number"].as_u64().unwrap() as u8;
+                        let answer = world.h.phone.signed(
+                            &id,
+                            Decision::Approve,
+                            Some(number),
+                            world.h.clock.now(),
+                        );
+                        world
+                            .h
+                            .two_factor
+                            .answer_approval(&id, &answer)
+                            .await
+                            .unwrap();
+                        id
+                    }
+                };
+                ("GET", format!("/2fa/approvals/{id}"), None)
+            }
+            Endpoint::AnswerApproval => {
+                let admin = world.h.administrator();
+                let requested = world
+                    .h
+                    .two_factor
+                    .request_approval(&admin, &device)
+                    .await
+                    .unwrap();
+                let id = requested.id.as_str();
+                let body = world.h.phone.answer(
+                    id,
+                    Decision::Approve,
+                    Some(requested.number),
+                    world.h.clock.now(),
+                );
+                ("POST", format!("/2fa/approvals/{id}/answer"), Some(body))
+            }
+        };
+        let mut mismatches = send_and_compare(
+            &mut world,
+            &format!("{endpoint:?}"),
+            (method, path, body),
+            expect,
+        )
+        .await;
+        if endpoint == Endpoint::PollApproval && expect.0 < 400 && !world.client.is_verified().await
+        {
+            mismatches.push(format!(
+                "{endpoint:?} as {who:?}: the approval did not verify the session"
+            ));
+        }
+        mismatches
+    }
+
+    /// A factor-changing operation of push devices.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Operation {
+        EnrollPush,
+        /// `use_approval` of an approved approval for a pending push device.
+        ConfirmPush,
+    }
+
+    #[rustfmt::skip]
+    const ENGINE: &[(Operation, [Outcome; 6])] = {
+        use self::Operation::*;
+        &[
+        //                  new user  password only  remembered     stale          fresh  administrator
+        (EnrollPush,    [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+        (ConfirmPush,   [DONE,     NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+        ]
+    };
+
+    async fn perform(h: &Harness, operation: Operation, caller: &Caller) -> Outcome {
+        let tf = &h.two_factor;
+        let done = match operation {
+            Operation::EnrollPush => tf
+                .enroll_push(caller, "New", "token", &h.phone.public_key())
+                .await
+                .map(drop),
+            Operation::ConfirmPush => {
+                let device = push_device(h, false).await;
+                let first = !tf.is_configured(caller.user()).await.unwrap();
+                let id = approved(h, caller, &device).await;
+                match tf.use_approval(caller, &id).await {
+                    Ok(ApprovalUse::Confirmed(confirmed)) if confirmed.first == first => Ok(()),
+                    Ok(other) => {
+                        return Err(if matches!(other, ApprovalUse::Confirmed(_)) {
+                            "wrong_first_flag"
+                        } else {
+                            "not_confirmed"
+                        });
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        done.map_err(|e| e.kind())
+    }
+
+    async fn engine_cell(
+        backend: &Backend,
+        operation: Operation,
+        who: Who,
+        expect: Outcome,
+    ) -> Vec<String> {
+        let h = Harness::start(backend).await;
+        let (_, mut client) = h.world(who).await;
+        let caller = engine_caller(&h, who, &mut client).await;
+        let before = h.devices().await;
+        let got = perform(&h, operation, &caller).await;
+        let mut mismatches = Vec::new();
+        if got != expect {
+            mismatches.push(format!(
+                "{operation:?} by {who:?}: expected {expect:?}, got {got:?}"
+            ));
+        }
+        // A refused confirmation leaves the pending device it was about, and nothing else.
+        let after: Vec<_> = h
+            .devices()
+            .await
+            .into_iter()
+            .filter(|d| d.1 || d.2 != "Push")
+            .collect();
+        if expect.is_err() && after != before {
+            mismatches.push(format!(
+                "{operation:?} by {who:?}: refused, yet the devices changed"
+            ));
+        }
+        mismatches
+    }
+
+    async fn matrix(backend: Backend) {
+        let mut mismatches = Vec::new();
+        for (endpoint, row) in API {
+            for (who, expect) in API_COLUMNS.iter().zip(row) {
+                mismatches.extend(api_cell(&backend, *endpoint, *who, *expect).await);
+            }
+        }
+        for (operation, row) in ENGINE {
+            for (who, expect) in ENGINE_COLUMNS.iter().zip(row) {
+                mismatches.extend(engine_cell(&backend, *operation, *who, *expect).await);
+            }
+        }
+        assert!(
+            mismatches.is_empty(),
+            "{} cells differ:\n{}",
+            mismatches.len(),
+            mismatches.join("\n")
+        );
+    }
+
+    #[tokio::test]
+    async fn push_rows_on_the_memory_store() {
+        matrix(Backend::Memory).await;
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn push_rows_on_redis() {
+        matrix(common::api_harness::shared_redis()).await;
+    }
 }
 
 // ----- the pages table -------------------------------------------------------------------------

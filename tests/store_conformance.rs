@@ -1,4 +1,5 @@
-//! The store conformance suite, run against every backend.
+//! The store conformance suite, run against every backend, with the push approvals
+//! (feature `push`).
 
 mod common;
 
@@ -14,6 +15,11 @@ mod memory {
     }
 
     crate::store_conformance_tests!(clients);
+
+    #[cfg(feature = "push")]
+    mod push {
+        crate::push_conformance_tests!(super::clients);
+    }
 }
 
 /// Two separate Redis clients (two application instances) in a key namespace of their own.
@@ -46,6 +52,11 @@ mod redis_single {
     }
 
     crate::store_conformance_tests!(clients);
+
+    #[cfg(feature = "push")]
+    mod push {
+        crate::push_conformance_tests!(super::clients);
+    }
 }
 
 #[cfg(feature = "redis")]
@@ -67,4 +78,9 @@ mod redis_cluster {
     }
 
     crate::store_conformance_tests!(clients);
+
+    #[cfg(feature = "push")]
+    mod push {
+        crate::push_conformance_tests!(super::clients);
+    }
 }

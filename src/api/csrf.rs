@@ -13,8 +13,12 @@
 //!
 //! Requests without `Origin` and `Sec-Fetch-Site` (command-line and server clients) only
 //! need the JSON type. GET, HEAD and OPTIONS change nothing and pass.
+//!
+//! So does a phone's answer to a push approval (`POST approvals/{id}/answer`): it carries no
+//! cookie and is proven by the device's signature, which no page of another site can make,
+//! while a phone app may send any `Origin`. Its handler still takes JSON only.
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -41,7 +45,7 @@ pub(crate) async fn refuse_cross_site(
     request: Request,
     next: Next,
 ) -> Response {
-    if changes_nothing(request.method()) {
+    if changes_nothing(request.method()) || is_signed_by_a_device(&request) {
         return next.run(request).await;
     }
     match check(policy, request.headers(), request.uri()) {
@@ -52,6 +56,21 @@ pub(crate) async fn refuse_cross_site(
 
 fn changes_nothing(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The routes whose requests a device signs, by the route that matched (the template, never
+/// the path the client sent).
+const SIGNED_ROUTES: [&str; 1] = ["/approvals/{id}/answer"];
+
+fn is_signed_by_a_device(request: &Request) -> bool {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|matched| {
+            SIGNED_ROUTES
+                .iter()
+                .any(|route| matched.as_str().ends_with(route))
+        })
 }
 
 fn check(policy: OriginPolicy, headers: &HeaderMap, uri: &Uri) -> Result<(), ApiError> {

@@ -61,6 +61,12 @@ fn method_view(method: &Method) -> Value {
         DeviceKind::BackupCodes => {
             json!({"key": key, "kind": kind.as_str(), "name": "Backup codes"})
         }
+        DeviceKind::Push => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Approve on your phone",
+                                   "config_schema": {"type": "object", "required": ["token", "public_key"],
+                                                     "properties": {"token": {"type": "string"},
+                                                                    "public_key": {"type": "string"}}}})
+        }
         _ => json!({"key": key, "kind": kind.as_str(), "name": format!("Code by {key}"),
                     "config_schema": {"type": "object", "required": ["destination"],
                                       "properties": {"destination": {"type": "string"}}}}),
@@ -105,6 +111,15 @@ struct OtpConfig {
 #[serde(deny_unknown_fields)]
 struct OutOfBandConfig {
     destination: String,
+}
+
+/// A push device's `config`: the app's push token and its Ed25519 public key.
+#[cfg(feature = "push")]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushConfig {
+    token: String,
+    public_key: String,
 }
 
 pub(crate) async fn create(
@@ -153,6 +168,23 @@ pub(crate) async fn create(
                 .await
                 .map_err(failed)?;
             provisioning(enrolment, qr)
+        }
+        #[cfg(feature = "push")]
+        "push" => {
+            let push = parse_config::<PushConfig>(body.config)?;
+            let device = two_factor
+                .enroll_push(&caller.who, &body.name, &push.token, &push.public_key)
+                .await
+                .map_err(failed)?;
+            let requested = two_factor
+                .request_approval(&caller.who, &device.id)
+                .await
+                .map_err(failed)?;
+            let body = json!({
+                "device": DeviceView::from(&device),
+                "approval": super::approvals::requested_view(&requested),
+            });
+            Ok((StatusCode::CREATED, Json(body)).into_response())
         }
         "backup_codes" => Err(ApiError::bad_request(
             "unknown_method",
@@ -433,6 +465,10 @@ pub(crate) async fn send_challenge(
     ApiJson(body): ApiJson<ChallengeRequest>,
 ) -> ApiResult {
     let id = device_id(&body.device_id)?;
+    #[cfg(feature = "push")]
+    if is_push_device(&caller, &id).await? {
+        return super::approvals::request(&caller, &id).await;
+    }
     let sent = caller
         .session
         .two_factor()
@@ -446,4 +482,16 @@ pub(crate) async fn send_challenge(
         "resend_after": sent.resend_after.as_millis(),
     }))
     .into_response())
+}
+
+/// Whether `id` is one of the caller's push devices.
+#[cfg(feature = "push")]
+async fn is_push_device(caller: &Caller, id: &DeviceId) -> Result<bool, ApiError> {
+    let device = caller
+        .session
+        .two_factor()
+        .device(&caller.user, id)
+        .await
+        .map_err(|e| ApiError::device(&e, caller.now()))?;
+    Ok(device.is_some_and(|d| d.kind() == crate::device::DeviceKind::Push))
 }

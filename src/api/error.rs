@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::clock::Timestamp;
 use crate::confirm::ConfirmError;
 use crate::device::Error;
+use crate::push::ApprovalError;
 use crate::session::SessionError;
 use crate::store::StoreError;
 
@@ -100,6 +101,7 @@ impl ApiError {
             | Error::TooManyPendingDevices
             | Error::DuplicateDevice => (StatusCode::CONFLICT, error.kind()),
             Error::Delivery(_) => (StatusCode::BAD_GATEWAY, error.kind()),
+            Error::Approval(approval) => (approval_status(approval), error.kind()),
             Error::Sealing(_) => (StatusCode::INTERNAL_SERVER_ERROR, error.kind()),
             _ => (StatusCode::BAD_REQUEST, error.kind()),
         };
@@ -155,6 +157,21 @@ impl IntoResponse for ApiError {
             headers.insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
+    }
+}
+
+/// The status of an approval error: who is at fault, and whether waiting helps.
+fn approval_status(error: &ApprovalError) -> StatusCode {
+    match error {
+        ApprovalError::NotFound => StatusCode::NOT_FOUND,
+        ApprovalError::Expired => StatusCode::GONE,
+        ApprovalError::AlreadyAnswered | ApprovalError::Unavailable => StatusCode::CONFLICT,
+        ApprovalError::WrongNumber => StatusCode::FORBIDDEN,
+        ApprovalError::BadSignature | ApprovalError::StaleAnswer => StatusCode::UNAUTHORIZED,
+        ApprovalError::Busy { .. }
+        | ApprovalError::Blocked { .. }
+        | ApprovalError::Limited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
     }
 }
 

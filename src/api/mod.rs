@@ -33,7 +33,9 @@
 //! | `DELETE devices/{id}` | removes it |
 //! | `POST disable` `{code}` | removes every device, once `code` from one of them verified the session; without a confirmed device there is nothing to remove and no code is needed |
 //! | `POST backup-codes` / `GET backup-codes` | a new set (shown once) / how many remain |
-//! | `POST challenges` `{device_id}` | sends a code to an out-of-band device |
+//! | `POST challenges` `{device_id}` | sends a code to an out-of-band device; for a push device (feature `push`), sends an approval and answers its `id` (also as `uuid`), the `number` to show and `expires_at` |
+//! | `GET approvals/{id}` (`?wait=N`) | push: the approval's `status` (`pending`, `approved`, `denied`, `reported`, `expired`, `used`) for the session that asked for it; once approved it verifies that session, once (`verified`, and the rotated `token` for bearer clients); `wait` (0 to 30 s) holds the answer until the status changes |
+//! | `POST approvals/{id}/answer` `{decision, number?, timestamp, signature}` | push: the phone's answer, signed by the device key over [`answer_message`](crate::push::answer_message); called by the phone, with no session and outside the cross-site defence; refused with `bad_signature`, `stale_answer`, `wrong_number` (which denies the approval), `approval_answered`, `approval_expired`, `approval_not_found` |
 //! | `POST confirmations` `{method, state?}`, `GET confirmations/{id}`, `POST confirmations/{id}/confirm` `{data?}` | the confirmation API |
 //! | `POST verify` `{device_id?, code, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated session `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
@@ -64,6 +66,8 @@
 //! from acting with a user's cookie.
 
 mod account;
+#[cfg(feature = "push")]
+mod approvals;
 mod config;
 mod csrf;
 mod devices;
@@ -134,7 +138,7 @@ where
 }
 
 fn routes() -> Router<Arc<ApiConfig>> {
-    Router::new()
+    let routes = Router::new()
         .route("/methods", get(devices::methods))
         .route("/devices", get(devices::list).post(devices::create))
         .route(
@@ -162,5 +166,11 @@ fn routes() -> Router<Arc<ApiConfig>> {
         .route("/remembered/{id}", axum::routing::delete(account::forget))
         .route("/status", get(account::status))
         .route("/logout", post(account::logout))
-        .route("/logout-all", post(account::logout_all))
+        .route("/logout-all", post(account::logout_all));
+    // The answer is the phone's: the cross-site defence lets it through (see `csrf`).
+    #[cfg(feature = "push")]
+    let routes = routes
+        .route("/approvals/{id}", get(approvals::poll))
+        .route("/approvals/{id}/answer", post(approvals::answer));
+    routes
 }

@@ -161,12 +161,19 @@ impl fmt::Debug for WebhookSender {
 #[async_trait]
 impl Sender for WebhookSender {
     async fn send(&self, message: &Message) -> Result<(), SendError> {
+        self.post_json(&self.body(message)).await
+    }
+}
+
+impl WebhookSender {
+    /// `POST`s `body` as JSON to the gateway, with the configured headers and timeout.
+    pub(crate) async fn post_json(&self, body: &serde_json::Value) -> Result<(), SendError> {
         let response = self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
             .timeout(self.timeout)
-            .json(&self.body(message))
+            .json(body)
             .send()
             .await
             .map_err(|error| request_error(&error))?;

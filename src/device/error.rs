@@ -113,6 +113,9 @@ pub enum Error {
     /// The store failed; nothing was verified.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A push approval could not be asked for, read or answered.
+    #[error(transparent)]
+    Approval(#[from] crate::push::ApprovalError),
 }
 
 impl Error {
@@ -143,6 +146,7 @@ impl Error {
             Error::Provisioning(_) => "invalid_provisioning",
             Error::Sealing(_) => "server_misconfigured",
             Error::Store(error) => error.kind(),
+            Error::Approval(error) => error.kind(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Error {
             | Error::Locked { until }
             | Error::Cooldown { until, .. }
             | Error::SendLimited { until, .. } => Some(until.since(now)),
+            Error::Approval(error) => error.until().map(|until| until.since(now)),
             _ => None,
         }
     }

@@ -158,6 +158,9 @@ pub enum DeviceKind {
     BackupCodes,
     /// A code sent on request through a channel such as email or SMS.
     OutOfBand,
+    /// A phone app that approves logins when asked, with signed answers (see
+    /// [`push`](crate::push)).
+    Push,
 }
 
 impl DeviceKind {
@@ -168,6 +171,7 @@ impl DeviceKind {
             DeviceKind::Hotp => "hotp",
             DeviceKind::BackupCodes => "backup_codes",
             DeviceKind::OutOfBand => "out_of_band",
+            DeviceKind::Push => "push",
         }
     }
 }
@@ -215,6 +219,13 @@ pub enum DeviceConfig {
         /// Code length.
         digits: Digits,
     },
+    /// A push device: a phone app instance that answers approvals, signed.
+    Push {
+        /// The app instance's token with its push provider: where approvals go.
+        token: String,
+        /// The Ed25519 public key its answers are signed with, as unpadded base64url.
+        public_key: String,
+    },
 }
 
 impl DeviceConfig {
@@ -225,6 +236,7 @@ impl DeviceConfig {
             DeviceConfig::Hotp { .. } => DeviceKind::Hotp,
             DeviceConfig::BackupCodes => DeviceKind::BackupCodes,
             DeviceConfig::OutOfBand { .. } => DeviceKind::OutOfBand,
+            DeviceConfig::Push { .. } => DeviceKind::Push,
         }
     }
 }

@@ -59,7 +59,13 @@ impl TwoFactor {
         let channels = self
             .channels()
             .map(|channel| Method::new(channel, DeviceKind::OutOfBand));
-        built_in.into_iter().chain(channels).collect()
+        let methods = built_in.into_iter().chain(channels);
+        #[cfg(feature = "push")]
+        let methods = methods.chain(
+            self.push_enabled()
+                .then(|| Method::new("push", DeviceKind::Push)),
+        );
+        methods.collect()
     }
 
     /// The method with `key`, if this engine has it.

@@ -100,11 +100,13 @@ struct Inner {
     pending_lifetime: Duration,
     reauthentication_window: Duration,
     events: Events,
+    #[cfg(feature = "push")]
+    push: crate::push::PushSettings,
 }
 
 /// What an operation asks of its caller (see [`Caller`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Needs {
+pub(crate) enum Needs {
     /// Changes the user's factors: a fresh code verification once the user has a factor.
     FactorChange,
     /// Touches the user's factors without changing what verifies (a name, the default): any
@@ -226,6 +228,8 @@ impl TwoFactor {
                 pending_lifetime: Duration::from_secs(15 * 60),
                 reauthentication_window: DEFAULT_REAUTHENTICATION_WINDOW,
                 events: Events::new(),
+                #[cfg(feature = "push")]
+                push: crate::push::PushSettings::default(),
             }),
         }
     }
@@ -370,6 +374,27 @@ impl TwoFactor {
     /// The clock.
     pub fn clock(&self) -> &SharedClock {
         &self.inner.clock
+    }
+
+    /// The push settings (see [`push`](crate::push)).
+    #[cfg(feature = "push")]
+    pub(crate) fn push_settings(&self) -> &crate::push::PushSettings {
+        &self.inner.push
+    }
+
+    /// The same engine with its push settings changed.
+    #[cfg(feature = "push")]
+    pub(crate) fn configure_push(
+        self,
+        change: impl FnOnce(&mut crate::push::PushSettings),
+    ) -> Self {
+        self.configure(|c| change(&mut c.push))
+    }
+
+    /// The issuer, as configured (empty if none).
+    #[cfg(feature = "push")]
+    pub(crate) fn issuer(&self) -> &str {
+        &self.inner.issuer
     }
 
     /// The current time by this instance's clock.
@@ -635,7 +660,7 @@ impl TwoFactor {
     /// user's first confirmed device. With `only_if_first`, refuses if the user has another
     /// confirmed device by now. Confirming the first device deletes the user's other pending
     /// devices.
-    async fn settle_confirmed(
+    pub(crate) async fn settle_confirmed(
         &self,
         mut device: Device,
         only_if_first: bool,
@@ -1081,7 +1106,7 @@ impl TwoFactor {
     }
 
     /// Applies the factor rule (see [`Caller`]) for an operation that `needs` it.
-    async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
+    pub(crate) async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
         let state = self.caller_state(caller);
         let enough = match state {
             CallerState::Administrator | CallerState::Fresh => true,

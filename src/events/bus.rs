@@ -64,6 +64,9 @@ struct Inner {
 
 /// The API's confirmation routes take the confirmation id, a secret, after this segment.
 const CONFIRMATIONS_SEGMENT: &str = "confirmations";
+/// The API's push approval routes take the approval id after this segment: not a secret on
+/// its own, but it names a login in progress.
+const APPROVALS_SEGMENT: &str = "approvals";
 
 impl Default for Events {
     fn default() -> Self {
@@ -91,7 +94,10 @@ impl Events {
                 forward: RwLock::new(None),
                 forward_dropped: AtomicU64::new(0),
                 throttled: ThrottleCoalescer::default(),
-                secret_after: RwLock::new(Arc::from([Box::from(CONFIRMATIONS_SEGMENT)])),
+                secret_after: RwLock::new(Arc::from([
+                    Box::from(CONFIRMATIONS_SEGMENT),
+                    Box::from(APPROVALS_SEGMENT),
+                ])),
             }),
         }
     }
@@ -121,7 +127,8 @@ impl Events {
     /// remembered browser recognised by [`OtpLayer`](crate::layer::OtpLayer), say).
     ///
     /// Always redacted: the segment after `confirmations` (the confirmation API's
-    /// `/confirmations/{id}`, whatever the segment holds), and any segment shaped like a
+    /// `/confirmations/{id}`, whatever the segment holds) and after `approvals` (push
+    /// approvals, `/approvals/{id}`), and any segment shaped like a
     /// [`ConfirmationId`](crate::confirm::ConfirmationId), wherever it is routed. Markers
     /// match whole segments exactly, as they appear in the request (not percent-decoded).
     pub fn redact_path_segment_after(&self, marker: &str) {

@@ -141,6 +141,23 @@ pub enum EventKind {
         /// How many sessions ended.
         sessions: u64,
     },
+    /// A push approval was sent to the device (never with its number to match).
+    ApprovalRequested,
+    /// The phone approved with the right number.
+    ApprovalApproved,
+    /// The phone denied the approval.
+    ApprovalDenied {
+        /// `denied`, or `wrong_number` when the phone chose another number than the login's.
+        reason: String,
+    },
+    /// An approval was not answered in time.
+    ApprovalExpired,
+    /// The phone denied the approval as "this wasn't me": pushes to the user pause until
+    /// `blocked_until`. Worth telling the user, and a security team.
+    ApprovalReported {
+        /// When pushes may be sent again.
+        blocked_until: Timestamp,
+    },
 }
 
 fn one() -> u64 {
@@ -174,6 +191,11 @@ impl EventKind {
             EventKind::SessionStarted => "session_started",
             EventKind::LoggedOut => "logged_out",
             EventKind::LoggedOutEverywhere { .. } => "logged_out_everywhere",
+            EventKind::ApprovalRequested => "approval_requested",
+            EventKind::ApprovalApproved => "approval_approved",
+            EventKind::ApprovalDenied { .. } => "approval_denied",
+            EventKind::ApprovalExpired => "approval_expired",
+            EventKind::ApprovalReported { .. } => "approval_reported",
         }
     }
 }

@@ -23,6 +23,8 @@
 mod bus;
 mod coalesce;
 mod context;
+#[cfg(feature = "push")]
+pub(crate) use context::current_request;
 mod event;
 #[cfg(feature = "redis")]
 mod redis;

@@ -407,6 +407,28 @@ impl OtpSession {
         Err(SessionError::TooManyAttempts)
     }
 
+    /// Runs `step` with the session's caller, holding the session for the rest of the
+    /// request, and records the verification it returns, if any, as [`OtpSession::verify`]
+    /// does. For the verifications of other modules (push approvals).
+    #[cfg_attr(not(feature = "push"), allow(dead_code))]
+    pub(crate) async fn verify_with<T, F, Fut>(
+        &self,
+        step: F,
+    ) -> Result<(T, Option<SessionVerification>), SessionError>
+    where
+        F: FnOnce(Caller) -> Fut,
+        Fut: std::future::Future<Output = Result<(T, Option<Verification>), SessionError>>,
+    {
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        let (value, verification) = step(caller).await?;
+        let verified = match verification {
+            Some(verification) => Some(self.mark_verified(&mut current, verification).await?),
+            None => None,
+        };
+        Ok((value, verified))
+    }
+
     async fn mark_verified(
         &self,
         current: &mut Option<Current>,

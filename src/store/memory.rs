@@ -15,9 +15,11 @@ use super::{
     ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoadedSession, RateBucket,
     RateCount, RateKey, Store, StoreError, SuccessProof,
 };
+use super::{LoginBinding, check_approval_settling};
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
+use crate::push::{ApprovalCreate, ApprovalKey, ApprovalRecord, ApprovalStatus};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger, VerifiedBy};
 
@@ -63,6 +65,17 @@ struct State {
     confirmations_by_tag: HashMap<UserTag, HashSet<ConfirmationKey>>,
     rate_counters: HashMap<RateKey, RateCounter>,
     writes: u64,
+    approvals: HashMap<ApprovalKey, Expiring<ApprovalRecord>>,
+    push_users: HashMap<UserTag, PushUser>,
+}
+
+/// A user's push state: the live approval and the block a report set.
+#[derive(Default)]
+struct PushUser {
+    /// The live approval, with its expiry.
+    live: Option<(ApprovalKey, Timestamp)>,
+    /// Until when a report stops pushes.
+    blocked_until: Option<Timestamp>,
 }
 
 /// The events a rate-limit bucket counted, and how long each counts.
@@ -362,6 +375,7 @@ impl State {
                 .any(|at| at.saturating_add(counter.window) > now)
         });
         self.session_attempts.retain(|_, a| a.expires_at > now);
+        self.sweep_approvals(now);
         self.users.retain(|_, u| {
             !(u.devices.is_empty()
                 && u.failures == 0
@@ -470,6 +484,36 @@ impl State {
             }
         }
         existed
+    }
+}
+
+// ----- push approvals ----------------------------------------------------------------------
+
+impl State {
+    /// Forgets approvals past their retention and push states that hold nothing at `now`.
+    fn sweep_approvals(&mut self, now: Timestamp) {
+        self.approvals.retain(|_, a| a.expires_at > now);
+        self.push_users.retain(|_, user| {
+            user.live.as_ref().is_some_and(|(_, until)| *until > now)
+                || user.blocked_until.is_some_and(|until| until > now)
+        });
+    }
+
+    /// The approval at `key`, forgotten first if its retention is over at `now`.
+    fn live_approval(&mut self, key: &ApprovalKey, now: Timestamp) -> Option<&mut ApprovalRecord> {
+        if self.approvals.get(key).is_some_and(|a| a.expires_at <= now) {
+            self.approvals.remove(key);
+        }
+        self.approvals.get_mut(key).map(|a| &mut a.value)
+    }
+
+    /// Ends the user's live approval if it is the one at `key`.
+    fn end_live_approval(&mut self, key: &ApprovalKey) {
+        if let Some(user) = self.push_users.get_mut(key.tag())
+            && user.live.as_ref().is_some_and(|(live, _)| live == key)
+        {
+            user.live = None;
+        }
     }
 }
 
@@ -1164,6 +1208,96 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    // ----- push approvals ------------------------------------------------------------------
+
+    async fn create_approval(
+        &self,
+        key: &ApprovalKey,
+        record: &ApprovalRecord,
+        retain_until: Timestamp,
+    ) -> Result<ApprovalCreate, StoreError> {
+        let store_now = self.clock.now();
+        let now = record.created_at.max(store_now);
+        let mut state = self.lock_for_write();
+        if state.live_approval(key, store_now).is_some() {
+            return Err(StoreError::Conflict);
+        }
+        let user = state.push_users.entry(key.tag().clone()).or_default();
+        if let Some(until) = user.blocked_until.filter(|until| *until > now) {
+            return Ok(ApprovalCreate::Blocked { until });
+        }
+        if let Some((_, until)) = user.live.as_ref().filter(|(_, until)| *until > now) {
+            return Ok(ApprovalCreate::Busy { until: *until });
+        }
+        user.live = Some((key.clone(), record.expires_at));
+        state.approvals.insert(
+            key.clone(),
+            Expiring {
+                value: record.clone(),
+                expires_at: retain_until,
+            },
+        );
+        Ok(ApprovalCreate::Created)
+    }
+
+    async fn get_approval(&self, key: &ApprovalKey) -> Result<Option<ApprovalRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(state.live_approval(key, now).map(|a| a.clone()))
+    }
+
+    async fn settle_approval(
+        &self,
+        key: &ApprovalKey,
+        status: ApprovalStatus,
+        block_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        check_approval_settling(status)?;
+        let store_now = self.clock.now();
+        let now = now.max(store_now);
+        let mut state = self.lock_for_write();
+        let Some(record) = state.live_approval(key, store_now) else {
+            return Ok(None);
+        };
+        let expired = record.expires_at <= now;
+        if record.status != ApprovalStatus::Pending
+            || expired != (status == ApprovalStatus::Expired)
+        {
+            return Ok(None);
+        }
+        record.status = status;
+        if status != ApprovalStatus::Expired {
+            record.answered_at = Some(now);
+        }
+        let settled = record.clone();
+        state.end_live_approval(key);
+        if let (ApprovalStatus::Reported, Some(block)) = (status, block_until) {
+            let user = state.push_users.entry(key.tag().clone()).or_default();
+            user.blocked_until = Some(user.blocked_until.map_or(block, |b| b.max(block)));
+        }
+        Ok(Some(settled))
+    }
+
+    async fn use_approval(
+        &self,
+        key: &ApprovalKey,
+        binding: Option<&LoginBinding>,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock_for_write();
+        match state.live_approval(key, now) {
+            Some(record)
+                if record.status == ApprovalStatus::Approved
+                    && record.binding.as_ref() == binding =>
+            {
+                record.status = ApprovalStatus::Used;
+                Ok(Some(record.clone()))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

@@ -58,6 +58,7 @@ pub use rate_limit::{RateBucket, RateCount, RateKey, RateLimit};
 use crate::clock::Timestamp;
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
+use crate::push::{ApprovalCreate, ApprovalKey, ApprovalRecord, ApprovalStatus};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, TagKey, UserTag};
 
@@ -647,6 +648,90 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Checks the store can be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // ----- push approvals ------------------------------------------------------------------
+    //
+    // An approval's key carries its user's tag. Its record is kept until `retain_until` by
+    // the store's own clock, then forgotten. Each user has at most one *live* approval (pending
+    // and unexpired) and a push block (set by a report) in the same place. The methods have
+    // defaults that fail closed, so that a backend written before approvals existed still
+    // builds, and refuses every push.
+
+    /// Stores a new, pending approval, atomically checking the user's push state first:
+    ///
+    /// 1. A push block in the future (by `record.created_at`, or the store's clock if it is
+    ///    ahead): [`ApprovalCreate::Blocked`].
+    /// 2. A live approval of the user (pending, unexpired): [`ApprovalCreate::Busy`] with its
+    ///    expiry.
+    ///
+    /// Otherwise the approval is stored and becomes the user's live one. Fails with
+    /// [`StoreError::Conflict`] if `key` exists.
+    async fn create_approval(
+        &self,
+        key: &ApprovalKey,
+        record: &ApprovalRecord,
+        retain_until: Timestamp,
+    ) -> Result<ApprovalCreate, StoreError> {
+        let _ = (key, record, retain_until);
+        Err(APPROVALS_UNSUPPORTED)
+    }
+
+    /// An approval as stored (its status not adjusted for expiry), or `None` once it is gone.
+    async fn get_approval(&self, key: &ApprovalKey) -> Result<Option<ApprovalRecord>, StoreError> {
+        let _ = key;
+        Err(APPROVALS_UNSUPPORTED)
+    }
+
+    /// Atomically settles a pending approval: to [`Approved`](ApprovalStatus::Approved),
+    /// [`Denied`](ApprovalStatus::Denied) or [`Reported`](ApprovalStatus::Reported) only while
+    /// it is unexpired at `now` (the phone's answer, with `answered_at = now`), to
+    /// [`Expired`](ApprovalStatus::Expired) only once it has expired at `now`; any other target
+    /// is [`StoreError::Invalid`]. A settled approval is no longer the user's live one. With
+    /// [`Reported`](ApprovalStatus::Reported), the user's push block moves to `block_until` if
+    /// that is later. Returns the settled record, or `None` if it was not pending (answered
+    /// already, or missing) or not in time: of any number of concurrent calls, from any number
+    /// of instances, at most one settles it.
+    async fn settle_approval(
+        &self,
+        key: &ApprovalKey,
+        status: ApprovalStatus,
+        block_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        let _ = (key, status, block_until, now);
+        Err(APPROVALS_UNSUPPORTED)
+    }
+
+    /// Atomically uses an approval: if it is [`Approved`](ApprovalStatus::Approved) and was
+    /// asked for by the login `binding`, it becomes [`Used`](ApprovalStatus::Used) and is
+    /// returned as it is now. An approved approval can be used until the store forgets it (its
+    /// `retain_until`), so that a login polling just after the phone answered is not too late. Exactly one of any number of concurrent calls gets it; every
+    /// other call, then and later, gets `None`.
+    async fn use_approval(
+        &self,
+        key: &ApprovalKey,
+        binding: Option<&LoginBinding>,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        let _ = (key, binding);
+        Err(APPROVALS_UNSUPPORTED)
+    }
+}
+
+/// What a backend without approvals answers to every approval operation.
+const APPROVALS_UNSUPPORTED: StoreError =
+    StoreError::Invalid("this store does not keep push approvals");
+
+/// Checks the target of [`Store::settle_approval`]: an answer or expiry, nothing else.
+pub(crate) fn check_approval_settling(status: ApprovalStatus) -> Result<(), StoreError> {
+    match status {
+        ApprovalStatus::Approved
+        | ApprovalStatus::Denied
+        | ApprovalStatus::Reported
+        | ApprovalStatus::Expired => Ok(()),
+        _ => Err(StoreError::Invalid(
+            "an approval settles as approved, denied, reported or expired",
+        )),
+    }
 }
 
 /// A store operation failed. The crate treats every store error as "fail closed": a guarded

@@ -16,13 +16,17 @@ use crate::session::SessionError;
 
 /// `GET verify`: `next` is where to go after the code, `device` the device to use,
 /// `sent` that a code was just sent, `login` that this is the step of a login (a session
-/// already verified, by a remembered browser, goes straight on).
+/// already verified, by a remembered browser, goes straight on), `approval` a push approval
+/// this session asked for (feature `push`): once the phone approved it, it verifies the
+/// session and the page goes on.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct VerifyQuery {
     next: Option<String>,
     device: Option<String>,
     sent: Option<String>,
     login: Option<String>,
+    #[cfg_attr(not(feature = "push"), allow(dead_code))]
+    approval: Option<String>,
 }
 
 pub(crate) async fn show(
@@ -43,6 +47,10 @@ pub(crate) async fn show(
         next: query.next,
         login,
     };
+    #[cfg(feature = "push")]
+    if let Some(approval) = &query.approval {
+        return step.approval(&ui, &visitor, &user, approval).await;
+    }
     step.render(&ui, &visitor, &user, query.sent.is_some(), None)
         .await
 }
@@ -120,6 +128,22 @@ pub(crate) async fn send(State(ui): State<Arc<Ui>>, posted: Posted<SendForm>) ->
         Ok(device) => device,
         Err(page) => return page,
     };
+    #[cfg(feature = "push")]
+    if is_push(&visitor, &user, &device).await {
+        let requested = visitor
+            .session()
+            .two_factor()
+            .request_approval(&caller, &device)
+            .await;
+        return match requested {
+            Ok(requested) => redirect(&with_query(
+                &step.url(&visitor),
+                "approval",
+                requested.id.as_str(),
+            )),
+            Err(error) => step.failed(&ui, &visitor, &user, &error.into()).await,
+        };
+    }
     let sent = visitor
         .session()
         .two_factor()
@@ -195,6 +219,45 @@ impl Step {
         url
     }
 
+    /// The push approval `id` this session asked for: once approved it verifies the session
+    /// and the step goes on; while pending, the page shows the number to choose on the phone;
+    /// denied, reported or expired, the page says so.
+    #[cfg(feature = "push")]
+    async fn approval(&self, ui: &Ui, visitor: &Visitor, user: &UserId, id: &str) -> Response {
+        use crate::push::ApprovalStatus;
+
+        let used = match visitor.session().use_approval(id).await {
+            Ok(used) => used,
+            Err(error) => return self.failed(ui, visitor, user, &error).await,
+        };
+        if used.verified.is_some() {
+            return redirect(&ui.next_or_home(self.next()));
+        }
+        let problem = match used.status {
+            ApprovalStatus::Pending => {
+                let caller = match visitor.session().caller().await {
+                    Ok(caller) => caller,
+                    Err(error) => return self.failed(ui, visitor, user, &error).await,
+                };
+                let two_factor = visitor.session().two_factor();
+                return match two_factor.approval(&caller, id).await {
+                    Ok(record) => {
+                        let waiting = PushWaiting {
+                            id: id.to_owned(),
+                            number: record.number,
+                        };
+                        self.render_with(ui, visitor, user, false, None, Some(waiting))
+                            .await
+                    }
+                    Err(error) => self.failed(ui, visitor, user, &error.into()).await,
+                };
+            }
+            ApprovalStatus::Expired => Problem::new("approval_expired"),
+            _ => Problem::new("approval_denied"),
+        };
+        self.render(ui, visitor, user, false, Some(problem)).await
+    }
+
     /// The page: the devices to choose from, the chosen one's form, the backup-code
     /// alternative. A user with no device yet is sent to set one up.
     async fn render(
@@ -204,6 +267,20 @@ impl Step {
         user: &UserId,
         sent: bool,
         problem: Option<Problem>,
+    ) -> Response {
+        self.render_with(ui, visitor, user, sent, problem, None)
+            .await
+    }
+
+    /// The page, with a push approval waiting for the phone when there is one.
+    async fn render_with(
+        &self,
+        ui: &Ui,
+        visitor: &Visitor,
+        user: &UserId,
+        sent: bool,
+        problem: Option<Problem>,
+        approval: Option<PushWaiting>,
     ) -> Response {
         let devices = match visitor.session().two_factor().devices(user).await {
             Ok(devices) => views::confirmed(&devices),
@@ -230,9 +307,25 @@ impl Step {
             .set("login", self.login)
             .set("sent", sent)
             .set("step_up", visitor.is_verified())
+            .set("approval", approval)
             .set("error", problem);
         ui.render(visitor, page)
     }
+}
+
+/// A push approval the page waits for: its id (for the link that checks it) and the number
+/// to choose on the phone.
+#[derive(Debug, serde::Serialize)]
+struct PushWaiting {
+    id: String,
+    number: u8,
+}
+
+/// Whether `device` is one of the user's push devices.
+#[cfg(feature = "push")]
+async fn is_push(visitor: &Visitor, user: &UserId, device: &DeviceId) -> bool {
+    let found = visitor.session().two_factor().device(user, device).await;
+    matches!(found, Ok(Some(d)) if d.kind() == DeviceKind::Push)
 }
 
 /// The device asked for, else the default, else the first that is not backup codes, else

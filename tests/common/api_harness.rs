@@ -94,6 +94,9 @@ pub struct Harness {
     pub two_factor: TwoFactor,
     pub confirmer: Confirmer,
     pub outbox: OutboxSender,
+    /// The phone app that push devices stand for.
+    #[cfg(feature = "push")]
+    pub phone: super::phone_app::PhoneApp,
     pub app: Router,
     last_caller: Arc<Mutex<Option<Caller>>>,
 }
@@ -111,6 +114,10 @@ impl Harness {
             .unwrap()
             .with_sender("email", outbox.clone())
             .with_sender("sms", outbox.clone());
+        #[cfg(feature = "push")]
+        let phone = super::phone_app::PhoneApp::new();
+        #[cfg(feature = "push")]
+        let two_factor = two_factor.with_push_sender(phone.clone());
         let confirmer = Confirmer::new(&two_factor)
             .with_clock(clock.clone())
             .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
@@ -123,6 +130,8 @@ impl Harness {
             two_factor,
             confirmer,
             outbox,
+            #[cfg(feature = "push")]
+            phone,
             app,
             last_caller,
         }

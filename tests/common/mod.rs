@@ -9,5 +9,9 @@ pub mod conformance;
 pub mod demo;
 pub mod http;
 pub mod instrumented_store;
+#[cfg(feature = "push")]
+pub mod phone_app;
+#[cfg(feature = "push")]
+pub mod push_conformance;
 pub mod redis_server;
 pub mod sessions;

@@ -3,6 +3,7 @@
 
 use crate::confirm::ConfirmationKey;
 use crate::device::DeviceId;
+use crate::push::ApprovalKey;
 use crate::session::{SessionKey, UserTag};
 use crate::store::RateKey;
 
@@ -113,6 +114,16 @@ impl Keys {
     /// time to live). Short, as there is one per user with a session.
     pub(super) fn sessions(&self, tag: &UserTag) -> String {
         self.key(tag, "s")
+    }
+
+    /// The user's push state: live approval and block (a hash with a time to live).
+    pub(super) fn push(&self, tag: &UserTag) -> String {
+        self.key(tag, "push")
+    }
+
+    /// One push approval (a hash with a time to live).
+    pub(super) fn approval(&self, key: &ApprovalKey) -> String {
+        self.key(key.tag(), "approval:") + key.digest()
     }
 }
 

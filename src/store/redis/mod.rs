@@ -44,6 +44,8 @@
 //! | `P:{T}:confirmations` | sorted set | until its longest-lived member expires | the user's confirmation digests, scored by expiry (ms); those no longer open are pruned whenever one is inserted |
 //! | `P:{T}:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter of the user: the times of the events in its window (ms), comma-separated |
 //! | `P:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter shared by all users (no hash tag: a slot of its own); for a destination, `NAME` holds a keyed digest of it, never the destination |
+//! | `P:{T}:approval:D` | hash | until its `retain_until` (`PEXPIREAT`) | a push approval: `rec` the record as JSON (written once), `st` its status, `exp` its expiry (ms), `b` the login binding (as a challenge's), `ans` when it was answered (ms, empty for none); `D` is the [`ApprovalKey`](crate::push::ApprovalKey)'s digest |
+//! | `P:{T}:push` | hash | until its live approval or its block ends, whichever is later | the user's push state: `live` and `live_exp`, the digest and expiry of the live approval; `blocked`, until when a report stops pushes (ms) |
 //! | `P:{T}:browsers` | hash | until its longest-lived member expires | remembered browsers: field = browser id, value `EXP\|LAST\|JSON` (expiry and last use in ms outside the JSON, so scripts never re-encode it); expired members pruned whenever it is read |
 //!
 //! Counters and times are stored as decimal strings and compared in the scripts as strings,
@@ -69,7 +71,8 @@
 //! | `save_session`, `touch_session` (a live session's idle deadline only), `rotate_session` (only if the old one is live), `delete_session`, `delete_user_sessions` (sessions and remembered browsers) | script |
 //! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new, and under the cap on open ones), `start_confirmation` (only if unanswered), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
 //! | `count_rate_limited`, `uncount_rate_limited` | one script per hash slot among the buckets, a user's counters sharing one and each shared counter having its own (an out-of-band send counts in two slots); a refusal takes back the earlier slots' counts and checks the later ones, one script each |
-//! | `get_confirmation` | `HMGET` |
+//! | `get_confirmation`, `get_approval` | `HMGET` |
+//! | `create_approval` (under the user's block and one live approval), `settle_approval` (only from pending, in time or once expired; frees the live slot, a report moves the block), `use_approval` (approved, same login, exactly once) | script |
 //! | `put_remembered` (returns the stamp), `check_remembered` (browser, device and stamp, marking the browser used), `list_remembered`, `delete_remembered`, `delete_all_remembered` | script |
 //! | `user_failures` `HMGET`; `reset_user_failures` `HDEL`; `user_stamp` `HGET`; `bump_user_stamp` `HINCRBY`; `ping` `PING` | command |
 //!

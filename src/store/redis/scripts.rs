@@ -58,6 +58,27 @@ scripts! {
     UNCOUNT_RATE_LIMITED => "uncount_rate_limited.lua",
 }
 
+/// The push approval scripts: the prelude, then the approvals' own, then the script.
+macro_rules! approval_scripts {
+    ($($name:ident => $file:literal,)*) => {
+        $(
+            pub(super) static $name: LazyLock<Script> = LazyLock::new(|| {
+                Script::new(concat!(
+                    include_str!("lua/prelude.lua"),
+                    include_str!("lua/approval_prelude.lua"),
+                    include_str!(concat!("lua/", $file))
+                ))
+            });
+        )*
+    };
+}
+
+approval_scripts! {
+    CREATE_APPROVAL => "create_approval.lua",
+    SETTLE_APPROVAL => "settle_approval.lua",
+    USE_APPROVAL => "use_approval.lua",
+}
+
 /// Marks a threshold that every recorded failure is above.
 const ALWAYS: &str = "*";
 

@@ -24,6 +24,7 @@ fn kind_letter(kind: DeviceKind) -> char {
         DeviceKind::Hotp => 'h',
         DeviceKind::BackupCodes => 'b',
         DeviceKind::OutOfBand => 'o',
+        DeviceKind::Push => 'p',
     }
 }
 
@@ -33,6 +34,7 @@ fn kind_of(letter: &str) -> Result<DeviceKind, StoreError> {
         "h" => Ok(DeviceKind::Hotp),
         "b" => Ok(DeviceKind::BackupCodes),
         "o" => Ok(DeviceKind::OutOfBand),
+        "p" => Ok(DeviceKind::Push),
         _ => Err(corrupt()),
     }
 }

@@ -16,6 +16,7 @@ use super::{RedisConfig, reply, scripts, session};
 use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
+use crate::push::{ApprovalCreate, ApprovalKey, ApprovalRecord, ApprovalStatus};
 use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
 use crate::store::rate_limit::room_at;
@@ -1085,4 +1086,104 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.command(redis::cmd("PING")).await.map(drop)
     }
+
+    // ----- push approvals ------------------------------------------------------------------
+
+    async fn create_approval(
+        &self,
+        key: &ApprovalKey,
+        record: &ApprovalRecord,
+        retain_until: Timestamp,
+    ) -> Result<ApprovalCreate, StoreError> {
+        let mut call = scripts::CREATE_APPROVAL.prepare_invoke();
+        call.key(self.keys.push(key.tag()))
+            .key(self.keys.approval(key))
+            .arg(key.digest())
+            .arg(serde_json::to_string(record)?)
+            .arg(binding_arg(record.binding.as_ref()))
+            .arg(record.expires_at.as_millis())
+            .arg(retain_until.as_millis())
+            .arg(record.created_at.as_millis());
+        let answer = reply::required_array(self.eval(call).await?, "approval result")?;
+        let until = |value: &Value| reply::number(value, "push time").map(Timestamp::from_millis);
+        match answer.as_slice() {
+            [status] if reply::text(status)? == Some("created") => Ok(ApprovalCreate::Created),
+            [status] if reply::text(status)? == Some("conflict") => Err(StoreError::Conflict),
+            [status, at] if reply::text(status)? == Some("busy") => {
+                Ok(ApprovalCreate::Busy { until: until(at)? })
+            }
+            [status, at] if reply::text(status)? == Some("blocked") => {
+                Ok(ApprovalCreate::Blocked { until: until(at)? })
+            }
+            _ => Err(reply::corrupt("approval result")),
+        }
+    }
+
+    async fn get_approval(&self, key: &ApprovalKey) -> Result<Option<ApprovalRecord>, StoreError> {
+        let mut command = redis::cmd("HMGET");
+        command
+            .arg(self.keys.approval(key))
+            .arg("rec")
+            .arg("st")
+            .arg("ans");
+        let fields = reply::required_array(self.command(command).await?, "approval")?;
+        parse_approval(&fields)
+    }
+
+    async fn settle_approval(
+        &self,
+        key: &ApprovalKey,
+        status: ApprovalStatus,
+        block_until: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        crate::store::check_approval_settling(status)?;
+        let mut call = scripts::SETTLE_APPROVAL.prepare_invoke();
+        call.key(self.keys.push(key.tag()))
+            .key(self.keys.approval(key))
+            .arg(key.digest())
+            .arg(status.as_str())
+            .arg(optional_time(block_until))
+            .arg(now.as_millis());
+        match reply::array(self.eval(call).await?)? {
+            Some(fields) => parse_approval(&fields),
+            None => Ok(None),
+        }
+    }
+
+    async fn use_approval(
+        &self,
+        key: &ApprovalKey,
+        binding: Option<&LoginBinding>,
+    ) -> Result<Option<ApprovalRecord>, StoreError> {
+        let mut call = scripts::USE_APPROVAL.prepare_invoke();
+        call.key(self.keys.approval(key)).arg(binding_arg(binding));
+        match reply::array(self.eval(call).await?)? {
+            Some(fields) => parse_approval(&fields),
+            None => Ok(None),
+        }
+    }
+}
+
+/// An approval from its stored fields `[record, status, answered at]`; `None` if the record
+/// is gone.
+fn parse_approval(fields: &[Value]) -> Result<Option<ApprovalRecord>, StoreError> {
+    let [record, status, answered] = fields else {
+        return Err(reply::corrupt("approval"));
+    };
+    let Some(record) = reply::text(record)? else {
+        return Ok(None);
+    };
+    let mut record: ApprovalRecord = serde_json::from_str(record)?;
+    record.status = reply::text(status)?
+        .and_then(ApprovalStatus::from_name)
+        .ok_or_else(|| reply::corrupt("approval status"))?;
+    record.answered_at = match reply::text(answered)? {
+        None | Some("") => None,
+        Some(_) => Some(Timestamp::from_millis(reply::number(
+            answered,
+            "answer time",
+        )?)),
+    };
+    Ok(Some(record))
 }
