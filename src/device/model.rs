@@ -158,6 +158,9 @@ pub enum DeviceKind {
     BackupCodes,
     /// A code sent on request through a channel such as email or SMS.
     OutOfBand,
+    /// A security key or passkey (WebAuthn; feature `webauthn`).
+    #[serde(rename = "webauthn")]
+    WebAuthn,
 }
 
 impl DeviceKind {
@@ -168,6 +171,7 @@ impl DeviceKind {
             DeviceKind::Hotp => "hotp",
             DeviceKind::BackupCodes => "backup_codes",
             DeviceKind::OutOfBand => "out_of_band",
+            DeviceKind::WebAuthn => "webauthn",
         }
     }
 }
@@ -215,6 +219,17 @@ pub enum DeviceConfig {
         /// Code length.
         digits: Digits,
     },
+    /// A security key (WebAuthn). Its signature counter is kept in the device's state
+    /// (`next_counter`), where the store checks and moves it atomically.
+    #[serde(rename = "webauthn")]
+    WebAuthn {
+        /// The credential id the authenticator gave, base64url without padding: unique among
+        /// the user's keys.
+        credential_id: String,
+        /// The registered credential (public key and its parameters) as the relying party
+        /// serialised it. Public: no secret is kept for a security key.
+        credential: String,
+    },
 }
 
 impl DeviceConfig {
@@ -225,6 +240,7 @@ impl DeviceConfig {
             DeviceConfig::Hotp { .. } => DeviceKind::Hotp,
             DeviceConfig::BackupCodes => DeviceKind::BackupCodes,
             DeviceConfig::OutOfBand { .. } => DeviceKind::OutOfBand,
+            DeviceConfig::WebAuthn { .. } => DeviceKind::WebAuthn,
         }
     }
 }

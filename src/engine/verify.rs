@@ -74,6 +74,8 @@ impl TwoFactor {
             | DeviceConfig::Hotp { digits, .. }
             | DeviceConfig::OutOfBand { digits, .. } => Token::parse(input, *digits).is_ok(),
             DeviceConfig::BackupCodes => self.inner.backup.normalise(input).is_some(),
+            // A security key answers a ceremony, never a typed code.
+            DeviceConfig::WebAuthn { .. } => false,
         }
     }
 
@@ -277,6 +279,7 @@ impl TwoFactor {
                     binding: binding.cloned(),
                 });
             }
+            DeviceConfig::WebAuthn { .. } => return Err(Error::InvalidCode),
         };
         match counter_match {
             CounterMatch::Fresh {

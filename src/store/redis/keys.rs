@@ -64,6 +64,12 @@ impl Keys {
         self.challenge_prefix(tag) + device.as_str()
     }
 
+    /// One WebAuthn ceremony of the user (a string with a time to live), by
+    /// [`CeremonyKey::name`](crate::store::CeremonyKey::name).
+    pub(super) fn ceremony(&self, tag: &UserTag, name: &str) -> String {
+        self.key(tag, &format!("ceremony:{name}"))
+    }
+
     /// The prefix of the sessions with `tag`; the session digest completes it.
     pub(super) fn session_prefix(&self, tag: &UserTag) -> String {
         self.key(tag, "session:")
