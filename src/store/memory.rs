@@ -11,9 +11,9 @@ use subtle::ConstantTimeEq;
 
 use super::rate_limit::room_at;
 use super::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount,
-    KeyUse, RateKey, Store, StoreError, SuccessProof, counter_moves_forward,
+    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    RateBucket, RateCount, RateKey, Store, StoreError, SuccessProof, counter_moves_forward,
 };
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};

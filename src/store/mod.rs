@@ -53,8 +53,8 @@ use subtle::ConstantTimeEq;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
-pub use ceremony::{CeremonyKey, CeremonyPurpose, CeremonyState, KeyUse};
 pub(crate) use ceremony::counter_moves_forward;
+pub use ceremony::{CeremonyKey, CeremonyPurpose, CeremonyState, KeyUse};
 pub use memory::MemoryStore;
 pub use rate_limit::{RateBucket, RateCount, RateKey, RateLimit};
 
@@ -640,8 +640,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Stores the state of a WebAuthn ceremony under `key` until `state.expires_at`,
     /// replacing any earlier ceremony of the same key.
-    async fn put_ceremony(&self, key: &CeremonyKey, state: &CeremonyState)
-    -> Result<(), StoreError>;
+    async fn put_ceremony(
+        &self,
+        key: &CeremonyKey,
+        state: &CeremonyState,
+    ) -> Result<(), StoreError>;
 
     /// Atomically takes the ceremony of `key`: returns it and deletes it, so that it is used
     /// at most once however many requests race for it. A ceremony expired at `now` (or by the

@@ -13,9 +13,8 @@ use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, TagKey, UserTag};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, CeremonyKey, CeremonyState, Challenge, ChallengePut,
-    ConfirmOutcome, ConfirmationAttempt, KeyUse,
-    ConfirmationInsert, DeviceInsert, DeviceLimits, RateBucket, RateCount, SharedStore, Store,
-    StoreError, SuccessProof,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    RateBucket, RateCount, SharedStore, Store, StoreError, SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls and keeping the challenges it is given; while
@@ -319,6 +318,8 @@ impl Store for InstrumentedStore {
         counter: u64,
         now: Timestamp,
     ) -> Result<KeyUse, StoreError> {
-        self.gate()?.record_key_use(user, device, counter, now).await
+        self.gate()?
+            .record_key_use(user, device, counter, now)
+            .await
     }
 }

@@ -19,9 +19,9 @@ use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
 use crate::store::rate_limit::room_at;
 use crate::store::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, KeyUse, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
-    RateCount, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
 };
 
 /// The id of the device a session record says verified it ('' if none), and the record
