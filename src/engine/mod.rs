@@ -100,11 +100,13 @@ struct Inner {
     pending_lifetime: Duration,
     reauthentication_window: Duration,
     events: Events,
+    #[cfg(feature = "webauthn")]
+    relying_party: Option<Arc<crate::webauthn::RelyingParty>>,
 }
 
 /// What an operation asks of its caller (see [`Caller`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Needs {
+pub(crate) enum Needs {
     /// Changes the user's factors: a fresh code verification once the user has a factor.
     FactorChange,
     /// Touches the user's factors without changing what verifies (a name, the default): any
@@ -226,6 +228,8 @@ impl TwoFactor {
                 pending_lifetime: Duration::from_secs(15 * 60),
                 reauthentication_window: DEFAULT_REAUTHENTICATION_WINDOW,
                 events: Events::new(),
+                #[cfg(feature = "webauthn")]
+                relying_party: None,
             }),
         }
     }
@@ -349,6 +353,21 @@ impl TwoFactor {
     /// Emits events on `events` (default: a bus of its own, see [`TwoFactor::events`]).
     pub fn with_events(self, events: Events) -> Self {
         self.configure(|c| c.events = events)
+    }
+
+    /// Accepts security keys and passkeys (WebAuthn) for `relying_party`: the site that
+    /// registers them and that they answer (see [`crate::webauthn`]).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub fn with_webauthn(self, relying_party: crate::webauthn::RelyingParty) -> Self {
+        let relying_party = Arc::new(relying_party);
+        self.configure(|c| c.relying_party = Some(relying_party))
+    }
+
+    /// The relying party security keys answer, if configured.
+    #[cfg(feature = "webauthn")]
+    pub(crate) fn relying_party(&self) -> Option<&crate::webauthn::RelyingParty> {
+        self.inner.relying_party.as_deref()
     }
 
     /// The event bus: register hooks and subscribe here.
@@ -635,7 +654,7 @@ impl TwoFactor {
     /// user's first confirmed device. With `only_if_first`, refuses if the user has another
     /// confirmed device by now. Confirming the first device deletes the user's other pending
     /// devices.
-    async fn settle_confirmed(
+    pub(crate) async fn settle_confirmed(
         &self,
         mut device: Device,
         only_if_first: bool,
@@ -1081,7 +1100,7 @@ impl TwoFactor {
     }
 
     /// Applies the factor rule (see [`Caller`]) for an operation that `needs` it.
-    async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
+    pub(crate) async fn authorize(&self, caller: &Caller, needs: Needs) -> Result<(), Error> {
         let state = self.caller_state(caller);
         let enough = match state {
             CallerState::Administrator | CallerState::Fresh => true,
@@ -1109,7 +1128,7 @@ fn limit(max: usize) -> u32 {
     u32::try_from(max.max(1)).unwrap_or(u32::MAX)
 }
 
-fn check_name(name: &str) -> Result<String, Error> {
+pub(crate) fn check_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     let count = name.chars().count();
     if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {

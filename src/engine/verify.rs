@@ -193,7 +193,7 @@ impl TwoFactor {
     /// the user: the store sets the lock to `now + lock_period` on the attempt that reaches
     /// the limit, and counts no attempt while locked, so no other attempt leaves that mark.
     /// Costs one read of the user's state, on failures only.
-    async fn announce_lock_set_at(&self, user: &UserId, now: Timestamp) {
+    pub(crate) async fn announce_lock_set_at(&self, user: &UserId, now: Timestamp) {
         let lock_this_attempt_sets = now.saturating_add(self.inner.throttle.lock_period());
         match self.inner.store.user_failures(user).await {
             Ok((_, Some(until))) if until == lock_this_attempt_sets && until > now => {
@@ -294,7 +294,7 @@ impl TwoFactor {
         }
     }
 
-    async fn verified(
+    pub(crate) async fn verified(
         &self,
         device: Device,
         now: Timestamp,

@@ -141,6 +141,9 @@ pub enum EventKind {
         /// How many sessions ended.
         sessions: u64,
     },
+    /// A security key answered with a signature counter not above the one stored: it may
+    /// have been cloned. The verification was refused.
+    WebauthnCounterRegressed,
 }
 
 fn one() -> u64 {
@@ -174,6 +177,7 @@ impl EventKind {
             EventKind::SessionStarted => "session_started",
             EventKind::LoggedOut => "logged_out",
             EventKind::LoggedOutEverywhere { .. } => "logged_out_everywhere",
+            EventKind::WebauthnCounterRegressed => "webauthn_counter_regressed",
         }
     }
 }
