@@ -197,3 +197,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod engine_tests;
