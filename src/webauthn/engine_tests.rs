@@ -66,7 +66,9 @@ impl Fixture {
             .begin_key_registration(caller, "YubiKey")
             .await?;
         let answer = key.do_registration(origin(), options).unwrap();
-        self.two_factor.finish_key_registration(caller, &answer).await
+        self.two_factor
+            .finish_key_registration(caller, &answer)
+            .await
     }
 
     async fn answer(
@@ -74,7 +76,11 @@ impl Fixture {
         caller: &Caller,
         key: &mut WebauthnAuthenticator<SoftPasskey>,
     ) -> webauthn_rs::prelude::PublicKeyCredential {
-        let options = self.two_factor.begin_key_verification(caller).await.unwrap();
+        let options = self
+            .two_factor
+            .begin_key_verification(caller)
+            .await
+            .unwrap();
         key.do_authentication(origin(), options).unwrap()
     }
 
@@ -88,7 +94,10 @@ impl Fixture {
 async fn a_registered_key_verifies_a_later_login() {
     let f = fixture();
     let mut yubikey = key();
-    let registered = f.register(&f.session("login-1"), &mut yubikey).await.unwrap();
+    let registered = f
+        .register(&f.session("login-1"), &mut yubikey)
+        .await
+        .unwrap();
     assert!(registered.first);
     let device = &registered.verification.device;
     assert_eq!(device.kind(), DeviceKind::WebAuthn);
@@ -123,7 +132,9 @@ async fn a_registered_key_verifies_a_later_login() {
 async fn a_ceremony_is_used_once_and_only_by_its_session() {
     let f = fixture();
     let mut yubikey = key();
-    f.register(&f.session("login-1"), &mut yubikey).await.unwrap();
+    f.register(&f.session("login-1"), &mut yubikey)
+        .await
+        .unwrap();
     let mine = f.session("login-2");
     let answer = f.answer(&mine, &mut yubikey).await;
     let other = f.session("login-3");
@@ -155,7 +166,8 @@ async fn a_ceremony_expires_after_five_minutes() {
 
     f.register(&login, &mut yubikey).await.unwrap();
     let answer = f.answer(&login, &mut yubikey).await;
-    f.clock.advance(CEREMONY_LIFETIME - Duration::from_millis(1));
+    f.clock
+        .advance(CEREMONY_LIFETIME - Duration::from_millis(1));
     f.two_factor
         .finish_key_verification(&login, &answer)
         .await
@@ -217,7 +229,10 @@ async fn registration_options_exclude_the_users_keys() {
 async fn a_key_that_never_registered_is_refused_and_counted() {
     let f = fixture();
     let mut yubikey = key();
-    let registered = f.register(&f.session("login-1"), &mut yubikey).await.unwrap();
+    let registered = f
+        .register(&f.session("login-1"), &mut yubikey)
+        .await
+        .unwrap();
     let login = f.session("login-2");
     let options = f.two_factor.begin_key_verification(&login).await.unwrap();
     // A stranger's key answering for one of its own (the browser would offer nothing).
@@ -227,7 +242,9 @@ async fn a_key_that_never_registered_is_refused_and_counted() {
     json["publicKey"]["allowCredentials"] =
         serde_json::json!([{"type": "public-key", "id": theirs}]);
     let stranger_options = serde_json::from_value(json).unwrap();
-    let answer = stranger.do_authentication(origin(), stranger_options).unwrap();
+    let answer = stranger
+        .do_authentication(origin(), stranger_options)
+        .unwrap();
     f.take_events();
     let refused = f.two_factor.finish_key_verification(&login, &answer).await;
     assert_eq!(refused.unwrap_err().kind(), "webauthn_refused");
@@ -261,7 +278,9 @@ async fn f_register_elsewhere(key: &mut WebauthnAuthenticator<SoftPasskey>) -> S
 async fn a_counter_that_goes_backwards_is_refused_and_reported() {
     let f = fixture();
     let mut yubikey = key();
-    f.register(&f.session("login-1"), &mut yubikey).await.unwrap();
+    f.register(&f.session("login-1"), &mut yubikey)
+        .await
+        .unwrap();
     // The first answer is signed before the second: its counter is lower. Used after the
     // second, it is what a clone of the key would send.
     let (early, late) = (f.session("login-2"), f.session("login-3"));
