@@ -62,6 +62,9 @@ fn method_view(method: &Method) -> Value {
         DeviceKind::BackupCodes => {
             json!({"key": key, "kind": kind.as_str(), "name": "Backup codes"})
         }
+        DeviceKind::WebAuthn => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Security key"})
+        }
         _ => json!({"key": key, "kind": kind.as_str(), "name": format!("Code by {key}"),
                     "config_schema": {"type": "object", "required": ["destination"],
                                       "properties": {"destination": {"type": "string"}}}}),
@@ -158,6 +161,10 @@ pub(crate) async fn create(
         "backup_codes" => Err(ApiError::bad_request(
             "unknown_method",
             "Backup codes are created with POST backup-codes.",
+        )),
+        "webauthn" => Err(ApiError::bad_request(
+            "unknown_method",
+            "Security keys are registered with POST webauthn/register/begin.",
         )),
         channel if two_factor.channels().any(|c| c == channel) => {
             let destination = parse_config::<OutOfBandConfig>(body.config)?.destination;

@@ -59,7 +59,13 @@ impl TwoFactor {
         let channels = self
             .channels()
             .map(|channel| Method::new(channel, DeviceKind::OutOfBand));
-        built_in.into_iter().chain(channels).collect()
+        #[cfg(feature = "webauthn")]
+        let keys = self
+            .relying_party()
+            .map(|_| Method::new("webauthn", DeviceKind::WebAuthn));
+        #[cfg(not(feature = "webauthn"))]
+        let keys = None;
+        built_in.into_iter().chain(keys).chain(channels).collect()
     }
 
     /// The method with `key`, if this engine has it.
