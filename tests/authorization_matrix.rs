@@ -125,7 +125,7 @@ const API: &[(Endpoint, [Expect; 6])] = {
     //                        anonymous     new user      password only  remembered   stale        fresh
     (Methods,             [ok(200),     ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
     (ListDevices,         [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
-    (AddDevice,           [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    (AddDevice,           [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
     (UpdateDevice,        [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
     (DeleteDevice,        [LOG_IN,      ok(204),      OTP,           REAUTH,      REAUTH,      ok(204)]),
     (ConfirmDevice,       [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
@@ -136,10 +136,10 @@ const API: &[(Endpoint, [Expect; 6])] = {
     (BackupCodesLeft,     [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
     // Backup codes back up a factor: a new user has none to back up.
     (NewBackupCodes,      [LOG_IN,      Expect(409, "not_configured"),
-                                                      OTP,           REAUTH,      REAUTH,      ok(200)]),
+                                                      OTP,           REAUTH,      REAUTH,      ok(201)]),
     // Asking for a code is how a password-only session verifies.
     (Challenge,           [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
-    (RequestConfirmation, [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    (RequestConfirmation, [LOG_IN,      ok(201),      OTP,           REAUTH,      REAUTH,      ok(201)]),
     (CheckConfirmation,   [LOG_IN,      ok(200),      ok(200),       ok(200),     ok(200),     ok(200)]),
     (AnswerConfirmation,  [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
     (Verify,              [LOG_IN,      Expect(409, "not_configured"),
@@ -857,6 +857,8 @@ enum Form {
     DisableWithCode,
     DisableWithWrongCode,
     LogoutAll,
+    /// Adding a security key: its ceremony page (feature `webauthn`).
+    AddSecurityKey,
 }
 
 /// What a form's answer must be.
@@ -907,6 +909,19 @@ const PAGES: &[(Form, [Page; 6])] = {
     ]
 };
 
+#[cfg(all(feature = "ui", feature = "webauthn"))]
+#[rustfmt::skip]
+const KEY_PAGES: &[(Form, [Page; 6])] = {
+    use Page::*;
+    &[
+    //                                  anonymous  new user  password only  remembered  stale   fresh
+    (Form::AddSecurityKey,          [Login,     Done,     StepUp,        StepUp,     StepUp, Done]),
+    ]
+};
+
+#[cfg(all(feature = "ui", not(feature = "webauthn")))]
+const KEY_PAGES: &[(Form, [Page; 6])] = &[];
+
 #[cfg(feature = "ui")]
 impl World {
     /// The form's path and fields, without the CSRF token.
@@ -946,6 +961,7 @@ impl World {
                 format!("code={}", self.wrong_code()),
             ),
             LogoutAll => (format!("{base}/logout-all"), String::new()),
+            AddSecurityKey => (format!("{base}/setup/method/webauthn"), "name=Key".into()),
         }
     }
 
@@ -1011,7 +1027,7 @@ async fn page_cell(backend: &Backend, form: Form, who: Who, expect: Page) -> Vec
 #[cfg(feature = "ui")]
 async fn pages_matrix(backend: Backend) {
     let mut mismatches = Vec::new();
-    for (form, row) in PAGES {
+    for (form, row) in PAGES.iter().chain(KEY_PAGES) {
         for (who, expect) in PAGE_COLUMNS.iter().zip(row) {
             mismatches.extend(page_cell(&backend, *form, *who, *expect).await);
         }
