@@ -59,7 +59,7 @@ impl TwoFactor {
             .iter()
             .filter_map(|(_, key)| key.as_ref().map(|k| k.cred_id().clone()))
             .collect();
-        let (options, state) = relying_party
+        let (mut options, state) = relying_party
             .webauthn()
             .start_securitykey_registration(
                 self.user_handle(user),
@@ -70,6 +70,12 @@ impl TwoFactor {
                 None,
             )
             .map_err(|_| Error::InvalidSettings("the security-key options could not be made"))?;
+        // Chromium refuses the whole registration (NotSupportedError) when asked to protect a
+        // non-discoverable credential with "user verification required"; the key still
+        // verifies its user where it can (user verification "preferred").
+        if let Some(extensions) = options.public_key.extensions.as_mut() {
+            extensions.cred_protect = None;
+        }
         let pending = PendingRegistration { name, state };
         self.keep_ceremony(&caller, CeremonyPurpose::Register, &pending)
             .await?;

@@ -106,7 +106,9 @@
           form.elements.credential.value = JSON.stringify(answer);
           form.submit();
         },
-        function () {
+        function (error) {
+          // The browser's reason (NotAllowedError, InvalidStateError, ...): no secret in it.
+          status.setAttribute("data-error", error && error.name ? error.name : "Error");
           status.hidden = false;
           button.disabled = false;
         }
