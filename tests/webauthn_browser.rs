@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use common::chromium::Chromedriver;
 use common::demo::Demo;
+use common::http::send;
 use common::redis_server::RedisServer;
 
 /// How long the whole journey may take.
@@ -52,6 +53,7 @@ impl WebDriverCompatibleCommand for Authenticators {
 struct Visit {
     browser: Client,
     base: String,
+    addr: std::net::SocketAddr,
 }
 
 impl Visit {
@@ -192,10 +194,74 @@ impl Visit {
     }
 }
 
+/// The key page allows the pages' own script, and no inline one; the script is a file.
+async fn the_key_page_allows_only_its_own_script(visit: &Visit) {
+    visit
+        .open("/account/two-factor/setup/method/webauthn")
+        .await;
+    let field = visit.element("input[name='csrf']").await;
+    let token = field.attr("value").await.unwrap().unwrap();
+    let cookies = visit.browser.get_all_cookies().await.unwrap();
+    let cookie: Vec<String> = cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect();
+    let page = send(
+        visit.addr,
+        "POST",
+        "/account/two-factor/setup/method/webauthn",
+        &[
+            ("cookie", cookie.join("; ").as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("csrf={token}&name=Key"),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(page.body.matches("<script").count(), 1);
+    // (minijinja writes the path's slashes as `&#x2f;`.)
+    assert!(
+        page.body.contains("webauthn.js\"></script>"),
+        "{}",
+        page.body
+    );
+    let script = send(
+        visit.addr,
+        "GET",
+        "/account/two-factor/webauthn.js",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(script.status, 200);
+    assert!(
+        script
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    // Every other page still allows no script at all.
+    let profile = send(
+        visit.addr,
+        "GET",
+        "/account/two-factor",
+        &[("cookie", cookie.join("; ").as_str())],
+        "",
+    )
+    .await;
+    let csp = profile.header("content-security-policy").unwrap();
+    assert!(!csp.contains("script-src"), "{csp}");
+}
+
 async fn journey(visit: &Visit) {
     // Sign in: no second factor yet, so the wizard. It offers a security key.
     let yubikey = visit.plug_in_key().await;
     visit.sign_in().await;
+    the_key_page_allows_only_its_own_script(visit).await;
     visit.open("/account/two-factor/setup").await;
     visit.click("#method-webauthn").await;
     visit.click("main form button").await;
@@ -277,6 +343,7 @@ async fn run(demo: &Demo) {
     let visit = Visit {
         browser,
         base: format!("http://localhost:{}", demo.addr.port()),
+        addr: demo.addr,
     };
     let outcome = tokio::time::timeout(JOURNEY_LIMIT, journey(&visit)).await;
     let _ = visit.browser.clone().close().await;
