@@ -8,7 +8,8 @@
 //!   per request, on the connection type `RedisStore` uses;
 //! * tower-sessions 0.14 with `tower-sessions-redis-store`, reading one session value;
 //! * with the layer: a route that never looks at the session, a guarded route with a verified
-//!   session's cookie (on `MemoryStore`, `RedisStore` and `RedisStore` on a Redis Cluster), and
+//!   session's cookie (on `MemoryStore`, `RedisStore`, `RedisStore` with its local cache and
+//!   `RedisStore` on a Redis Cluster), and
 //!   the JSON API's `GET /2fa/status`;
 //! * wrong codes: every connection a session of one user, all of them sending a wrong code to
 //!   `POST /2fa/verify` at once, throttling off; every answer must be a 401 or a 429.
@@ -70,6 +71,7 @@ use tower_otp::clock::Timestamp;
 use tower_otp::device::Enrollment;
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::OtpSession;
+use tower_otp::store::RedisConfig;
 use tower_otp::{MemoryStore, RedisStore, ServerKey, Store, TwoFactor, UserId};
 
 use load_client::{Latency, Outcome, Plan, Template};
@@ -93,6 +95,15 @@ fn main() {
         .block_on(RedisStore::connect(&redis.url()))
         .expect("connect to the private redis-server");
     let redis_site = servers.block_on(Site::new(redis_store, &settings));
+    let cached_store = servers
+        .block_on(
+            RedisConfig::server(redis.url())
+                .with_key_prefix("cached")
+                .with_local_cache(10_000)
+                .connect(),
+        )
+        .expect("connect to the private redis-server with a local cache");
+    let cached_site = servers.block_on(Site::new(cached_store, &settings));
     let cluster_store = servers
         .block_on(RedisStore::connect_cluster(cluster.urls()))
         .expect("connect to the private Redis Cluster");
@@ -106,6 +117,7 @@ fn main() {
     let sessions = Server::start(&servers, sessions_app);
     let with_memory = Server::start(&servers, memory.app.clone());
     let with_redis = Server::start(&servers, redis_site.app.clone());
+    let with_cache = Server::start(&servers, cached_site.app.clone());
     let with_cluster = Server::start(&servers, cluster_site.app.clone());
 
     let n = settings.connections;
@@ -129,6 +141,9 @@ fn main() {
         Scenario::new(GUARDED, "redis", &with_redis, ok)
             .on(&one_redis)
             .get("/admin", &redis_site.verified, n),
+        Scenario::new(GUARDED, LOCAL_CACHE, &with_cache, ok)
+            .on(&one_redis)
+            .get("/admin", &cached_site.verified, n),
         Scenario::new(GUARDED, "redis cluster", &with_cluster, ok)
             .on(&cluster_nodes)
             .get("/admin", &cluster_site.verified, n),
@@ -168,10 +183,19 @@ fn main() {
         rows.push(run(&clients, &settings, scenario));
     }
 
-    for server in [bare, floor, sessions, with_memory, with_redis, with_cluster] {
+    let all = [
+        bare,
+        floor,
+        sessions,
+        with_memory,
+        with_redis,
+        with_cache,
+        with_cluster,
+    ];
+    for server in all {
         server.stop(&servers);
     }
-    drop((memory, redis_site, cluster_site));
+    drop((memory, redis_site, cached_site, cluster_site));
     drop(servers);
     drop((redis, cluster));
 

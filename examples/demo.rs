@@ -27,6 +27,8 @@
 //! * `--addr HOST:PORT` — where to listen (default `127.0.0.1:3000`)
 //! * `--redis-url URL` (`REDIS_URL`) — keep state in Redis instead of memory
 //! * `--redis-cluster URL,URL,...` (`REDIS_CLUSTER`) — keep state in a Redis Cluster
+//! * `--local-cache` — with Redis, serve sessions from a local cache
+//!   (`RedisConfig::with_local_cache`)
 //! * `--secret TEXT` (`TOWER_OTP_SECRET`) — the master secret, at least 32 bytes, every key
 //!   is derived from (`tower_otp::Keys::derive`), so that several instances on one Redis
 //!   share backup codes, sealed secrets and remembered browsers; without it a random one is
@@ -60,7 +62,7 @@ use tower_otp::guard::{RedirectTargets, RequireOtpLayer, Verified, safe_next};
 use tower_otp::layer::OtpLayer;
 use tower_otp::remember::RememberConfig;
 use tower_otp::session::{OtpSession, SessionConfig};
-use tower_otp::store::{MemoryStore, RedisStore, SharedStore};
+use tower_otp::store::{MemoryStore, RedisConfig, SharedStore};
 use tower_otp::ui::{self, UiConfig};
 use tower_otp::{Keys, TwoFactor, UserId};
 
@@ -75,6 +77,7 @@ struct Options {
     redis_url: Option<String>,
     redis_cluster: Option<Vec<String>>,
     secret: Option<String>,
+    local_cache: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -82,6 +85,7 @@ fn options() -> Result<Options, String> {
     let mut redis_url = std::env::var("REDIS_URL").ok();
     let mut redis_cluster = std::env::var("REDIS_CLUSTER").ok();
     let mut secret = std::env::var("TOWER_OTP_SECRET").ok();
+    let mut local_cache = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -99,8 +103,9 @@ fn options() -> Result<Options, String> {
             "--redis-url" => redis_url = Some(value()?),
             "--redis-cluster" => redis_cluster = Some(value()?),
             "--secret" => secret = Some(value()?),
+            "--local-cache" => local_cache = true,
             "--help" | "-h" => {
-                return Err("usage: demo [--addr HOST:PORT] [--redis-url URL | --redis-cluster URL,URL,...] [--secret TEXT]".into());
+                return Err("usage: demo [--addr HOST:PORT] [--redis-url URL | --redis-cluster URL,URL,...] [--local-cache] [--secret TEXT]".into());
             }
             other => return Err(format!("unknown option {other}; try --help")),
         }
@@ -117,20 +122,44 @@ fn options() -> Result<Options, String> {
             .filter(|v| !v.is_empty())
             .map(|v| v.split(',').map(str::trim).map(str::to_owned).collect()),
         secret: secret.filter(|v| !v.is_empty()),
+        local_cache,
     })
+}
+
+/// Sessions the demo's local cache holds at most.
+const LOCAL_CACHE_CAPACITY: usize = 100_000;
+
+/// `config`, with the local cache when asked for.
+fn with_cache(config: RedisConfig, options: &Options) -> RedisConfig {
+    if options.local_cache {
+        config.with_local_cache(LOCAL_CACHE_CAPACITY)
+    } else {
+        config
+    }
 }
 
 async fn store(options: &Options) -> Result<(SharedStore, String), Box<dyn std::error::Error>> {
     Ok(match (&options.redis_url, &options.redis_cluster) {
         (Some(_), Some(_)) => return Err("give --redis-url or --redis-cluster, not both".into()),
         (Some(url), None) => (
-            Arc::new(RedisStore::connect(url).await?),
+            Arc::new(
+                with_cache(RedisConfig::server(url), options)
+                    .connect()
+                    .await?,
+            ),
             format!("Redis at {url}"),
         ),
         (None, Some(urls)) => (
-            Arc::new(RedisStore::connect_cluster(urls.clone()).await?),
+            Arc::new(
+                with_cache(RedisConfig::cluster(urls.clone()), options)
+                    .connect()
+                    .await?,
+            ),
             format!("Redis Cluster at {}", urls.join(",")),
         ),
+        (None, None) if options.local_cache => {
+            return Err("--local-cache needs --redis-url or --redis-cluster".into());
+        }
         (None, None) => (
             Arc::new(MemoryStore::new()),
             "the in-memory store".to_owned(),

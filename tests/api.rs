@@ -1432,10 +1432,11 @@ async fn a_login_replaces_a_damaged_session_record() {
     };
     let old = c.login("alice").await;
     let (_, key) = SessionToken::parse(&old).unwrap();
-    let pattern = format!("*:session:{}", key.digest());
+    // The user's sessions hash, field = the session digest.
+    let pattern = format!("*{{{}}}:s", key.tag().as_str());
     let stored = server.query(&["KEYS", &pattern]).strings();
     assert_eq!(stored.len(), 1, "{stored:?}");
-    server.query(&["SET", &stored[0], "{damaged"]);
+    server.query(&["HSET", &stored[0], key.digest(), "{damaged"]);
     c.get("/2fa/status")
         .await
         .expect(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
@@ -1444,7 +1445,7 @@ async fn a_login_replaces_a_damaged_session_record() {
     assert!(SessionToken::parse(&new).is_some(), "{new}");
     assert_ne!(new, old);
     assert_eq!(
-        server.query(&["EXISTS", &stored[0]]).int(),
+        server.query(&["HEXISTS", &stored[0], key.digest()]).int(),
         0,
         "the damaged record is gone"
     );

@@ -761,3 +761,35 @@ async fn the_readme_flow_runs_against_the_demo_as_written() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_with_a_local_cache_sees_a_logout_made_on_another_instance() {
+    let redis = RedisServer::start();
+    let secret = "a shared demo secret of at least 32 bytes";
+    let args = [
+        "--redis-url",
+        &redis.url(),
+        "--secret",
+        secret,
+        "--local-cache",
+    ];
+    let (first, second) = (Demo::start(&args), Demo::start(&args));
+    let mut browser = Browser::new(&first);
+    let login = json!({"username": "bob", "password": "password"});
+    browser.call("POST", "/login", Some(login)).await;
+    browser.addr = second.addr;
+    // Read twice on the second instance: the second read is served from its cache.
+    for _ in 0..2 {
+        assert_eq!(browser.call("GET", "/account", None).await.status, 200);
+    }
+    let cookie = browser.jar.clone();
+    browser.addr = first.addr;
+    let all = browser.call("POST", "/2fa/logout-all", None).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let mut stale = Browser {
+        addr: second.addr,
+        jar: cookie,
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(stale.call("GET", "/account", None).await.status, 401);
+}

@@ -425,8 +425,8 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
     populate(&store, &bob).await;
 
     let keys = keys_on(server, store.key_prefix());
-    // devices, user, codes, challenge, two sessions and the session index, for each.
-    assert_eq!(keys.len(), 14, "{keys:?}");
+    // devices, user, codes, challenge and the sessions hash, for each.
+    assert_eq!(keys.len(), 10, "{keys:?}");
     for owner in [&alice, &bob] {
         let start = format!(
             "{}:{{{}}}:",
@@ -434,7 +434,7 @@ async fn every_key_of_a_user_carries_the_users_hash_tag() {
             store.user_tag(owner).as_str()
         );
         let own = keys.iter().filter(|k| k.starts_with(&start)).count();
-        assert_eq!(own, 7, "{keys:?}");
+        assert_eq!(own, 5, "{keys:?}");
     }
     for key in &keys {
         assert_eq!(key.matches('{').count(), 1, "{key}");
@@ -458,7 +458,7 @@ async fn keys_carry_the_keyed_tag_and_never_the_plain_digest_of_the_user() {
     let keys = keys_on(server, &prefix);
     let keyed = format!("{{{}}}", first.user_tag(&alice).as_str());
     let plain = data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(alice.as_str())[..16]);
-    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(keys.len(), 5, "{keys:?}");
     // Beside them, the check value of the tag key, which names no user and reveals no key.
     let check = server.query(&["GET", &format!("{prefix}:tag-key-check")]);
     assert_eq!(check.text().len(), 32, "{check:?}");
@@ -501,7 +501,7 @@ async fn a_users_keys_share_one_cluster_slot() {
                 }
             }
         }
-        assert_eq!(found, 7, "{owner:?}");
+        assert_eq!(found, 5, "{owner:?}");
         assert_eq!(slots.len(), 1, "{owner:?}: {slots:?}");
     }
     assert!(nodes_used.len() > 1, "eight users all on one node");
@@ -529,30 +529,31 @@ async fn keys_expire_where_they_should() {
     // The challenge goes at its expiry, 300 s after it was made.
     let challenge = ttl(&format!(":challenge:{}", made.oob.id));
     assert!((298_000..=300_000).contains(&challenge), "{challenge}");
-    // Sessions live their ttl, and the index at least as long.
-    let digest = made.sessions[0].digest();
-    let session = format!(":session:{digest}");
-    assert!((3_598_000..=3_600_000).contains(&ttl(&session)));
-    assert!(expiry(":sessions") >= expiry(&session));
-
-    // Loading resets a session's time to live to the idle time; a longer one stretches the
-    // index too.
-    let idle = Duration::from_secs(2 * 3600);
+    // The sessions hash lives as long as its longest idle deadline.
+    assert!((3_598_000..=3_600_000).contains(&ttl(":s")));
+    // Loading changes nothing; a touch with a longer idle time stretches the hash, a
+    // shorter one leaves it (the other session still needs it).
+    let before = expiry(":s");
     assert!(
         store
-            .load_session(&made.sessions[0], idle, idle)
+            .load_session(&made.sessions[0])
             .await
             .unwrap()
             .is_some()
     );
-    assert!((7_198_000..=7_200_000).contains(&ttl(&session)));
-    assert!(expiry(":sessions") >= expiry(&session));
+    assert_eq!(expiry(":s"), before);
+    let idle = Duration::from_secs(2 * 3600);
+    assert!(store.touch_session(&made.sessions[0], idle).await.unwrap());
+    assert!((7_198_000..=7_200_000).contains(&ttl(":s")));
     let short = Duration::from_secs(60);
-    store
-        .load_session(&made.sessions[0], short, short)
+    assert!(store.touch_session(&made.sessions[0], short).await.unwrap());
+    assert!(ttl(":s") > 7_000_000);
+    let left = store
+        .load_session(&made.sessions[0])
         .await
+        .unwrap()
         .unwrap();
-    assert!(ttl(&session) <= 60_000);
+    assert!(left.idle_left <= short);
 
     // A used-up code set and the last device leave nothing behind but the user hash.
     for n in 0..10 {
@@ -576,12 +577,12 @@ async fn keys_expire_where_they_should() {
 }
 
 #[tokio::test]
-async fn the_session_index_is_pruned_and_expires() {
+async fn the_sessions_hash_is_pruned_and_expires() {
     let server = shared_server();
     let store = store_on(server).await;
     let alice = user("alice");
     let tag = store.user_tag(&alice);
-    let index = format!("{}:{{{}}}:sessions", store.key_prefix(), tag.as_str());
+    let index = format!("{}:{{{}}}:s", store.key_prefix(), tag.as_str());
     let short = Duration::from_millis(100);
     for i in 0..20 {
         let key = SessionKey::new(tag.clone(), format!("short-{i}").as_bytes());
@@ -590,19 +591,20 @@ async fn the_session_index_is_pruned_and_expires() {
             .await
             .unwrap();
     }
-    assert_eq!(server.query(&["ZCARD", &index]).int(), 20);
-    // Once they are well past their expiry, the next save drops them from the index.
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    // Twenty sessions and the configured flag.
+    assert_eq!(server.query(&["HLEN", &index]).int(), 21);
+    // Once they are past their idle deadline, the next save drops them.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let long = SessionKey::new(tag.clone(), b"long");
     store
         .save_session(&long, &session(&alice), HOUR)
         .await
         .unwrap();
-    assert_eq!(server.query(&["ZCARD", &index]).int(), 1);
+    assert_eq!(server.query(&["HLEN", &index]).int(), 2);
     assert_eq!(store.delete_user_sessions(&tag).await.unwrap(), 1);
     assert_eq!(server.query(&["EXISTS", &index]).int(), 0);
 
-    // An index whose sessions all expired expires with them.
+    // A hash whose sessions all expired expires with them.
     let key = SessionKey::new(tag.clone(), b"brief");
     store
         .save_session(&key, &session(&alice), short)
@@ -774,7 +776,8 @@ async fn every_operation_is_one_round_trip() {
             "save_session",
             store.save_session(&key, &session(&alice), HOUR)
         );
-        measure!("load_session", store.load_session(&key, HOUR, HOUR));
+        measure!("load_session", store.load_session(&key));
+        measure!("touch_session", store.touch_session(&key, HOUR));
         measure!(
             "rotate_session",
             store.rotate_session(&key, &next, &session(&alice), HOUR)
@@ -856,14 +859,9 @@ async fn damaged_records_fail_as_corrupt_and_change_nothing() {
         .save_session(&key, &session(&alice), HOUR)
         .await
         .unwrap();
-    let session_key = format!(
-        "{}:{{{}}}:session:{}",
-        store.key_prefix(),
-        key.tag().as_str(),
-        key.digest()
-    );
-    server.query(&["SET", &session_key, "secret-not-json"]);
-    check(store.load_session(&key, HOUR, HOUR).await.map(drop));
+    let sessions = sessions_key_name(&store, &key);
+    server.query(&["HSET", &sessions, key.digest(), "secret-not-a-session"]);
+    check(store.load_session(&key).await.map(drop));
 }
 
 // ----- revocation ----------------------------------------------------------------------------
@@ -884,17 +882,13 @@ fn verified_session(owner: &UserId, device: &DeviceId) -> SessionRecord {
     }
 }
 
-fn session_key_name(store: &RedisStore, key: &SessionKey) -> String {
-    format!(
-        "{}:{{{}}}:session:{}",
-        store.key_prefix(),
-        key.tag().as_str(),
-        key.digest()
-    )
+/// The sessions hash of the user of `key`.
+fn sessions_key_name(store: &RedisStore, key: &SessionKey) -> String {
+    format!("{}:{{{}}}:s", store.key_prefix(), key.tag().as_str())
 }
 
 #[tokio::test]
-async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
+async fn revoking_a_verification_edits_only_those_fields_and_keeps_the_ttl() {
     let server = shared_server();
     let store = store_on(server).await;
     let alice = user("alice");
@@ -903,16 +897,23 @@ async fn revoking_a_verification_edits_only_that_member_and_keeps_the_ttl() {
     let key = SessionKey::new(store.user_tag(&alice), b"s");
     let record = verified_session(&alice, &d.id);
     store.save_session(&key, &record, HOUR).await.unwrap();
-    let name = session_key_name(&store, &key);
-    let before = server.query(&["GET", &name]).text().to_owned();
+    let name = sessions_key_name(&store, &key);
+    let before = server
+        .query(&["HGET", &name, key.digest()])
+        .text()
+        .to_owned();
 
     assert!(store.delete_device(&alice, &d.id).await.unwrap());
-    let after = server.query(&["GET", &name]).text().to_owned();
-    let verified = serde_json::to_string(&record.verified).unwrap();
-    assert_eq!(after, before.replace(&verified, "null"));
+    let after = server
+        .query(&["HGET", &name, key.digest()])
+        .text()
+        .to_owned();
+    let verified = format!("|{}|t|{}|0|", d.id, (1u64 << 53) + 3);
+    assert!(before.contains(&verified), "{before}");
+    assert_eq!(after, before.replace(&verified, "|||||"));
     let ttl = server.query(&["PTTL", &name]).int();
     assert!((3_590_000..=3_600_000).contains(&ttl), "{ttl}");
-    let loaded = store.load_session(&key, HOUR, HOUR).await.unwrap();
+    let loaded = store.load_session(&key).await.unwrap().map(|l| l.record);
     assert_eq!(
         loaded,
         Some(SessionRecord {
@@ -950,15 +951,18 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
         assert!(!error.to_string().contains("secret"), "{error}");
     };
 
-    // A session that is not JSON, then one whose verification is not an object.
+    // A session that is not one, then one whose verification is damaged.
     let bad = SessionKey::new(tag.clone(), b"bad");
     store
         .save_session(&bad, &session(&alice), HOUR)
         .await
         .unwrap();
-    let bad_name = session_key_name(&store, &bad);
-    for damaged in ["secret-not-json", r#"{"user":"alice","verified":"secret"}"#] {
-        server.query(&["SET", &bad_name, damaged]);
+    let bad_name = sessions_key_name(&store, &bad);
+    for damaged in [
+        "secret-not-a-session",
+        "9999999999999|1|2|secret|t|3|0||alice",
+    ] {
+        server.query(&["HSET", &bad_name, bad.digest(), damaged]);
         check(store.delete_device(&alice, &d.id).await.map(drop));
         check(store.delete_all_devices(&alice).await.map(drop));
         assert_eq!(
@@ -966,10 +970,10 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
             Some(d.clone())
         );
         assert_eq!(store.list_remembered(&alice).await.unwrap().len(), 1);
-        let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
+        let loaded = store.load_session(&good).await.unwrap().map(|l| l.record);
         assert_eq!(loaded.as_ref(), Some(&record));
     }
-    server.query(&["DEL", &bad_name]);
+    server.query(&["HDEL", &bad_name, bad.digest()]);
 
     // A remembered browser whose record is damaged.
     let browsers = format!("{}:{{{}}}:browsers", store.key_prefix(), tag.as_str());
@@ -987,7 +991,7 @@ async fn revocation_fails_closed_on_damaged_records_and_changes_nothing() {
         Some(d.clone())
     );
     assert_eq!(store.count_backup_codes(&alice, &d.id).await.unwrap(), 0);
-    let loaded = store.load_session(&good, HOUR, HOUR).await.unwrap();
+    let loaded = store.load_session(&good).await.unwrap().map(|l| l.record);
     assert_eq!(loaded.as_ref(), Some(&record));
 }
 
@@ -1116,7 +1120,8 @@ async fn memory_per_enrolled_user_and_session() {
         .confirm_device(&alice, &enrolment.device.id, &code)
         .await
         .unwrap();
-    two_factor.generate_backup_codes(&alice).await.unwrap();
+    let admin = tower_otp::device::Caller::administrator(alice.clone());
+    two_factor.generate_backup_codes(&admin).await.unwrap();
     let tag = store.user_tag(&alice);
     let user_keys = memory_by_key(&server, &prefix, &tag);
     let per_user: i64 = user_keys.iter().map(|(_, b)| b).sum();
@@ -1143,8 +1148,8 @@ async fn memory_per_enrolled_user_and_session() {
         println!("  {prefix}:{{T}}:{key:<40} {bytes:>6} B");
     }
     println!("  total {per_user} B");
-    println!("first session (session key + new index):");
-    for (key, bytes) in with_one.iter().filter(|(k, _)| k.starts_with("session")) {
+    println!("first session (the sessions hash):");
+    for (key, bytes) in with_one.iter().filter(|(k, _)| k == "s") {
         println!("  {prefix}:{{T}}:{key:<40} {bytes:>6} B");
     }
     println!("  total {} B", total(&with_one) - per_user);

@@ -121,8 +121,9 @@ impl Passed {
 }
 
 impl GuardPolicy {
-    /// Decides for one request. Costs one store round trip for a verified session, two for
-    /// an unverified one (the second asks whether the user has a device).
+    /// Decides for one request. Costs one store round trip, a plain read: the session and
+    /// whether its user has a device are read together (a store that does not keep the latter
+    /// beside the session costs a second round trip for an unverified session).
     pub(crate) async fn evaluate(
         &self,
         session: Option<&OtpSession>,
@@ -159,10 +160,9 @@ impl GuardPolicy {
             return Err(refuse(RejectionKind::ReauthenticationRequired));
         }
         let configured = session
-            .two_factor()
-            .is_configured(&user)
+            .is_configured()
             .await
-            .map_err(|e| refuse(failure_kind(&SessionError::Otp(e))))?;
+            .map_err(|e| refuse(failure_kind(&e)))?;
         match (configured, self.if_configured) {
             (false, true) => Ok(Passed {
                 user,

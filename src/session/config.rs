@@ -24,6 +24,7 @@ pub struct SessionConfig {
     absolute_lifetime: Duration,
     pending_idle_timeout: Duration,
     pending_attempts: u32,
+    idle_refresh: Duration,
 }
 
 impl Default for SessionConfig {
@@ -39,6 +40,7 @@ impl Default for SessionConfig {
             absolute_lifetime: Duration::from_secs(12 * 60 * 60),
             pending_idle_timeout: Duration::from_secs(10 * 60),
             pending_attempts: 10,
+            idle_refresh: Duration::from_secs(60),
         }
     }
 }
@@ -143,6 +145,22 @@ impl SessionConfig {
         self
     }
 
+    /// How often at most a session's idle deadline is moved (default 60 s, and at most half
+    /// the idle timeout). Reading a session is a plain read; a request that finds less than
+    /// the idle timeout minus this interval left writes the new deadline (one more store
+    /// operation, once per interval per session). So a session ends between `idle - interval`
+    /// and `idle` after its last use.
+    pub fn with_idle_refresh(mut self, interval: Duration) -> Self {
+        self.idle_refresh = interval;
+        self
+    }
+
+    /// Whether a session with `idle_left` of an idle timeout of `idle` is due a touch.
+    pub(crate) fn needs_refresh(&self, idle: Duration, idle_left: Duration) -> bool {
+        let interval = self.idle_refresh.min(idle / 2);
+        idle_left < idle.saturating_sub(interval)
+    }
+
     fn checked(self) -> Result<Self, ConfigError> {
         if let Some(name) = &self.cookie_name
             && name.starts_with("__Host-")
@@ -194,6 +212,12 @@ impl SessionConfig {
     /// The idle timeout of a session that has passed only the first factor.
     pub fn pending_idle_timeout(&self) -> Duration {
         self.pending_idle_timeout
+    }
+
+    /// The longest interval between two moves of a session's idle deadline (see
+    /// [`SessionConfig::with_idle_refresh`]).
+    pub fn idle_refresh(&self) -> Duration {
+        self.idle_refresh
     }
 
     /// How many codes a session that has passed only the first factor may try.
@@ -250,6 +274,19 @@ mod tests {
         let cleared = config.clear_cookie();
         assert!(cleared.starts_with("__Host-otp-session=;"), "{cleared}");
         assert!(cleared.contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn a_session_is_touched_once_per_refresh_interval() {
+        let config = SessionConfig::default().with_idle_refresh(Duration::from_secs(60));
+        let hour = Duration::from_secs(3600);
+        assert!(!config.needs_refresh(hour, hour));
+        assert!(!config.needs_refresh(hour, hour - Duration::from_secs(60)));
+        assert!(config.needs_refresh(hour, hour - Duration::from_secs(61)));
+        // Never less often than every half idle timeout.
+        let short = Duration::from_secs(10);
+        assert!(config.needs_refresh(short, Duration::from_secs(4)));
+        assert!(!config.needs_refresh(short, Duration::from_secs(5)));
     }
 
     #[test]

@@ -77,6 +77,8 @@ struct Current {
     record: Option<SessionRecord>,
     /// Bound to a login of the identity source: the key is derived, never rotated.
     external: bool,
+    /// Whether the user has a confirmed device, when the store read it with the session.
+    configured: Option<bool>,
 }
 
 /// A change to a cookie, written to the response by the layer.
@@ -217,6 +219,21 @@ impl OtpSession {
         Ok(self.status().await?.is_verified())
     }
 
+    /// Whether the session's user has a confirmed device: as read together with the session
+    /// when the store keeps it there (no further round trip), else asked of the store.
+    /// [`SessionError::NotAuthenticated`] without a first-factor user.
+    pub(crate) async fn is_configured(&self) -> Result<bool, SessionError> {
+        let current = self.current().await?;
+        let user = authenticated_user(&current)?;
+        match current.as_ref().and_then(|c| c.configured) {
+            Some(configured) => Ok(configured),
+            None => {
+                drop(current);
+                Ok(self.two_factor().is_configured(&user).await?)
+            }
+        }
+    }
+
     /// Starts a session for `user`, who just passed the application's first factor, and
     /// emits `session_started`. Any session the request carried ends: a new id is issued (no
     /// session fixation).
@@ -250,6 +267,7 @@ impl OtpSession {
             key: Some(key),
             record: Some(record),
             external: false,
+            configured: None,
         });
         self.set_session_cookie(&token);
         tracing::debug!(user = %user, "session started");
@@ -409,6 +427,7 @@ impl OtpSession {
             key: Some(key),
             record: Some(record),
             external,
+            ..
         }) = current.clone()
         else {
             return Ok(());
@@ -465,6 +484,7 @@ impl OtpSession {
             key: Some(old_key),
             record: Some(record),
             external,
+            ..
         }) = current.as_ref().cloned()
         else {
             return Err(SessionError::NotAuthenticated);
@@ -480,6 +500,7 @@ impl OtpSession {
                 key: Some(old_key),
                 record: Some(record),
                 external,
+                configured: None,
             });
             return Ok(None);
         }
@@ -497,6 +518,7 @@ impl OtpSession {
             key: Some(key),
             record: Some(record),
             external,
+            configured: None,
         });
         self.set_session_cookie(&token);
         Ok(Some(token))
@@ -798,15 +820,18 @@ impl OtpSession {
     }
 
     async fn load_own(&self, key: &SessionKey) -> Result<Current, SessionError> {
-        let config = &self.shared.context.config;
-        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
-        let Some(record) = self.store().load_session(key, idle, pending).await? else {
+        let Some(loaded) = self.store().load_session(key).await? else {
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         };
+        let record = loaded.record;
         let owned = self.store().user_tag(&record.user).matches(key.tag());
         if record.expires_at <= self.now() || !owned {
             self.store().delete_session(key).await?;
+            self.change_cookies(|c| c.session = Some(CookieChange::Clear));
+            return Ok(Current::default());
+        }
+        if !self.keep_alive(key, &record, loaded.idle_left).await {
             self.change_cookies(|c| c.session = Some(CookieChange::Clear));
             return Ok(Current::default());
         }
@@ -814,7 +839,35 @@ impl OtpSession {
             key: Some(key.clone()),
             record: Some(record),
             external: false,
+            configured: loaded.configured,
         })
+    }
+
+    /// Moves the session's idle deadline when it is due (once per refresh interval, so that
+    /// reading a session stays a plain read). False if the session ended meanwhile. A store
+    /// that fails to answer only skips the move: the session read is live until its deadline.
+    async fn keep_alive(
+        &self,
+        key: &SessionKey,
+        record: &SessionRecord,
+        idle_left: Duration,
+    ) -> bool {
+        let config = &self.shared.context.config;
+        let idle = if record.verified.is_some() {
+            config.idle_timeout()
+        } else {
+            config.pending_idle_timeout()
+        };
+        if !config.needs_refresh(idle, idle_left) {
+            return true;
+        }
+        match self.store().touch_session(key, idle).await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(kind = error.kind(), "session idle deadline not moved");
+                true
+            }
+        }
     }
 
     /// An identity source's user is authenticated whether or not a record exists yet; the
@@ -824,11 +877,20 @@ impl OtpSession {
         key: &SessionKey,
         user: &UserId,
     ) -> Result<Current, SessionError> {
-        let config = &self.shared.context.config;
-        let (idle, pending) = (config.idle_timeout(), config.pending_idle_timeout());
         let now = self.now();
-        let record = match self.store().load_session(key, idle, pending).await? {
-            Some(record) if record.user == *user && record.expires_at > now => record,
+        let loaded = self.store().load_session(key).await?;
+        let configured = loaded
+            .as_ref()
+            .filter(|l| l.record.user == *user)
+            .and_then(|l| l.configured);
+        let record = match loaded {
+            Some(loaded)
+                if loaded.record.user == *user
+                    && loaded.record.expires_at > now
+                    && self.keep_alive(key, &loaded.record, loaded.idle_left).await =>
+            {
+                loaded.record
+            }
             stale => {
                 if stale.is_some() {
                     self.store().delete_session(key).await?;
@@ -846,6 +908,7 @@ impl OtpSession {
             key: Some(key.clone()),
             record: Some(record),
             external: true,
+            configured,
         })
     }
 }

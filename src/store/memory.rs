@@ -13,7 +13,8 @@ use super::rate_limit::room_at;
 use super::{
     AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
     ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
-    RateBucket, RateCount, RateKey, Store, StoreError, SuccessProof, counter_moves_forward,
+    LoadedSession, RateBucket, RateCount, RateKey, Store, StoreError, SuccessProof,
+    counter_moves_forward,
 };
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
@@ -978,23 +979,32 @@ impl Store for MemoryStore {
         Ok(data.stamp)
     }
 
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        idle: Duration,
-        pending_idle: Duration,
-    ) -> Result<Option<SessionRecord>, StoreError> {
+    async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
         let now = self.clock.now();
         let mut state = self.lock();
-        Ok(state.live_session(key, now).map(|session| {
-            let idle = if session.value.verified.is_some() {
-                idle
-            } else {
-                pending_idle
-            };
-            session.expires_at = now.saturating_add(idle);
-            session.value.clone()
+        let Some(session) = state.live_session(key, now) else {
+            return Ok(None);
+        };
+        let idle_left = session.expires_at.since(now);
+        let record = session.value.clone();
+        let configured = state
+            .users
+            .get(&record.user)
+            .is_some_and(|user| user.live_devices(now).any(|d| d.confirmed));
+        Ok(Some(LoadedSession {
+            record,
+            idle_left,
+            configured: Some(configured),
         }))
+    }
+
+    async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        Ok(state
+            .live_session(key, now)
+            .map(|session| session.expires_at = now.saturating_add(idle))
+            .is_some())
     }
 
     async fn count_session_attempt(

@@ -268,6 +268,18 @@ pub enum ConfirmationAttempt {
     Missing,
 }
 
+/// A session as [`Store::load_session`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedSession {
+    /// The record as stored.
+    pub record: SessionRecord,
+    /// How long the session has left before its idle deadline, by the store's clock.
+    pub idle_left: Duration,
+    /// Whether the user has a confirmed device, as of the same read; `None` when the store
+    /// does not keep it beside the session (the caller then asks [`Store::list_devices`]).
+    pub configured: Option<bool>,
+}
+
 /// The persistence contract. See the [module docs](self).
 ///
 /// `now` parameters come from the caller's [`Clock`](crate::clock::Clock) so that time rules
@@ -556,14 +568,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // ----- sessions ------------------------------------------------------------------------
 
-    /// Reads a session and, in the same operation, extends its time to live to `idle` if it
-    /// is verified (`record.verified` is set) or to `pending_idle` if it is not.
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        idle: Duration,
-        pending_idle: Duration,
-    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Reads a live session, with how long it has left and whether its user has a confirmed
+    /// device, in one plain read that changes nothing: the hot path of every guarded request.
+    /// A session past its idle deadline (by the store's clock) is `None`. Sliding expiry is
+    /// the caller's, through [`Store::touch_session`], at most once per refresh interval.
+    async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError>;
+
+    /// Moves the idle deadline of a live session to `idle` from now (the store's clock),
+    /// changing nothing else in it. Returns whether the session was live: a session that
+    /// ended meanwhile stays ended.
+    async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError>;
 
     /// Counts one more code attempt of the session at `key`, atomically, and returns the count
     /// so far. The count lives for `ttl` from the first attempt and is independent of the
@@ -574,7 +588,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         ttl: Duration,
     ) -> Result<u64, StoreError>;
 
-    /// Creates or replaces a session that lives for `ttl` unless read again. A record whose
+    /// Creates or replaces a session that lives for `ttl` unless touched
+    /// ([`Store::touch_session`]). A record whose
     /// `verified` names a device the user no longer has as a confirmed device is stored
     /// without that verification, in the same atomic step: a device deleted between a code
     /// check and this write must not leave a session verified by it.

@@ -81,7 +81,8 @@ macro_rules! store_conformance_tests {
             open_confirmations_are_capped_per_user,
             reserved_confirmations_are_started_once,
             race_two_hundred_requests_against_the_confirmation_cap,
-            unverified_sessions_live_the_pending_idle_time,
+            a_touch_moves_only_the_idle_deadline,
+            a_session_is_read_with_whether_its_user_has_a_device,
             a_session_is_not_stored_verified_by_a_device_that_is_gone,
             session_attempts_are_counted_once_each_and_expire,
             user_tags_are_keyed_alike_by_every_client,
@@ -190,6 +191,11 @@ fn session(owner: &UserId) -> SessionRecord {
         verified: None,
         login: None,
     }
+}
+
+/// The record of the live session at `key`.
+async fn load(store: &SharedStore, key: &SessionKey) -> Option<SessionRecord> {
+    store.load_session(key).await.unwrap().map(|s| s.record)
 }
 
 /// The key of a session of `owner`, tagged as `store` tags its users.
@@ -790,12 +796,9 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
     let hour = Duration::from_secs(3600);
     let key = session_key(&a, &alice, "first");
     let record = session(&alice);
-    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
+    assert_eq!(load(&a, &key).await, None);
     a.save_session(&key, &record, hour).await.unwrap();
-    assert_eq!(
-        b.load_session(&key, hour, hour).await.unwrap(),
-        Some(record.clone())
-    );
+    assert_eq!(load(&b, &key).await, Some(record.clone()));
 
     let app = device(&alice, DeviceKind::Totp, 1);
     insert(&a, &app).await;
@@ -812,11 +815,8 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
             .await
             .unwrap()
     );
-    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
-    assert_eq!(
-        a.load_session(&rotated, hour, hour).await.unwrap(),
-        Some(verified.clone())
-    );
+    assert_eq!(load(&a, &key).await, None);
+    assert_eq!(load(&a, &rotated).await, Some(verified.clone()));
     // The old id cannot be rotated again (it was used), and nothing is created for it.
     let third = session_key(&a, &alice, "third");
     assert!(
@@ -824,7 +824,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
             .await
             .unwrap()
     );
-    assert_eq!(b.load_session(&third, hour, hour).await.unwrap(), None);
+    assert_eq!(load(&b, &third).await, None);
     // Rotation stays within one user.
     let bobs = session_key(&a, &user("bob"), "x");
     assert!(
@@ -835,7 +835,7 @@ pub async fn sessions_are_saved_loaded_rotated_and_deleted(a: SharedStore, b: Sh
 
     assert!(b.delete_session(&rotated).await.unwrap());
     assert!(!a.delete_session(&rotated).await.unwrap());
-    assert_eq!(a.load_session(&rotated, hour, hour).await.unwrap(), None);
+    assert_eq!(load(&a, &rotated).await, None);
 }
 
 pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
@@ -843,14 +843,20 @@ pub async fn sessions_expire_when_idle(a: SharedStore, b: SharedStore) {
     let key = session_key(&a, &alice, "idle");
     let idle = Duration::from_millis(1_000);
     a.save_session(&key, &session(&alice), idle).await.unwrap();
-    // Reading extends the idle time.
+    // Reading is a plain read: only a touch moves the idle deadline.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(b.load_session(&key, idle, idle).await.unwrap().is_some());
+        let loaded = b.load_session(&key).await.unwrap().unwrap();
+        assert!(loaded.idle_left <= Duration::from_millis(500));
+        assert!(b.touch_session(&key, idle).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
-    assert_eq!(a.load_session(&key, idle, idle).await.unwrap(), None);
-    // Rotation of an expired session does nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(load(&a, &key).await.is_some());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(load(&a, &key).await, None);
+    // Neither a touch nor a rotation brings an expired session back.
+    assert!(!b.touch_session(&key, idle).await.unwrap());
+    assert_eq!(load(&a, &key).await, None);
     let next = session_key(&a, &alice, "next");
     assert!(
         !a.rotate_session(&key, &next, &session(&alice), idle)
@@ -885,9 +891,9 @@ pub async fn logout_everywhere_removes_only_that_users_sessions(a: SharedStore, 
         4
     );
     for key in alices.iter().chain([&rotated]) {
-        assert_eq!(a.load_session(key, hour, hour).await.unwrap(), None);
+        assert_eq!(load(&a, key).await, None);
     }
-    assert!(a.load_session(&bobs, hour, hour).await.unwrap().is_some());
+    assert!(load(&a, &bobs).await.is_some());
     assert_eq!(
         a.delete_user_sessions(&a.user_tag(&alice)).await.unwrap(),
         0
@@ -1331,17 +1337,13 @@ pub async fn sessions_without_time_to_live_are_dead_at_once(a: SharedStore, b: S
     a.save_session(&key, &session(&alice), Duration::ZERO)
         .await
         .unwrap();
-    assert_eq!(b.load_session(&key, hour, hour).await.unwrap(), None);
+    assert_eq!(load(&b, &key).await, None);
 
-    // Read once more with no idle time left: this read sees it, the next does not.
+    // Touched with no idle time left: dead at once too.
     a.save_session(&key, &session(&alice), hour).await.unwrap();
-    assert_eq!(
-        b.load_session(&key, Duration::ZERO, Duration::ZERO)
-            .await
-            .unwrap(),
-        Some(session(&alice))
-    );
-    assert_eq!(a.load_session(&key, hour, hour).await.unwrap(), None);
+    assert_eq!(load(&b, &key).await, Some(session(&alice)));
+    assert!(b.touch_session(&key, Duration::ZERO).await.unwrap());
+    assert_eq!(load(&a, &key).await, None);
     assert_eq!(
         b.delete_user_sessions(&b.user_tag(&alice)).await.unwrap(),
         0
@@ -2193,17 +2195,11 @@ impl Revocable {
     /// untouched; without extending any of them.
     async fn check_sessions(&self, store: &SharedStore, expected: [SessionRecord; 4]) {
         for ((key, _), expected) in self.sessions.iter().zip(expected) {
-            let loaded = store
-                .load_session(key, SESSION_TTL, SESSION_TTL)
-                .await
-                .unwrap();
+            let loaded = load(store, key).await;
             assert_eq!(loaded, Some(expected));
         }
         for (key, record) in &self.bobs_sessions {
-            let loaded = store
-                .load_session(key, SESSION_TTL, SESSION_TTL)
-                .await
-                .unwrap();
+            let loaded = load(store, key).await;
             assert_eq!(
                 loaded.as_ref(),
                 Some(record),
@@ -2228,10 +2224,7 @@ impl Revocable {
     /// clearing kept its time to live.
     async fn check_expiry_kept(&self, store: &SharedStore) {
         tokio::time::sleep(SESSION_TTL + Duration::from_millis(200)).await;
-        let witness = store
-            .load_session(&self.witness, SESSION_TTL, SESSION_TTL)
-            .await
-            .unwrap();
+        let witness = load(store, &self.witness).await;
         assert_eq!(witness, None);
     }
 }
@@ -2290,13 +2283,10 @@ pub async fn logout_everywhere_forgets_remembered_browsers(a: SharedStore, b: Sh
     assert_eq!(browser_ids(&a, &r.alice).await, vec![]);
     let alices = r.sessions.iter().map(|(key, _)| key).chain([&r.witness]);
     for key in alices {
-        assert_eq!(
-            a.load_session(key, SESSION_TTL, SESSION_TTL).await.unwrap(),
-            None
-        );
+        assert_eq!(load(&a, key).await, None);
     }
     for (key, record) in &r.bobs_sessions {
-        let loaded = a.load_session(key, SESSION_TTL, SESSION_TTL).await.unwrap();
+        let loaded = load(&a, key).await;
         assert_eq!(loaded.as_ref(), Some(record));
     }
     assert_eq!(browser_ids(&b, &r.bob).await, r.bobs_browsers);
@@ -2345,44 +2335,95 @@ pub async fn new_backup_codes_forget_the_browsers_they_remembered(a: SharedStore
     );
 }
 
-pub async fn unverified_sessions_live_the_pending_idle_time(a: SharedStore, b: SharedStore) {
+pub async fn a_touch_moves_only_the_idle_deadline(a: SharedStore, b: SharedStore) {
     let alice = user("alice");
     let hour = Duration::from_secs(3600);
-    let pending = Duration::from_millis(500);
-    let unverified = session_key(&a, &alice, "pending");
-    let verified = session_key(&a, &alice, "verified");
-    let mut record = session(&alice);
-    a.save_session(&unverified, &record, hour).await.unwrap();
+    let key = session_key(&a, &alice, "touched");
     let app = device(&alice, DeviceKind::Totp, 1);
     insert(&a, &app).await;
+    let mut record = session(&alice);
     record.verified = Some(VerifiedBy {
         device_id: app.id.clone(),
         device_kind: DeviceKind::Totp,
         at: t(2),
         remembered: false,
     });
-    a.save_session(&verified, &record, hour).await.unwrap();
-    // Reading gives each the idle time that fits it.
-    assert!(
-        b.load_session(&unverified, hour, pending)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        b.load_session(&verified, hour, pending)
-            .await
-            .unwrap()
-            .is_some()
-    );
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    a.save_session(&key, &record, Duration::from_millis(500))
+        .await
+        .unwrap();
+    let loaded = b.load_session(&key).await.unwrap().unwrap();
+    assert!(loaded.idle_left <= Duration::from_millis(500));
+    assert!(b.touch_session(&key, hour).await.unwrap());
+    let loaded = a.load_session(&key).await.unwrap().unwrap();
+    assert!(loaded.idle_left > Duration::from_secs(3590));
+    assert_eq!(loaded.record, record);
+    // A revocation between the read and the touch stays: the touch keeps the record as
+    // stored.
+    assert!(a.delete_device(&alice, &app.id).await.unwrap());
+    assert!(b.touch_session(&key, hour).await.unwrap());
+    let unverified = SessionRecord {
+        verified: None,
+        ..record
+    };
+    assert_eq!(load(&a, &key).await, Some(unverified));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(load(&b, &key).await.is_some());
+}
+
+pub async fn a_session_is_read_with_whether_its_user_has_a_device(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let hour = Duration::from_secs(3600);
+    let key = session_key(&a, &alice, "flag");
+    let configured = |loaded: Option<tower_otp::store::LoadedSession>| {
+        // A store that does not keep the flag answers None; the guard then asks.
+        loaded.unwrap().configured
+    };
+    a.save_session(&key, &session(&alice), hour).await.unwrap();
+    let first = configured(b.load_session(&key).await.unwrap());
+    if first.is_none() {
+        return;
+    }
+    assert_eq!(first, Some(false));
+    // An unconfirmed device does not count; confirming it does.
+    let mut pending = device(&alice, DeviceKind::Totp, 1);
+    pending.confirmed = false;
+    pending.pending_until = Some(t(10_000_000_000));
+    insert(&a, &pending).await;
+    assert_eq!(configured(b.load_session(&key).await.unwrap()), Some(false));
     assert_eq!(
-        a.load_session(&unverified, hour, pending).await.unwrap(),
-        None
+        a.confirm_device(&alice, &pending.id, false).await.unwrap(),
+        ConfirmOutcome::Confirmed { first: true }
     );
+    assert_eq!(configured(b.load_session(&key).await.unwrap()), Some(true));
+    // A second confirmed device, then deleting one, then the other.
+    let codes = device(&alice, DeviceKind::BackupCodes, 2);
+    insert(&b, &codes).await;
+    assert!(a.delete_device(&alice, &pending.id).await.unwrap());
+    assert_eq!(configured(b.load_session(&key).await.unwrap()), Some(true));
+    assert!(b.delete_device(&alice, &codes.id).await.unwrap());
+    assert_eq!(configured(a.load_session(&key).await.unwrap()), Some(false));
+    // A confirmed device inserted as such, then every device deleted at once.
+    insert(&a, &device(&alice, DeviceKind::Totp, 3)).await;
+    assert_eq!(configured(b.load_session(&key).await.unwrap()), Some(true));
+    assert_eq!(b.delete_all_devices(&alice).await.unwrap(), 1);
+    assert_eq!(configured(a.load_session(&key).await.unwrap()), Some(false));
+    // A session saved while the user has a device says so from the start.
+    insert(&a, &device(&alice, DeviceKind::Totp, 4)).await;
+    let later = session_key(&a, &alice, "later");
+    b.save_session(&later, &session(&alice), hour)
+        .await
+        .unwrap();
     assert_eq!(
-        a.load_session(&verified, hour, pending).await.unwrap(),
-        Some(record)
+        configured(a.load_session(&later).await.unwrap()),
+        Some(true)
+    );
+    // Another user's flag is their own.
+    let bob = user("bob");
+    let bobs = session_key(&a, &bob, "bob");
+    a.save_session(&bobs, &session(&bob), hour).await.unwrap();
+    assert_eq!(
+        configured(b.load_session(&bobs).await.unwrap()),
+        Some(false)
     );
 }
 
@@ -2946,28 +2987,19 @@ pub async fn a_session_is_not_stored_verified_by_a_device_that_is_gone(
     for gone in [DeviceId::generate(), pending_device.id.clone()] {
         let saved = session_key(&a, &alice, &format!("saved-{gone}"));
         a.save_session(&saved, &by(&gone), hour).await.unwrap();
-        assert_eq!(
-            b.load_session(&saved, hour, hour).await.unwrap(),
-            Some(unverified.clone())
-        );
+        assert_eq!(load(&b, &saved).await, Some(unverified.clone()));
         let rotated = session_key(&a, &alice, &format!("rotated-{gone}"));
         assert!(
             b.rotate_session(&saved, &rotated, &by(&gone), hour)
                 .await
                 .unwrap()
         );
-        assert_eq!(
-            a.load_session(&rotated, hour, hour).await.unwrap(),
-            Some(unverified.clone())
-        );
+        assert_eq!(load(&a, &rotated).await, Some(unverified.clone()));
     }
     // The device that is there verifies, until it is deleted.
     let kept = session_key(&a, &alice, "kept");
     a.save_session(&kept, &by(&app.id), hour).await.unwrap();
-    assert_eq!(
-        b.load_session(&kept, hour, hour).await.unwrap(),
-        Some(by(&app.id))
-    );
+    assert_eq!(load(&b, &kept).await, Some(by(&app.id)));
     assert!(b.delete_device(&alice, &app.id).await.unwrap());
     let after = session_key(&a, &alice, "after");
     assert!(
@@ -2975,10 +3007,7 @@ pub async fn a_session_is_not_stored_verified_by_a_device_that_is_gone(
             .await
             .unwrap()
     );
-    assert_eq!(
-        b.load_session(&after, hour, hour).await.unwrap(),
-        Some(unverified)
-    );
+    assert_eq!(load(&b, &after).await, Some(unverified));
 }
 
 // ----- security keys (WebAuthn) ---------------------------------------------------------------

@@ -14,7 +14,7 @@ use tower_otp::session::{SessionKey, SessionRecord, TagKey, UserTag};
 use tower_otp::store::{
     AttemptGrant, AttemptPurpose, CeremonyKey, CeremonyState, Challenge, ChallengePut,
     ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
-    RateBucket, RateCount, SharedStore, Store, StoreError, SuccessProof,
+    LoadedSession, RateBucket, RateCount, SharedStore, Store, StoreError, SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls and keeping the challenges it is given; while
@@ -165,13 +165,11 @@ impl Store for InstrumentedStore {
     async fn bump_user_stamp(&self, user: &UserId) -> Result<u64, StoreError> {
         self.gate()?.bump_user_stamp(user).await
     }
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        idle: Duration,
-        pending_idle: Duration,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        self.gate()?.load_session(key, idle, pending_idle).await
+    async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
+        self.gate()?.load_session(key).await
+    }
+    async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError> {
+        self.gate()?.touch_session(key, idle).await
     }
     async fn count_session_attempt(
         &self,

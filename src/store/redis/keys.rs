@@ -12,6 +12,10 @@ pub(super) const USER_FAILURES: &str = "failures";
 pub(super) const USER_LOCKED_UNTIL: &str = "locked_until";
 pub(super) const USER_STAMP: &str = "stamp";
 
+/// The field of the sessions hash that tells whether the user has a confirmed device
+/// (`CONFIGURED` in the scripts' prelude).
+pub(super) const SESSIONS_CONFIGURED: &str = "c";
+
 /// Builds the key names under one prefix.
 #[derive(Clone, Debug)]
 pub(super) struct Keys {
@@ -70,16 +74,6 @@ impl Keys {
         self.key(tag, &format!("ceremony:{name}"))
     }
 
-    /// The prefix of the sessions with `tag`; the session digest completes it.
-    pub(super) fn session_prefix(&self, tag: &UserTag) -> String {
-        self.key(tag, "session:")
-    }
-
-    /// One session (a string with a time to live).
-    pub(super) fn session(&self, key: &SessionKey) -> String {
-        self.session_prefix(key.tag()) + key.digest()
-    }
-
     /// The prefix of the confirmations with `tag`; the confirmation digest completes it.
     pub(super) fn confirmation_prefix(&self, tag: &UserTag) -> String {
         self.key(tag, "confirmation:")
@@ -121,9 +115,10 @@ impl Keys {
         self.key(tag, "browsers")
     }
 
-    /// The index of the sessions with `tag` (a sorted set with a time to live).
+    /// The sessions with `tag` and whether their user has a confirmed device (a hash with a
+    /// time to live). Short, as there is one per user with a session.
     pub(super) fn sessions(&self, tag: &UserTag) -> String {
-        self.key(tag, "sessions")
+        self.key(tag, "s")
     }
 }
 
@@ -138,14 +133,12 @@ mod tests {
         let alice = UserId::new("alice").unwrap();
         let tag = UserTag::unkeyed(&alice);
         let device = DeviceId::generate();
-        let session = SessionKey::new(tag.clone(), b"secret");
         let hash_tag = format!("{{{}}}", tag.as_str());
         for key in [
             keys.devices(&tag),
             keys.user(&tag),
             keys.codes(&tag, &device),
             keys.challenge(&tag, &device),
-            keys.session(&session),
             keys.sessions(&tag),
             keys.browsers(&tag),
             keys.confirmations(&tag),
@@ -157,10 +150,7 @@ mod tests {
             assert!(key.starts_with(&format!("app:{hash_tag}:")), "{key}");
             assert_eq!(key.matches('{').count(), 1, "{key}");
         }
-        assert_eq!(
-            keys.session(&session),
-            format!("app:{hash_tag}:session:{}", session.digest())
-        );
+        assert_eq!(keys.sessions(&tag), format!("app:{hash_tag}:s"));
     }
 
     #[test]

@@ -39,8 +39,7 @@
 //! | `P:{T}:user` | hash | none | `failures`, `locked_until` (removed when cleared, so the hash disappears when empty), `stamp` (kept for good: a stamp must never repeat) |
 //! | `P:{T}:codes:ID` | set | none | the backup-code hashes of device `ID`; gone when the last is used or the device is deleted |
 //! | `P:{T}:challenge:ID` | hash | until `expires_at` (`PEXPIREAT`, Redis's clock) | `h` code hash, `exp`, `ra` (resend after), `b` the login binding (`=` and the binding; empty for none), `mt` the tries it takes, `t` the tries it has had |
-//! | `P:{T}:session:D` | string | the session's `ttl`, reset to `idle` by each load | the session record as JSON; `D` is the [`SessionKey`](crate::session::SessionKey)'s digest |
-//! | `P:{T}:sessions` | sorted set | at least its longest-lived member's | the user's session digests, scored by expiry (ms, Redis's clock); members more than a second past their expiry are pruned on every save and rotation |
+//! | `P:{T}:s` | hash | at least its longest idle deadline | the user's sessions: field `D` (the [`SessionKey`](crate::session::SessionKey)'s digest), the session as `IDLE\|EXP\|CREATED\|DEVICE\|KIND\|AT\|REM\|LOGIN\|USER` (the idle deadline in ms by Redis's clock, then the record in compact text, the verification fields empty when unverified); field `c`, `1` if the user has a confirmed device, else `0`. Sessions past their idle deadline are pruned on every save and rotation |
 //! | `P:{T}:confirmation:D` | hash | until its `retain_until` (`PEXPIREAT`) | `rec` the record as JSON, `status` and `attempts` the current ones, `exp` its expiry (ms); `D` is the [`ConfirmationKey`](crate::confirm::ConfirmationKey)'s digest |
 //! | `P:{T}:confirmations` | sorted set | until its longest-lived member expires | the user's confirmation digests, scored by expiry (ms); those no longer open are pruned whenever one is inserted |
 //! | `P:{T}:rate:NAME` | string | the limit's window, from the last event | a rate-limit counter of the user: the times of the events in its window (ms), comma-separated |
@@ -66,7 +65,8 @@
 //! | `insert_device` (limits over the live devices), `update_device`, `confirm_device` (only if unconfirmed, optionally only if first; a first one deletes the other unconfirmed devices), `get_device`, `list_devices` | script |
 //! | `delete_device`, `delete_all_devices` (with the browsers they remembered and the verification of the sessions they verified) | script |
 //! | `replace_backup_codes` (with the browsers remembered through the device), `count_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices, and a try of each device's challenge), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge and binding check-and-delete, resets and refunds) | script |
-//! | `save_session`, `load_session` (read and extend), `rotate_session` (only if the old one exists), `delete_session`, `delete_user_sessions` (index, sessions and remembered browsers) | script |
+//! | `load_session` (the session and the configured flag: a plain read, no script) | `HMGET` |
+//! | `save_session`, `touch_session` (a live session's idle deadline only), `rotate_session` (only if the old one is live), `delete_session`, `delete_user_sessions` (sessions and remembered browsers) | script |
 //! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new, and under the cap on open ones), `start_confirmation` (only if unanswered), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
 //! | `count_rate_limited`, `uncount_rate_limited` | one script per hash slot among the buckets, a user's counters sharing one and each shared counter having its own (an out-of-band send counts in two slots); a refusal takes back the earlier slots' counts and checks the later ones, one script each |
 //! | `get_confirmation` | `HMGET` |
@@ -81,8 +81,21 @@
 //! [`ThrottlePolicy::retry_at`](crate::device::ThrottlePolicy::retry_at) exactly, with string
 //! comparisons only.
 //!
-//! Expiry is Redis's own: challenges expire at their `expires_at` and sessions after their time
-//! to live by the server's clock, whatever the callers' clocks say. Throttle and lock times use
+//! Expiry is Redis's own: challenges expire at their `expires_at` by the server's clock,
+//! whatever the callers' clocks say. A session's idle deadline is written by the scripts from
+//! the server's clock and compared by `load_session` with the instance's own wall clock (the
+//! read is a plain `HMGET`, which cannot ask Redis the time): keep the clocks in step (NTP), as
+//! any skew lengthens or shortens idle expiry by as much.
+//!
+//! # The hot path
+//!
+//! A guarded request reads its session with one `HMGET` of one key, which also answers
+//! whether the user has a confirmed device (the guard's question for an unverified session):
+//! no script and no write. Sliding idle expiry is a `touch_session` script at most once per
+//! refresh interval per session ([`SessionConfig::with_idle_refresh`](crate::session::SessionConfig::with_idle_refresh)),
+//! on the request that finds it due. The configured flag is kept exact by the scripts that
+//! change it (`insert_device`, `confirm_device`, `delete_device`, `delete_all_devices`) and
+//! written with every session saved. Throttle and lock times use
 //! the `now` the caller passes, as the trait asks.
 //!
 //! An unconfirmed device expires at its `pending_until`, by the server's clock (or the
@@ -96,12 +109,11 @@
 //! Deleting a device, deleting all devices, regenerating backup codes and logging out
 //! everywhere each revoke, in the same script, what the change ends: remembered browsers
 //! (their records are decoded with `cjson` to find the device they were remembered through)
-//! and the verification of the user's sessions (found through the session index). A session's
-//! record is decoded with `cjson` to decide; its `verified` member alone is then replaced with
-//! `null` as text, since re-encoding with `cjson` would round the record's numbers, and the
-//! record is written back with `SET ... KEEPTTL`. A damaged record makes the whole operation
-//! fail as corrupt, changing nothing. `load_session` is unchanged: the work is done by the
-//! revoking write, never on the hot path.
+//! and the verification of the user's sessions (all in the user's sessions hash). A session's
+//! verification fields are emptied in its text, the rest kept as stored; the hash keeps its
+//! time to live. A damaged record makes the whole operation fail as corrupt, changing
+//! nothing. `load_session` is unchanged: the work is done by the revoking write, never on the
+//! hot path.
 //!
 //! # Timeouts, failures and retries
 //!
@@ -130,12 +142,15 @@
 //!
 //! | what | bytes |
 //! | --- | --- |
-//! | a user with one confirmed TOTP device (sealed secret) and ten backup codes | 2,312: `devices` 1,208 + `codes:ID` 1,104 |
-//! | a user's first session | 528: `session:D` 360 + `sessions` 168 |
-//! | each further session of the user | 392 |
+//! | a user with one confirmed TOTP device (sealed secret) and ten backup codes | 2,232: `devices` 1,128 + `codes:ID` 1,104 |
+//! | a user's first session (the sessions hash) | 416 |
+//! | each further session of the user | 184 |
 //! | the `user` hash, while the user has failures, a lock or a stamp | 136 |
 //!
 //! Redis 7.2 and later keep small sets compactly (listpack), which shrinks the code set.
+//! `MEMORY USAGE` leaves out the keyspace's own entries; `INFO memory` over 1k to 1M sessions
+//! (`cargo bench --bench session_memory`, figures in `BENCHMARKS.md`) gives about 515 B for a
+//! user's first session and 208 B for each further one.
 //!
 //! # Deployment notes
 //!
@@ -149,11 +164,13 @@
 //!   cluster, and an operation for another node's user may fail once too.
 //! * The per-user stamp is a Redis integer: it changes about 9 * 10^18 times before failing.
 
+mod cache;
 mod config;
 mod connection;
 mod keys;
 mod reply;
 mod scripts;
+mod session;
 mod store;
 
 pub use config::RedisConfig;

@@ -38,7 +38,7 @@ scripts! {
     BEGIN_ATTEMPT => "begin_attempt.lua",
     COMMIT_SUCCESS => "commit_success.lua",
     SAVE_SESSION => "save_session.lua",
-    LOAD_SESSION => "load_session.lua",
+    TOUCH_SESSION => "touch_session.lua",
     COUNT_SESSION_ATTEMPT => "count_session_attempt.lua",
     ROTATE_SESSION => "rotate_session.lua",
     DELETE_SESSION => "delete_session.lua",

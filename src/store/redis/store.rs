@@ -9,9 +9,10 @@ use redis::{ScriptInvocation, Value};
 use subtle::ConstantTimeEq;
 use tokio::sync::OnceCell;
 
+use super::cache::{self, LocalCache};
 use super::connection::{Connection, Request};
-use super::keys::{Keys, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
-use super::{RedisConfig, reply, scripts};
+use super::keys::{Keys, SESSIONS_CONFIGURED, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
+use super::{RedisConfig, reply, scripts, session};
 use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
 use crate::device::{CodeHash, Device, DeviceId, DeviceKind, ThrottlePolicy, UserId};
@@ -21,7 +22,7 @@ use crate::store::rate_limit::room_at;
 use crate::store::{
     AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
     ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
-    LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
+    LoadedSession, LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
 };
 
 /// The id of the device a session record says verified it ('' if none), and the record
@@ -37,7 +38,7 @@ fn verification_parts(record: &SessionRecord) -> Result<(String, String), StoreE
     };
     Ok((
         verified.device_id.as_str().to_owned(),
-        serde_json::to_string(&unverified)?,
+        session::encode(&unverified)?,
     ))
 }
 
@@ -68,6 +69,8 @@ pub struct RedisStore {
     key_check: Arc<OnceCell<bool>>,
     timeout: Duration,
     mode: &'static str,
+    /// The local cache of sessions, when configured.
+    cache: Option<Arc<LocalCache>>,
 }
 
 impl RedisStore {
@@ -86,7 +89,17 @@ impl RedisStore {
     }
 
     pub(super) async fn open(config: RedisConfig) -> Result<Self, StoreError> {
+        let cache = config.local_cache.map(|capacity| {
+            let cache = Arc::new(LocalCache::new(capacity));
+            cache::listen(
+                &cache,
+                config.listener_urls(),
+                cache::channel(&config.key_prefix),
+            );
+            cache
+        });
         Ok(RedisStore {
+            cache,
             connection: Connection::open(&config.target, config.timeout).await?,
             keys: Keys::new(&config.key_prefix),
             tagger: UserTagger::new(),
@@ -99,6 +112,36 @@ impl RedisStore {
     /// The prefix of every key.
     pub fn key_prefix(&self) -> &str {
         self.keys.prefix()
+    }
+
+    /// Runs a script that changes the sessions or confirmed devices of the user with `tag`,
+    /// then drops the user from this instance's local cache at once (others hear it from
+    /// the script), whatever the outcome: a failed or timed-out write may have been applied.
+    async fn eval_change(
+        &self,
+        tag: &UserTag,
+        invocation: ScriptInvocation<'_>,
+    ) -> Result<Value, StoreError> {
+        let result = self.eval(invocation).await;
+        if let Some(cache) = &self.cache {
+            cache.invalidate(tag.as_str());
+        }
+        result
+    }
+
+    /// The session and the configured flag, from Redis: one `HMGET`.
+    async fn read_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
+        let command = redis::cmd("HMGET")
+            .arg(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(SESSIONS_CONFIGURED)
+            .clone();
+        let [value, configured] = reply::tuple(self.command(command).await?, "session")?;
+        session::loaded(
+            reply::text(&value)?,
+            reply::text(&configured)?,
+            session::wall_millis(),
+        )
     }
 
     async fn eval(&self, invocation: ScriptInvocation<'_>) -> Result<Value, StoreError> {
@@ -279,6 +322,7 @@ impl fmt::Debug for RedisStore {
             .field("key_prefix", &self.keys.prefix())
             .field("tags", &self.tagger)
             .field("timeout", &self.timeout)
+            .field("local_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -421,6 +465,7 @@ impl Store for RedisStore {
         let state = &device.state;
         let mut call = scripts::INSERT_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
+            .key(self.keys.sessions(&tag))
             .arg(device.id.as_str())
             .arg(reply::device_record(device)?)
             .arg(state.next_counter)
@@ -434,7 +479,7 @@ impl Store for RedisStore {
             .arg(limits.max_devices)
             .arg(limits.max_pending);
         self.device_key_prefixes(&mut call, &tag);
-        device_insert(self.eval(call).await?, &device.user)
+        device_insert(self.eval_change(&tag, call).await?, &device.user)
     }
 
     async fn update_device(&self, device: &Device) -> Result<bool, StoreError> {
@@ -456,10 +501,11 @@ impl Store for RedisStore {
         let tag = self.user_tag(user);
         let mut call = scripts::CONFIRM_DEVICE.prepare_invoke();
         call.key(self.keys.devices(&tag))
+            .key(self.keys.sessions(&tag))
             .arg(id.as_str())
             .arg(flag_arg(only_if_first));
         self.device_key_prefixes(&mut call, &tag);
-        match reply::text(&self.eval(call).await?)? {
+        match reply::text(&self.eval_change(&tag, call).await?)? {
             Some("first") => Ok(ConfirmOutcome::Confirmed { first: true }),
             Some("confirmed") => Ok(ConfirmOutcome::Confirmed { first: false }),
             Some("already_confirmed") => Ok(ConfirmOutcome::AlreadyConfirmed),
@@ -502,8 +548,7 @@ impl Store for RedisStore {
             .key(self.keys.sessions(&tag))
             .arg(id.as_str());
         self.device_key_prefixes(&mut call, &tag);
-        call.arg(self.keys.session_prefix(&tag));
-        flag(&self.eval(call).await?)
+        flag(&self.eval_change(&tag, call).await?)
     }
 
     async fn delete_all_devices(&self, user: &UserId) -> Result<u64, StoreError> {
@@ -513,8 +558,7 @@ impl Store for RedisStore {
             .key(self.keys.browsers(&tag))
             .key(self.keys.sessions(&tag));
         self.device_key_prefixes(&mut call, &tag);
-        call.arg(self.keys.session_prefix(&tag));
-        reply::number(&self.eval(call).await?, "device count")
+        reply::number(&self.eval_change(&tag, call).await?, "device count")
     }
 
     async fn replace_backup_codes(
@@ -701,22 +745,34 @@ impl Store for RedisStore {
         reply::number(&self.command(command).await?, "user stamp")
     }
 
-    async fn load_session(
-        &self,
-        key: &SessionKey,
-        idle: Duration,
-        pending_idle: Duration,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        let mut call = scripts::LOAD_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
-            .arg(key.digest())
-            .arg(ttl_millis(idle))
-            .arg(ttl_millis(pending_idle));
-        match reply::text(&self.eval(call).await?)? {
-            Some(record) => Ok(Some(serde_json::from_str(record)?)),
-            None => Ok(None),
+    async fn load_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
+        // The hot path: from the local cache, or one plain read of the session and the
+        // configured flag.
+        let Some(cache) = &self.cache else {
+            return self.read_session(key).await;
+        };
+        if let Some(hit) = cache.get(key) {
+            return Ok(Some(hit));
         }
+        let generation = cache.generation();
+        let loaded = self.read_session(key).await?;
+        if let Some(session) = &loaded {
+            cache.fill(key, session, generation);
+        }
+        Ok(loaded)
+    }
+
+    async fn touch_session(&self, key: &SessionKey, idle: Duration) -> Result<bool, StoreError> {
+        let mut call = scripts::TOUCH_SESSION.prepare_invoke();
+        call.key(self.keys.sessions(key.tag()))
+            .arg(key.digest())
+            .arg(ttl_millis(idle));
+        let touched = self.eval(call).await;
+        // The cached entry has the old deadline: the next read takes the new one.
+        if let Some(cache) = &self.cache {
+            cache.forget(key);
+        }
+        flag(&touched?)
     }
 
     async fn count_session_attempt(
@@ -738,15 +794,14 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::SAVE_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
+        call.key(self.keys.sessions(key.tag()))
             .key(self.keys.devices(key.tag()))
             .arg(key.digest())
-            .arg(serde_json::to_string(record)?)
+            .arg(session::encode(record)?)
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
-        self.eval(call).await.map(drop)
+        self.eval_change(key.tag(), call).await.map(drop)
     }
 
     async fn rotate_session(
@@ -761,33 +816,28 @@ impl Store for RedisStore {
         }
         let (verifier, unverified) = verification_parts(record)?;
         let mut call = scripts::ROTATE_SESSION.prepare_invoke();
-        call.key(self.keys.session(old))
-            .key(self.keys.session(new))
-            .key(self.keys.sessions(old.tag()))
+        call.key(self.keys.sessions(old.tag()))
             .key(self.keys.devices(old.tag()))
             .arg(old.digest())
             .arg(new.digest())
-            .arg(serde_json::to_string(record)?)
+            .arg(session::encode(record)?)
             .arg(ttl_millis(ttl))
             .arg(verifier)
             .arg(unverified);
-        flag(&self.eval(call).await?)
+        flag(&self.eval_change(old.tag(), call).await?)
     }
 
     async fn delete_session(&self, key: &SessionKey) -> Result<bool, StoreError> {
         let mut call = scripts::DELETE_SESSION.prepare_invoke();
-        call.key(self.keys.session(key))
-            .key(self.keys.sessions(key.tag()))
-            .arg(key.digest());
-        flag(&self.eval(call).await?)
+        call.key(self.keys.sessions(key.tag())).arg(key.digest());
+        flag(&self.eval_change(key.tag(), call).await?)
     }
 
     async fn delete_user_sessions(&self, tag: &UserTag) -> Result<u64, StoreError> {
         let mut call = scripts::DELETE_USER_SESSIONS.prepare_invoke();
         call.key(self.keys.sessions(tag))
-            .key(self.keys.browsers(tag))
-            .arg(self.keys.session_prefix(tag));
-        reply::number(&self.eval(call).await?, "session count")
+            .key(self.keys.browsers(tag));
+        reply::number(&self.eval_change(tag, call).await?, "session count")
     }
 
     async fn put_remembered(&self, browser: &RememberedBrowser) -> Result<u64, StoreError> {

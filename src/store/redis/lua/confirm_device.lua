@@ -1,8 +1,8 @@
--- KEYS: devices. ARGV: id, only if first ('1' or '0'), backup-code key prefix, challenge key
+-- KEYS: devices, sessions. ARGV: id, only if first ('1' or '0'), backup-code key prefix, challenge key
 -- prefix. Prunes expired devices, then confirms the live, unconfirmed device: it loses its
 -- deadline; if it is then the user's only confirmed device, every other unconfirmed device is
 -- deleted with its codes and challenge. Returns 'first', 'confirmed', 'already_confirmed',
--- 'not_first' or 'missing'.
+-- 'not_first' or 'missing'. The sessions hash records that the user has a confirmed device.
 local devices, id, only_if_first = KEYS[1], ARGV[1], ARGV[2] == '1'
 local codes_prefix, challenge_prefix = ARGV[3], ARGV[4]
 local found = all_devices(devices)
@@ -26,6 +26,7 @@ end
 
 target[8], target[9] = '1', false
 write_state(devices, id, target)
+set_configured(KEYS[2], true)
 if not first then
   return 'confirmed'
 end

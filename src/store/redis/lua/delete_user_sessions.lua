@@ -1,10 +1,14 @@
--- KEYS: session index, browsers. ARGV: session key prefix (the digest completes it; same hash
--- tag as the index). Deletes every session of the user and every remembered browser. Returns
--- how many sessions were alive.
-local index, prefix = KEYS[1], ARGV[1]
+-- KEYS: sessions, browsers. Deletes every session of the user and every remembered browser.
+-- Returns how many sessions were live.
+local sessions = KEYS[1]
+local now = server_now()
+local all = redis.call('HGETALL', sessions)
 local count = 0
-for _, digest in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-  count = count + redis.call('DEL', prefix .. digest)
+for i = 1, #all, 2 do
+  if is_session_field(all[i]) and session_live(all[i + 1], now) then
+    count = count + 1
+  end
 end
-redis.call('DEL', index, KEYS[2])
+redis.call('DEL', sessions, KEYS[2])
+publish_change(sessions)
 return count

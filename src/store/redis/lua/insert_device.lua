@@ -1,4 +1,4 @@
--- KEYS: devices. ARGV: id, record, next counter, drift, failures, last failure at, last used
+-- KEYS: devices, sessions. ARGV: id, record, next counter, drift, failures, last failure at, last used
 -- at (the last two '' when unset), confirmed ('1' or '0'), pending until ('' for none),
 -- backup codes ('1' if the device holds backup codes, else '0'), max devices, max pending,
 -- backup-code key prefix, challenge key prefix (the device id completes each; same hash tag).
@@ -46,5 +46,8 @@ if is_live(new, now) then
   new[2] = redis.call('HINCRBY', devices, '#seq', 1)
   redis.call('HSET', devices, id, ARGV[2])
   write_state(devices, id, new)
+  if is_confirmed(new) then
+    set_configured(KEYS[2], true)
+  end
 end
 return {'inserted'}

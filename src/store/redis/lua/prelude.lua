@@ -208,29 +208,105 @@ local function read_challenge_tries(key)
 end
 
 -- ----- sessions ------------------------------------------------------------------------------
--- The per-user session index is a sorted set: member = session digest, score = when the session
--- expires (server clock, ms). Members more than this long past their expiry are pruned.
-local PRUNE_GRACE_MS = 1000
+-- One hash per user holds the user's sessions: field = session digest, value
+-- "IDLE|EXP|CREATED|DEVICE|KIND|AT|REM|LOGIN|USER": the idle deadline (ms, the server's clock,
+-- which the scripts alone write), then the record (see session.rs; the verification fields
+-- DEVICE..REM are empty for a session not verified). Field 'c' tells whether the user has a
+-- confirmed device ('1' or '0'), kept by every script that changes it, so that a guarded
+-- request reads the session and the flag with one HMGET. The hash lives at least as long as
+-- its longest idle deadline; sessions past theirs are pruned on every save and rotation.
+local CONFIGURED = 'c'
 
--- Makes the index live at least `ttl` ms longer, so it never expires before a member.
+-- The idle deadline of a stored session; fails on a damaged value.
+local function session_deadline(value)
+  local deadline = value:match('^(%d+)|')
+  if not deadline then
+    corrupt('session')
+  end
+  return uint(deadline, 'session deadline')
+end
+
+-- Whether a field of the sessions hash is a session (not the configured flag).
+local function is_session_field(field)
+  return field ~= CONFIGURED
+end
+
+-- Whether the stored session is live at `now` (ms, string).
+local function session_live(value, now)
+  return value ~= false and value ~= nil and gt(session_deadline(value), now)
+end
+
+-- The live session at `digest`, or nil.
+local function live_session(sessions, digest, now)
+  local value = redis.call('HGET', sessions, digest)
+  if value and session_live(value, now) then
+    return value
+  end
+  return nil
+end
+
+-- Tells every instance's local cache that the user of `key` (any key of the user) changed:
+-- the user's tag on PREFIX:invalidate. Published by the writing script itself, so that no
+-- write can forget it.
+local function publish_change(key)
+  local prefix, tag = key:match('^(.*):{([^}]*)}:')
+  if not prefix then
+    corrupt('key name')
+  end
+  redis.call('PUBLISH', prefix .. ':invalidate', tag)
+end
+
+-- Makes the key live at least `ttl` ms longer, so it never expires before a member.
 local function extend_index(index, ttl)
   if redis.call('PTTL', index) < ttl then
     redis.call('PEXPIRE', index, ttl)
   end
 end
 
--- Stores a session for `ttl` ms (0: it is dead at once) and keeps the index in step.
-local function put_session(key, index, digest, record, ttl)
+-- Whether `devices` holds a live confirmed device at `now`.
+local function has_confirmed(devices, now)
+  for _, device in pairs(all_devices(devices)) do
+    if is_confirmed(device) and is_live(device, now) then
+      return true
+    end
+  end
+  return false
+end
+
+-- Records in the sessions hash, if there is one, whether the user has a confirmed device.
+local function set_configured(sessions, configured)
+  if redis.call('EXISTS', sessions) == 1 then
+    redis.call('HSET', sessions, CONFIGURED, configured and '1' or '0')
+    publish_change(sessions)
+  end
+end
+
+-- Deletes the sessions past their idle deadline at `now` (checking every value first).
+local function prune_sessions(sessions, now)
+  local all = redis.call('HGETALL', sessions)
+  local dead = {}
+  for i = 1, #all, 2 do
+    if is_session_field(all[i]) and not session_live(all[i + 1], now) then
+      table.insert(dead, all[i])
+    end
+  end
+  hdel_all(sessions, dead)
+end
+
+-- Stores a session (its record without the deadline) for `ttl` ms (0: it is dead at once),
+-- prunes the dead ones and records whether the user has a confirmed device.
+local function put_session(sessions, devices, digest, record, ttl)
+  local now = server_millis()
+  local configured = has_confirmed(devices, tostring(now))
+  prune_sessions(sessions, tostring(now))
+  publish_change(sessions)
   if ttl <= 0 then
-    redis.call('DEL', key)
-    redis.call('ZREM', index, digest)
+    redis.call('HDEL', sessions, digest)
     return
   end
-  local now = server_millis()
-  redis.call('SET', key, record, 'PX', ttl)
-  redis.call('ZADD', index, now + ttl, digest)
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', string.format('(%d', now - PRUNE_GRACE_MS))
-  extend_index(index, ttl)
+  redis.call('HSET', sessions, digest, string.format('%d|', now + ttl) .. record,
+    CONFIGURED, configured and '1' or '0')
+  extend_index(sessions, ttl)
 end
 
 -- ----- remembered browsers ------------------------------------------------------------------
@@ -288,54 +364,38 @@ local function browsers_of(browsers, device)
 end
 
 -- ----- revoking session verifications -------------------------------------------------------
--- A session record is JSON written by the client, with a "verified" member that is null or an
--- object naming the device that verified it. Revoking rewrites only that member: cjson would
--- re-encode the whole record, rounding large numbers, so the record is decoded to decide and
--- edited as text to change.
+-- Revoking empties the verification fields of a stored session, keeping the rest as stored.
 
--- The record with its verification cleared; fails unless exactly the verification changed.
-local function without_verification(record, decoded)
-  local cleared, count = string.gsub(record, '"verified":%b{}', '"verified":null')
-  local ok, check = pcall(cjson.decode, cleared)
-  if count ~= 1 or not ok or type(check) ~= 'table' or check.verified ~= cjson.null
-      or check.user ~= decoded.user or check.expires_at ~= decoded.expires_at then
+-- The device that verified a stored session ('' if none) and the value without its
+-- verification; fails on a damaged value.
+local function session_verification(value)
+  local head, device, tail = value:match('^(%d+|%d+|%d+|)([0-9a-f]*)|[a-z]?|%d*|[01]?|(.*)$')
+  if not head then
     corrupt('session')
   end
-  return cleared
+  return device, head .. '||||' .. tail
 end
 
--- The sessions in `index` (keys: prefix .. digest) verified by a device that `revoked(id)`
--- accepts, as {{key, record without its verification}, ...}; checks every session read.
-local function sessions_to_unverify(index, prefix, revoked)
+-- The sessions in `sessions` verified by a device that `revoked(id)` accepts, as
+-- {{digest, value without its verification}, ...}; checks every session read.
+local function sessions_to_unverify(sessions, revoked)
+  local all = redis.call('HGETALL', sessions)
   local changes = {}
-  for _, digest in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local key = prefix .. digest
-    local record = redis.call('GET', key)
-    if record then
-      local ok, decoded = pcall(cjson.decode, record)
-      if not ok or type(decoded) ~= 'table' then
-        corrupt('session')
-      end
-      local verified = decoded.verified
-      if type(verified) == 'table' then
-        if type(verified.device_id) ~= 'string' then
-          corrupt('session')
-        end
-        if revoked(verified.device_id) then
-          table.insert(changes, {key, without_verification(record, decoded)})
-        end
-      elseif verified ~= nil and verified ~= cjson.null then
-        corrupt('session')
+  for i = 1, #all, 2 do
+    if is_session_field(all[i]) then
+      local device, cleared = session_verification(all[i + 1])
+      if device ~= '' and revoked(device) then
+        table.insert(changes, {all[i], cleared})
       end
     end
   end
   return changes
 end
 
--- Writes what sessions_to_unverify found, each session keeping its time to live.
-local function unverify_sessions(changes)
+-- Writes what sessions_to_unverify found; the hash keeps its time to live.
+local function unverify_sessions(sessions, changes)
   for _, change in ipairs(changes) do
-    redis.call('SET', change[1], change[2], 'KEEPTTL')
+    redis.call('HSET', sessions, change[1], change[2])
   end
 end
 
