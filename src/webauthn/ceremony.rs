@@ -39,7 +39,7 @@ struct PendingRegistration {
 impl TwoFactor {
     /// Begins registering a security key named `name` for the caller's user: returns the
     /// options for the browser, and keeps the ceremony for this session for
-    /// [`CEREMONY_LIFETIME`](super::CEREMONY_LIFETIME). Beginning again replaces it.
+    /// [`CEREMONY_LIFETIME`]. Beginning again replaces it.
     ///
     /// A factor change, as [`TwoFactor::enroll_totp`]; the user's keys are excluded, so an
     /// authenticator already registered declines.
@@ -83,7 +83,7 @@ impl TwoFactor {
     }
 
     /// Finishes the caller's registration with the browser's `answer`: the key becomes a
-    /// confirmed device of kind [`DeviceKind::WebAuthn`].
+    /// confirmed device of kind [`DeviceKind::WebAuthn`](crate::DeviceKind::WebAuthn).
     ///
     /// A factor change, as [`TwoFactor::confirm_device`]: a caller who has not verified
     /// freshly may only register the user's first factor, and that first key verifies the
