@@ -38,6 +38,10 @@
 //!   push,webhook`); needs the demo built with the features `push` and `webhook`
 //!   (`cargo run --example demo --features push,webhook`).
 //!
+//! With the feature `webauthn` (`cargo run --example demo --features webauthn`), security
+//! keys and passkeys are offered too: open http://localhost:3000 (browsers allow WebAuthn
+//! over plain HTTP only on `localhost`).
+//!
 //! Every event is printed as one JSON line on standard output; everything else (start-up
 //! messages, out-of-band codes "sent" or "called" by the console sender) goes to standard
 //! error.
@@ -413,6 +417,20 @@ fn is_staff(user: &UserId) -> bool {
         .any(|(name, staff)| *staff && *name == user.as_str())
 }
 
+/// Security keys for the demo (feature `webauthn`). Browsers allow WebAuthn over plain HTTP
+/// only on `localhost`, so the relying party is `localhost` on the demo's port: open the demo
+/// at http://localhost:PORT to use a key.
+#[cfg(feature = "webauthn")]
+fn with_security_keys(
+    two_factor: TwoFactor,
+    addr: SocketAddr,
+) -> Result<TwoFactor, tower_otp::webauthn::RelyingPartyError> {
+    let origin = format!("http://localhost:{}", addr.port());
+    let site = tower_otp::webauthn::RelyingParty::new("localhost", &origin, "tower-otp demo")?;
+    eprintln!("Security keys: open {origin} (WebAuthn needs localhost over plain HTTP).");
+    Ok(two_factor.with_webauthn(site))
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = match options() {
@@ -455,6 +473,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_sender("sms", ConsoleSender::with_writer(std::io::stderr()))
         .with_sender("call", ConsoleSender::with_writer(std::io::stderr()));
     let two_factor = with_push(two_factor, options.push_url.as_deref())?;
+    #[cfg(feature = "webauthn")]
+    let two_factor = with_security_keys(two_factor, options.addr)?;
     let confirmer = Confirmer::new(&two_factor)
         .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
         .with_method(OutOfBandMethod::new(two_factor.clone(), "sms").into_method())

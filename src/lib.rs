@@ -118,6 +118,7 @@
 //! | `smtp` | no | `SmtpSender`: codes by email over SMTP (lettre, rustls) |
 //! | `webhook` | no | `WebhookSender`: codes through an HTTP gateway, for SMS and calls (reqwest, rustls) |
 //! | `ui` | yes | [`ui::router`]: server-rendered pages (login step, setup wizard, backup codes, profile, disable), minijinja templates (turns on `qr`) |
+//! | `webauthn` | no | `webauthn`: security keys and passkeys as a second factor (webauthn-rs, builds on OpenSSL) |
 //!
 //! ## Logs
 //!
@@ -177,6 +178,9 @@ pub mod store;
 #[cfg(feature = "ui")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ui")))]
 pub mod ui;
+#[cfg(feature = "webauthn")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+pub mod webauthn;
 
 pub use confirm::{ConfirmError, Confirmer};
 pub use device::{

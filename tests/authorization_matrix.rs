@@ -53,6 +53,10 @@ enum Endpoint {
     Status,
     Logout,
     LogoutAll,
+    RegisterKeyBegin,
+    RegisterKeyFinish,
+    VerifyKeyBegin,
+    VerifyKeyFinish,
 }
 
 impl Endpoint {
@@ -80,6 +84,10 @@ impl Endpoint {
             Status => ("GET", "status"),
             Logout => ("POST", "logout"),
             LogoutAll => ("POST", "logout-all"),
+            RegisterKeyBegin => ("POST", "webauthn/register/begin"),
+            RegisterKeyFinish => ("POST", "webauthn/register/finish"),
+            VerifyKeyBegin => ("POST", "webauthn/verify/begin"),
+            VerifyKeyFinish => ("POST", "webauthn/verify/finish"),
         }
     }
 }
@@ -147,6 +155,32 @@ const API: &[(Endpoint, [Expect; 6])] = {
     (LogoutAll,           [LOG_IN,      ok(200),      OTP,           ok(200),     ok(200),     ok(200)]),
     ]
 };
+
+/// The rows of the security-key endpoints (feature `webauthn`). The user has a key of their
+/// own (but a new user has none).
+#[cfg(feature = "webauthn")]
+#[rustfmt::skip]
+const KEY_ROWS: &[(Endpoint, [Expect; 6])] = {
+    use Endpoint::*;
+    const NO_KEY: Expect = Expect(409, "not_configured");
+    &[
+    //                        anonymous     new user      password only  remembered   stale        fresh
+    (RegisterKeyBegin,    [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    (RegisterKeyFinish,   [LOG_IN,      ok(200),      OTP,           REAUTH,      REAUTH,      ok(200)]),
+    // Verifying is how a password-only session passes the second factor.
+    (VerifyKeyBegin,      [LOG_IN,      NO_KEY,       ok(200),       ok(200),     ok(200),     ok(200)]),
+    (VerifyKeyFinish,     [LOG_IN,      Expect(409, "webauthn_ceremony_missing"),
+                                                      ok(200),       ok(200),     ok(200),     ok(200)]),
+    ]
+};
+
+#[cfg(not(feature = "webauthn"))]
+const KEY_ROWS: &[(Endpoint, [Expect; 6])] = &[];
+
+/// Every row of the API table.
+fn api_rows() -> impl Iterator<Item = &'static (Endpoint, [Expect; 6])> {
+    API.iter().chain(KEY_ROWS)
+}
 
 /// A world in one caller state, ready for one request.
 struct World {
@@ -306,8 +340,68 @@ impl World {
             Status => ("/2fa/status".to_owned(), None),
             Logout => ("/2fa/logout".to_owned(), None),
             LogoutAll => ("/2fa/logout-all".to_owned(), None),
+            RegisterKeyBegin | RegisterKeyFinish | VerifyKeyBegin | VerifyKeyFinish => {
+                self.key_request(endpoint).await
+            }
         };
         (method, path, body)
+    }
+
+    /// A security-key row's request. A finish answers a ceremony of the row's own session
+    /// where the session may begin one, else one begun by a fresh session of the user.
+    #[cfg(feature = "webauthn")]
+    async fn key_request(&mut self, endpoint: Endpoint) -> (String, Option<Value>) {
+        use Endpoint::*;
+        use common::api_harness::SoftKey;
+        let mut key = SoftKey::new();
+        let registered = self.account().is_some();
+        if registered {
+            key.register_for(&self.h).await;
+        }
+        let path = format!("/2fa/{}", endpoint.route().1);
+        let body = match endpoint {
+            RegisterKeyBegin => Some(json!({"name": "Key"})),
+            VerifyKeyBegin => None,
+            RegisterKeyFinish => {
+                let begin = "/2fa/webauthn/register/begin";
+                let body = json!({"name": "Key"});
+                let options = match begin_ceremony(&mut self.client, begin, body.clone()).await {
+                    Some(options) => options,
+                    None => {
+                        let account = self.account().unwrap();
+                        let mut fresh = self.h.fresh_session(account).await;
+                        begin_ceremony(&mut fresh, begin, body).await.unwrap()
+                    }
+                };
+                Some(json!({"credential": key.register(&options)}))
+            }
+            VerifyKeyFinish => {
+                let begin = "/2fa/webauthn/verify/begin";
+                let options = match begin_ceremony(&mut self.client, begin, json!({})).await {
+                    Some(options) => options,
+                    None => {
+                        // A key answering a ceremony of no session of this user.
+                        let other = self.h.two_factor.clone();
+                        let mut spare = SoftKey::new();
+                        spare.register_for(&self.h).await;
+                        let options = other
+                            .begin_key_verification(self.h.administrator())
+                            .await
+                            .unwrap();
+                        key = spare;
+                        json!(options)
+                    }
+                };
+                Some(json!({"credential": key.sign(&options)}))
+            }
+            _ => unreachable!("not a security-key row"),
+        };
+        (path, body)
+    }
+
+    #[cfg(not(feature = "webauthn"))]
+    async fn key_request(&mut self, _endpoint: Endpoint) -> (String, Option<Value>) {
+        unreachable!("security-key rows need the feature `webauthn`")
     }
 
     /// A pending email device of a new user, added by the administrator (no code sent yet).
@@ -339,6 +433,13 @@ impl World {
     async fn snapshot(&self) -> (Vec<(String, bool, String, bool)>, usize) {
         (self.h.devices().await, self.h.remembered_browsers().await)
     }
+}
+
+/// Begins a security-key ceremony as `client`: its options, if it may.
+#[cfg(feature = "webauthn")]
+async fn begin_ceremony(client: &mut Client, path: &str, body: Value) -> Option<Value> {
+    let options = client.post(path, body).await;
+    (options.status == 200).then_some(options.json)
 }
 
 /// Runs one cell; a mismatch is described, not panicked on, so that a run lists them all.
@@ -377,7 +478,7 @@ async fn send_and_compare(
 
 async fn api_matrix(backend: Backend) {
     let mut mismatches = Vec::new();
-    for (endpoint, row) in API {
+    for (endpoint, row) in api_rows() {
         for (who, expect) in API_COLUMNS.iter().zip(row) {
             mismatches.extend(api_cell(&backend, *endpoint, *who, *expect).await);
         }
@@ -395,7 +496,7 @@ async fn api_matrix(backend: Backend) {
 type Route = (String, String);
 
 fn table_routes() -> BTreeSet<Route> {
-    let routes = API.iter().map(|(endpoint, _)| endpoint.route());
+    let routes = api_rows().map(|(endpoint, _)| endpoint.route());
     #[cfg(feature = "push")]
     let routes = routes.chain(push::API.iter().map(|(endpoint, _)| endpoint.route()));
     routes
@@ -507,11 +608,16 @@ async fn answered_routes(paths: &BTreeSet<String>) -> BTreeSet<Route> {
     routes
 }
 
+/// Whether this build has the route: the security-key routes need the feature `webauthn`.
+fn built(route: &Route) -> bool {
+    cfg!(feature = "webauthn") || !route.1.starts_with("webauthn/")
+}
+
 #[tokio::test]
 async fn every_endpoint_of_the_api_has_a_row() {
     let table = table_routes();
-    let source = source_routes();
-    let documented = documented_routes();
+    let source: BTreeSet<Route> = source_routes().into_iter().filter(built).collect();
+    let documented: BTreeSet<Route> = documented_routes().into_iter().filter(built).collect();
     assert_eq!(source, table, "routes in src/api/mod.rs vs the matrix");
     assert_eq!(documented, table, "routes in the API docs vs the matrix");
     let paths = table
@@ -541,6 +647,8 @@ enum Operation {
     DeleteAllDevices,
     RenameDevice,
     SetDefaultDevice,
+    /// Begin and finish a security-key registration (feature `webauthn`).
+    RegisterKey,
 }
 
 /// What an operation returns: done, or the error's kind.
@@ -578,6 +686,16 @@ const ENGINE: &[(Operation, [Outcome; 6])] = {
     (SetDefaultDevice,    [DONE,     NEEDS_OTP,     DONE,          DONE,          DONE,  DONE]),
     ]
 };
+
+#[cfg(feature = "webauthn")]
+#[rustfmt::skip]
+const ENGINE_KEY_ROWS: &[(Operation, [Outcome; 6])] = &[
+    //                        new user  password only  remembered     stale          fresh  administrator
+    (Operation::RegisterKey, [DONE,  NEEDS_OTP,     NEEDS_REAUTH,  NEEDS_REAUTH,  DONE,  DONE]),
+];
+
+#[cfg(not(feature = "webauthn"))]
+const ENGINE_KEY_ROWS: &[(Operation, [Outcome; 6])] = &[];
 
 /// The caller a column stands for: a session's own, or the administrator.
 async fn engine_caller(h: &Harness, who: Who, client: &mut Client) -> Caller {
@@ -633,8 +751,31 @@ async fn perform(h: &Harness, operation: Operation, caller: &Caller, targets: &T
         DeleteAllDevices => tf.delete_all_devices(caller).await.map(drop),
         RenameDevice => tf.rename_device(caller, own, "Renamed").await.map(drop),
         SetDefaultDevice => tf.set_default_device(caller, own).await.map(drop),
+        RegisterKey => register_key(h, caller).await,
     };
     done.map_err(|e| e.kind())
+}
+
+#[cfg(feature = "webauthn")]
+async fn register_key(h: &Harness, caller: &Caller) -> Result<(), tower_otp::device::Error> {
+    let options = h.two_factor.begin_key_registration(caller, "Key").await?;
+    let answer = common::api_harness::SoftKey::new().register(&json!(options));
+    let answer = serde_json::from_value(answer).unwrap();
+    let first = !h.two_factor.is_configured(caller.user()).await?;
+    let registered = h
+        .two_factor
+        .finish_key_registration(caller, &answer)
+        .await?;
+    assert_eq!(
+        registered.first, first,
+        "only a user's first factor is their first"
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "webauthn"))]
+async fn register_key(_h: &Harness, _caller: &Caller) -> Result<(), tower_otp::device::Error> {
+    unreachable!("security-key rows need the feature `webauthn`")
 }
 
 async fn engine_cell(
@@ -676,7 +817,7 @@ async fn engine_cell(
 
 async fn engine_matrix(backend: Backend) {
     let mut mismatches = Vec::new();
-    for (operation, row) in ENGINE {
+    for (operation, row) in ENGINE.iter().chain(ENGINE_KEY_ROWS) {
         for (who, expect) in ENGINE_COLUMNS.iter().zip(row) {
             mismatches.extend(engine_cell(&backend, *operation, *who, *expect).await);
         }
@@ -984,6 +1125,8 @@ enum Form {
     DisableWithCode,
     DisableWithWrongCode,
     LogoutAll,
+    /// Adding a security key: its ceremony page (feature `webauthn`).
+    AddSecurityKey,
 }
 
 /// What a form's answer must be.
@@ -1034,6 +1177,19 @@ const PAGES: &[(Form, [Page; 6])] = {
     ]
 };
 
+#[cfg(all(feature = "ui", feature = "webauthn"))]
+#[rustfmt::skip]
+const KEY_PAGES: &[(Form, [Page; 6])] = {
+    use Page::*;
+    &[
+    //                                  anonymous  new user  password only  remembered  stale   fresh
+    (Form::AddSecurityKey,          [Login,     Done,     StepUp,        StepUp,     StepUp, Done]),
+    ]
+};
+
+#[cfg(all(feature = "ui", not(feature = "webauthn")))]
+const KEY_PAGES: &[(Form, [Page; 6])] = &[];
+
 #[cfg(feature = "ui")]
 impl World {
     /// The form's path and fields, without the CSRF token.
@@ -1073,6 +1229,7 @@ impl World {
                 format!("code={}", self.wrong_code()),
             ),
             LogoutAll => (format!("{base}/logout-all"), String::new()),
+            AddSecurityKey => (format!("{base}/setup/method/webauthn"), "name=Key".into()),
         }
     }
 
@@ -1138,7 +1295,7 @@ async fn page_cell(backend: &Backend, form: Form, who: Who, expect: Page) -> Vec
 #[cfg(feature = "ui")]
 async fn pages_matrix(backend: Backend) {
     let mut mismatches = Vec::new();
-    for (form, row) in PAGES {
+    for (form, row) in PAGES.iter().chain(KEY_PAGES) {
         for (who, expect) in PAGE_COLUMNS.iter().zip(row) {
             mismatches.extend(page_cell(&backend, *form, *who, *expect).await);
         }

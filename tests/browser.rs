@@ -10,101 +10,20 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::json;
+use fantoccini::{Client, Locator};
 use tower_otp::otp::{Algorithm, Digits, OtpKey, Secret};
 
+use common::chromium::Chromedriver;
 use common::demo::Demo;
 use common::http::send;
-use common::redis_server::{RedisServer, free_port};
-
-const INSTALL_HINT: &str = "The browser tests drive headless Chromium through chromedriver, \
-     and `chromium` or `chromedriver` was not found on PATH. Install them (Debian: \
-     `apt-get install chromium chromium-driver`) or run `scripts/test`, which installs them.";
+use common::redis_server::RedisServer;
 
 /// How long one journey may take, waits for fresh TOTP steps included.
 const JOURNEY_LIMIT: Duration = Duration::from_secs(240);
-
-/// A program on PATH, or the test fails saying how to install it.
-fn require(program: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| panic!("{program} not found. {INSTALL_HINT}"))
-}
-
-/// A `chromedriver` on a free loopback port; stopped when dropped.
-struct Chromedriver {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Chromedriver {
-    fn start() -> Chromedriver {
-        let binary = require("chromedriver");
-        for _ in 0..5 {
-            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-            let mut child = Command::new(&binary)
-                .arg(format!("--port={}", addr.port()))
-                .arg("--allowed-ips=127.0.0.1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start chromedriver");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                    return Chromedriver { child, addr };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("chromedriver did not start");
-    }
-
-    /// A new headless Chromium with a profile of its own.
-    async fn browser(&self, profile: &std::path::Path) -> Client {
-        let chromium = require("chromium");
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1100,1200",
-                         "--no-first-run", "--disable-extensions",
-                         format!("--user-data-dir={}", profile.display())],
-            }),
-        );
-        let connect = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://{}", self.addr))
-            .await;
-        connect.unwrap_or_else(|e| panic!("a Chromium session: {e}. {INSTALL_HINT}"))
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Screenshots of each page, numbered in journey order.
 struct Screenshots {

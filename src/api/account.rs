@@ -16,6 +16,7 @@ use super::{ApiConfig, ApiError};
 use crate::confirm::{Confirmation, ConfirmationId, Confirmer};
 use crate::device::{DeviceId, UserId};
 use crate::remember::BrowserId;
+use crate::session::SessionVerification;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -41,9 +42,18 @@ pub(crate) async fn verify(caller: Caller, ApiJson(body): ApiJson<VerifyRequest>
         None => caller.session.verify_any(&body.code).await,
     }
     .map_err(failed)?;
+    verified(&caller, &done, body.remember).await
+}
+
+/// The answer to a verification that succeeded, remembering the browser if asked.
+pub(crate) async fn verified(
+    caller: &Caller,
+    done: &SessionVerification,
+    remember: bool,
+) -> ApiResult {
     // Remembering needs a cookie client and remember-device cookies on the layer; otherwise
     // the answer just says it did not happen.
-    let remembered = body.remember && caller.session.remember_device().await.is_ok();
+    let remembered = remember && caller.session.remember_device().await.is_ok();
     let mut answer = json!({
         "verified": true,
         "device_id": done.verification.device.id.as_str(),
@@ -52,7 +62,7 @@ pub(crate) async fn verify(caller: Caller, ApiJson(body): ApiJson<VerifyRequest>
     if let Some(remaining) = done.verification.backup_codes_remaining {
         answer["backup_codes_remaining"] = json!(remaining);
     }
-    if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
+    if let Some(token) = bearer_token(caller, done.token.as_ref()) {
         answer["token"] = json!(token);
     }
     Ok(Json(answer).into_response())

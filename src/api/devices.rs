@@ -16,11 +16,12 @@ use super::{ApiConfig, ApiError};
 use crate::device::{Device, DeviceId, DeviceKind, Enrollment, HotpSettings, TotpSettings};
 use crate::engine::Method;
 use crate::otp::{Algorithm, Digits, TotpParams};
+use crate::session::SessionConfirmation;
 
 type ApiResult = Result<Response, ApiError>;
 
 /// Responses that carry a secret must never be cached.
-fn no_store(status: StatusCode, body: Value) -> Response {
+pub(crate) fn no_store(status: StatusCode, body: Value) -> Response {
     (status, [(CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
@@ -66,6 +67,9 @@ fn method_view(method: &Method) -> Value {
                                    "config_schema": {"type": "object", "required": ["token", "public_key"],
                                                      "properties": {"token": {"type": "string"},
                                                                     "public_key": {"type": "string"}}}})
+        }
+        DeviceKind::WebAuthn => {
+            json!({"key": key, "kind": kind.as_str(), "name": "Security key"})
         }
         _ => json!({"key": key, "kind": kind.as_str(), "name": format!("Code by {key}"),
                     "config_schema": {"type": "object", "required": ["destination"],
@@ -189,6 +193,10 @@ pub(crate) async fn create(
         "backup_codes" => Err(ApiError::bad_request(
             "unknown_method",
             "Backup codes are created with POST backup-codes.",
+        )),
+        "webauthn" => Err(ApiError::bad_request(
+            "unknown_method",
+            "Security keys are registered with POST webauthn/register/begin.",
         )),
         channel if two_factor.channels().any(|c| c == channel) => {
             let destination = parse_config::<OutOfBandConfig>(body.config)?.destination;
@@ -314,11 +322,16 @@ pub(crate) async fn confirm(
         .confirm_device(&id, &body.code)
         .await
         .map_err(|e| ApiError::session(&e, caller.now()))?;
+    confirmed(&caller, &done)
+}
+
+/// The answer to a device confirmation that succeeded.
+pub(crate) fn confirmed(caller: &Caller, done: &SessionConfirmation) -> ApiResult {
     // Only a first device verifies the session; a further one leaves it as it was.
     let verified = done.verified_session || caller.status.is_verified();
     let device = &done.confirmed.verification.device;
     let mut answer = json!({"device": DeviceView::from(device), "verified": verified});
-    if let Some(token) = bearer_token(&caller, done.token.as_ref()) {
+    if let Some(token) = bearer_token(caller, done.token.as_ref()) {
         answer["token"] = json!(token);
     }
     Ok(Json(answer).into_response())

@@ -86,6 +86,7 @@ impl ApiError {
             Error::Store(store) => return Self::store(store),
             Error::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_code"),
             Error::InvalidCode | Error::Replayed => (StatusCode::UNAUTHORIZED, "invalid_code"),
+            Error::KeyRefused | Error::CounterRegressed => (StatusCode::UNAUTHORIZED, error.kind()),
             Error::Throttled { .. }
             | Error::Locked { .. }
             | Error::Cooldown { .. }
@@ -99,7 +100,9 @@ impl ApiError {
             | Error::NotConfigured
             | Error::TooManyDevices
             | Error::TooManyPendingDevices
-            | Error::DuplicateDevice => (StatusCode::CONFLICT, error.kind()),
+            | Error::DuplicateDevice
+            | Error::CeremonyMissing
+            | Error::KeyRegisteredAlready => (StatusCode::CONFLICT, error.kind()),
             Error::Delivery(_) => (StatusCode::BAD_GATEWAY, error.kind()),
             Error::Approval(approval) => (approval_status(approval), error.kind()),
             Error::Sealing(_) => (StatusCode::INTERNAL_SERVER_ERROR, error.kind()),

@@ -40,6 +40,8 @@
 //! | `POST verify` `{device_id?, code, remember?}` | verifies the session; without `device_id` any confirmed device may match, backup codes included; bearer clients get the rotated session `token` |
 //! | `GET remembered`, `DELETE remembered/{id}`, `DELETE remembered` | the user's remembered browsers |
 //! | `GET status` | authenticated, user, verified, device, verified_at, remembered, configured, and `devices`: the confirmed ones to choose from, `{id, kind, name, default, destination?}` (out-of-band destinations masked) |
+//! | `POST webauthn/register/begin` `{name}`, `POST webauthn/register/finish` `{credential}` | registers a security key (feature `webauthn`): the options for `navigator.credentials.create()`, then the browser's answer; the key is a confirmed device at once (and the user's first verifies the session) |
+//! | `POST webauthn/verify/begin`, `POST webauthn/verify/finish` `{credential, remember?}` | verifies the session with a security key: the options for `navigator.credentials.get()`, then the browser's answer; answered as `verify` |
 //! | `POST logout`, `POST logout-all` | ends this session / every session of the user (under an identity source, `logout` ends only the second-factor verification: the application's login goes on) |
 //!
 //! The engine's factor rule applies to every endpoint (see [`Caller`](crate::Caller)): for a
@@ -74,6 +76,8 @@ mod devices;
 mod error;
 mod extract;
 mod views;
+#[cfg(feature = "webauthn")]
+mod webauthn;
 
 use std::sync::Arc;
 
@@ -172,5 +176,20 @@ fn routes() -> Router<Arc<ApiConfig>> {
     let routes = routes
         .route("/approvals/{id}", get(approvals::poll))
         .route("/approvals/{id}/answer", post(approvals::answer));
+    #[cfg(feature = "webauthn")]
+    let routes = routes
+        .route(
+            "/webauthn/register/begin",
+            post(webauthn::begin_registration),
+        )
+        .route(
+            "/webauthn/register/finish",
+            post(webauthn::finish_registration),
+        )
+        .route("/webauthn/verify/begin", post(webauthn::begin_verification))
+        .route(
+            "/webauthn/verify/finish",
+            post(webauthn::finish_verification),
+        );
     routes
 }

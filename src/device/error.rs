@@ -104,6 +104,20 @@ pub enum Error {
     /// The code could not be delivered; no code is pending.
     #[error("the code could not be delivered: {0}")]
     Delivery(SendError),
+    /// A security-key step came with no ceremony of this session to answer: never begun,
+    /// used already, or expired.
+    #[error("no security-key ceremony is in progress; begin again")]
+    CeremonyMissing,
+    /// The security key's answer does not verify (wrong key, origin or challenge, or a
+    /// malformed answer).
+    #[error("the security key's answer was refused")]
+    KeyRefused,
+    /// The security key's signature counter went backwards: it may have been cloned.
+    #[error("the security key's signature counter went backwards")]
+    CounterRegressed,
+    /// The security key is registered already.
+    #[error("this security key is registered already")]
+    KeyRegisteredAlready,
     /// No provisioning URI can be made for these settings.
     #[error(transparent)]
     Provisioning(#[from] ProvisioningError),
@@ -143,6 +157,10 @@ impl Error {
             Error::Cooldown { .. } => "cooldown",
             Error::SendLimited { .. } => "send_limited",
             Error::Delivery(_) => "delivery_failed",
+            Error::CeremonyMissing => "webauthn_ceremony_missing",
+            Error::KeyRefused => "webauthn_refused",
+            Error::CounterRegressed => "webauthn_counter_regressed",
+            Error::KeyRegisteredAlready => "webauthn_key_registered",
             Error::Provisioning(_) => "invalid_provisioning",
             Error::Sealing(_) => "server_misconfigured",
             Error::Store(error) => error.kind(),

@@ -161,6 +161,9 @@ pub enum DeviceKind {
     /// A phone app that approves logins when asked, with signed answers (see
     /// [`push`](crate::push)).
     Push,
+    /// A security key or passkey (WebAuthn; feature `webauthn`).
+    #[serde(rename = "webauthn")]
+    WebAuthn,
 }
 
 impl DeviceKind {
@@ -172,6 +175,7 @@ impl DeviceKind {
             DeviceKind::BackupCodes => "backup_codes",
             DeviceKind::OutOfBand => "out_of_band",
             DeviceKind::Push => "push",
+            DeviceKind::WebAuthn => "webauthn",
         }
     }
 }
@@ -226,6 +230,17 @@ pub enum DeviceConfig {
         /// The Ed25519 public key its answers are signed with, as unpadded base64url.
         public_key: String,
     },
+    /// A security key (WebAuthn). Its signature counter is kept in the device's state
+    /// (`next_counter`), where the store checks and moves it atomically.
+    #[serde(rename = "webauthn")]
+    WebAuthn {
+        /// The credential id the authenticator gave, base64url without padding: unique among
+        /// the user's keys.
+        credential_id: String,
+        /// The registered credential (public key and its parameters) as the relying party
+        /// serialised it. Public: no secret is kept for a security key.
+        credential: String,
+    },
 }
 
 impl DeviceConfig {
@@ -237,6 +252,7 @@ impl DeviceConfig {
             DeviceConfig::BackupCodes => DeviceKind::BackupCodes,
             DeviceConfig::OutOfBand { .. } => DeviceKind::OutOfBand,
             DeviceConfig::Push { .. } => DeviceKind::Push,
+            DeviceConfig::WebAuthn { .. } => DeviceKind::WebAuthn,
         }
     }
 }

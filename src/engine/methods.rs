@@ -59,7 +59,13 @@ impl TwoFactor {
         let channels = self
             .channels()
             .map(|channel| Method::new(channel, DeviceKind::OutOfBand));
-        let methods = built_in.into_iter().chain(channels);
+        #[cfg(feature = "webauthn")]
+        let keys = self
+            .relying_party()
+            .map(|_| Method::new("webauthn", DeviceKind::WebAuthn));
+        #[cfg(not(feature = "webauthn"))]
+        let keys = None;
+        let methods = built_in.into_iter().chain(keys).chain(channels);
         #[cfg(feature = "push")]
         let methods = methods.chain(
             self.push_enabled()

@@ -102,6 +102,8 @@ struct Inner {
     events: Events,
     #[cfg(feature = "push")]
     push: crate::push::PushSettings,
+    #[cfg(feature = "webauthn")]
+    relying_party: Option<Arc<crate::webauthn::RelyingParty>>,
 }
 
 /// What an operation asks of its caller (see [`Caller`]).
@@ -230,6 +232,8 @@ impl TwoFactor {
                 events: Events::new(),
                 #[cfg(feature = "push")]
                 push: crate::push::PushSettings::default(),
+                #[cfg(feature = "webauthn")]
+                relying_party: None,
             }),
         }
     }
@@ -353,6 +357,21 @@ impl TwoFactor {
     /// Emits events on `events` (default: a bus of its own, see [`TwoFactor::events`]).
     pub fn with_events(self, events: Events) -> Self {
         self.configure(|c| c.events = events)
+    }
+
+    /// Accepts security keys and passkeys (WebAuthn) for `relying_party`: the site that
+    /// registers them and that they answer (see [`crate::webauthn`]).
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub fn with_webauthn(self, relying_party: crate::webauthn::RelyingParty) -> Self {
+        let relying_party = Arc::new(relying_party);
+        self.configure(|c| c.relying_party = Some(relying_party))
+    }
+
+    /// The relying party security keys answer, if configured.
+    #[cfg(feature = "webauthn")]
+    pub(crate) fn relying_party(&self) -> Option<&crate::webauthn::RelyingParty> {
+        self.inner.relying_party.as_deref()
     }
 
     /// The event bus: register hooks and subscribe here.
@@ -1134,7 +1153,7 @@ fn limit(max: usize) -> u32 {
     u32::try_from(max.max(1)).unwrap_or(u32::MAX)
 }
 
-fn check_name(name: &str) -> Result<String, Error> {
+pub(crate) fn check_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     let count = name.chars().count();
     if count == 0 || count > MAX_NAME_CHARS || name.chars().any(char::is_control) {

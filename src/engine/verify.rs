@@ -76,6 +76,8 @@ impl TwoFactor {
             DeviceConfig::BackupCodes => self.inner.backup.normalise(input).is_some(),
             // A push device answers approvals: no code is ever one of its.
             DeviceConfig::Push { .. } => false,
+            // A security key answers a ceremony, never a typed code.
+            DeviceConfig::WebAuthn { .. } => false,
         }
     }
 
@@ -193,7 +195,7 @@ impl TwoFactor {
     /// the user: the store sets the lock to `now + lock_period` on the attempt that reaches
     /// the limit, and counts no attempt while locked, so no other attempt leaves that mark.
     /// Costs one read of the user's state, on failures only.
-    async fn announce_lock_set_at(&self, user: &UserId, now: Timestamp) {
+    pub(crate) async fn announce_lock_set_at(&self, user: &UserId, now: Timestamp) {
         let lock_this_attempt_sets = now.saturating_add(self.inner.throttle.lock_period());
         match self.inner.store.user_failures(user).await {
             Ok((_, Some(until))) if until == lock_this_attempt_sets && until > now => {
@@ -280,6 +282,7 @@ impl TwoFactor {
                 });
             }
             DeviceConfig::Push { .. } => return Err(Error::InvalidCode),
+            DeviceConfig::WebAuthn { .. } => return Err(Error::InvalidCode),
         };
         match counter_match {
             CounterMatch::Fresh {
@@ -294,7 +297,7 @@ impl TwoFactor {
         }
     }
 
-    async fn verified(
+    pub(crate) async fn verified(
         &self,
         device: Device,
         now: Timestamp,

@@ -158,6 +158,9 @@ pub enum EventKind {
         /// When pushes may be sent again.
         blocked_until: Timestamp,
     },
+    /// A security key answered with a signature counter not above the one stored: it may
+    /// have been cloned. The verification was refused.
+    WebauthnCounterRegressed,
 }
 
 fn one() -> u64 {
@@ -196,6 +199,7 @@ impl EventKind {
             EventKind::ApprovalDenied { .. } => "approval_denied",
             EventKind::ApprovalExpired => "approval_expired",
             EventKind::ApprovalReported { .. } => "approval_reported",
+            EventKind::WebauthnCounterRegressed => "webauthn_counter_regressed",
         }
     }
 }

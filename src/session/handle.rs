@@ -349,6 +349,53 @@ impl OtpSession {
             .two_factor()
             .confirm_device(&caller, device, input)
             .await?;
+        self.settle_confirmation(&mut current, confirmed).await
+    }
+
+    /// Verifies the session with the browser's `answer` to the security-key ceremony this
+    /// session began ([`TwoFactor::begin_key_verification`] with [`OtpSession::caller`]), as
+    /// [`OtpSession::verify`] does with a code.
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub async fn finish_key_verification(
+        &self,
+        answer: &crate::webauthn::PublicKeyCredential,
+    ) -> Result<SessionVerification, SessionError> {
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        self.claim_pending_attempt(&mut current).await?;
+        let verification = self
+            .two_factor()
+            .finish_key_verification(&caller, answer)
+            .await?;
+        self.mark_verified(&mut current, verification).await
+    }
+
+    /// Registers the security key of the browser's `answer` to the registration this session
+    /// began ([`TwoFactor::begin_key_registration`] with [`OtpSession::caller`]), under the
+    /// factor rule of [`OtpSession::confirm_device`]: the user's first key verifies the
+    /// session.
+    #[cfg(feature = "webauthn")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webauthn")))]
+    pub async fn finish_key_registration(
+        &self,
+        answer: &crate::webauthn::RegisterPublicKeyCredential,
+    ) -> Result<SessionConfirmation, SessionError> {
+        let mut current = self.current().await?;
+        let caller = session_caller(&current)?;
+        let confirmed = self
+            .two_factor()
+            .finish_key_registration(&caller, answer)
+            .await?;
+        self.settle_confirmation(&mut current, confirmed).await
+    }
+
+    /// Verifies the session with a newly confirmed device if it is the user's first.
+    async fn settle_confirmation(
+        &self,
+        current: &mut Option<Current>,
+        confirmed: ConfirmedDevice,
+    ) -> Result<SessionConfirmation, SessionError> {
         if !confirmed.first {
             return Ok(SessionConfirmation {
                 confirmed,
@@ -357,7 +404,7 @@ impl OtpSession {
             });
         }
         let verification = confirmed.verification.clone();
-        let done = self.mark_verified(&mut current, verification).await?;
+        let done = self.mark_verified(current, verification).await?;
         let device = &done.verification.device;
         self.two_factor()
             .emit(EventKind::UserVerified, &device.user, Some(device));

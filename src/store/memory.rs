@@ -11,9 +11,10 @@ use subtle::ConstantTimeEq;
 
 use super::rate_limit::room_at;
 use super::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoadedSession, RateBucket,
-    RateCount, RateKey, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    LoadedSession, RateBucket, RateCount, RateKey, Store, StoreError, SuccessProof,
+    counter_moves_forward,
 };
 use super::{LoginBinding, check_approval_settling};
 use crate::clock::{Clock, SharedClock, Timestamp, system_clock};
@@ -64,6 +65,8 @@ struct State {
     confirmations: HashMap<ConfirmationKey, ConfirmationRecord>,
     confirmations_by_tag: HashMap<UserTag, HashSet<ConfirmationKey>>,
     rate_counters: HashMap<RateKey, RateCounter>,
+    /// WebAuthn ceremonies by user and [`CeremonyKey::name`].
+    ceremonies: HashMap<(UserId, String), CeremonyState>,
     writes: u64,
     approvals: HashMap<ApprovalKey, Expiring<ApprovalRecord>>,
     push_users: HashMap<UserTag, PushUser>,
@@ -363,6 +366,7 @@ impl State {
             user.prune_expired(now);
         }
         self.confirmations.retain(|_, c| c.retain_until > now);
+        self.ceremonies.retain(|_, c| c.expires_at > now);
         let confirmations = &self.confirmations;
         self.confirmations_by_tag.retain(|_, keys| {
             keys.retain(|key| confirmations.contains_key(key));
@@ -1208,6 +1212,58 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn put_ceremony(
+        &self,
+        key: &CeremonyKey,
+        state: &CeremonyState,
+    ) -> Result<(), StoreError> {
+        let mut store = self.lock_for_write();
+        store
+            .ceremonies
+            .insert((key.user.clone(), key.name()), state.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(
+        &self,
+        key: &CeremonyKey,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyState>, StoreError> {
+        let expiry_now = now.max(self.clock.now());
+        let mut store = self.lock_for_write();
+        let taken = store.ceremonies.remove(&(key.user.clone(), key.name()));
+        Ok(taken.filter(|c| c.expires_at > expiry_now))
+    }
+
+    async fn record_key_use(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<KeyUse, StoreError> {
+        let expiry_now = now.max(self.clock.now());
+        let mut state = self.lock_for_write();
+        let data = state.user_mut(user);
+        let Some(key) = data
+            .live_device_mut(device, expiry_now)
+            .filter(|d| d.confirmed && d.kind() == DeviceKind::WebAuthn)
+        else {
+            return Ok(KeyUse::Missing);
+        };
+        let stored = key.state.next_counter;
+        if !counter_moves_forward(counter, stored) {
+            return Ok(KeyUse::CounterRegressed { stored });
+        }
+        key.state.next_counter = counter;
+        key.state.failures = 0;
+        key.state.last_failure_at = None;
+        key.state.last_used_at = Some(now);
+        data.failures = 0;
+        data.locked_until = None;
+        Ok(KeyUse::Recorded)
     }
 
     // ----- push approvals ------------------------------------------------------------------

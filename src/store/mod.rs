@@ -36,6 +36,7 @@
 #![cfg_attr(feature = "redis", doc = "[`RedisStore`]: RedisStore")]
 #![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: crate#feature-flags")]
 
+mod ceremony;
 mod memory;
 mod rate_limit;
 #[cfg(feature = "redis")]
@@ -52,6 +53,8 @@ use subtle::ConstantTimeEq;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisConfig, RedisStore};
+pub(crate) use ceremony::counter_moves_forward;
+pub use ceremony::{CeremonyKey, CeremonyPurpose, CeremonyState, KeyUse};
 pub use memory::MemoryStore;
 pub use rate_limit::{RateBucket, RateCount, RateKey, RateLimit};
 
@@ -648,6 +651,40 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Checks the store can be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    // ----- security keys (WebAuthn) ---------------------------------------------------------
+
+    /// Stores the state of a WebAuthn ceremony under `key` until `state.expires_at`,
+    /// replacing any earlier ceremony of the same key.
+    async fn put_ceremony(
+        &self,
+        key: &CeremonyKey,
+        state: &CeremonyState,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically takes the ceremony of `key`: returns it and deletes it, so that it is used
+    /// at most once however many requests race for it. A ceremony expired at `now` (or by the
+    /// store's own clock) is gone. A ceremony of another key (another login, purpose or user)
+    /// is never returned, nor consumed.
+    async fn take_ceremony(
+        &self,
+        key: &CeremonyKey,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyState>, StoreError>;
+
+    /// Atomically records a verification by the user's confirmed security key `device` whose
+    /// signature counter is now `counter`: accepted only if the counter moves forward from
+    /// the one stored in the device's `next_counter` (or both are 0, for keys that keep no
+    /// counter), and then stored. On success, as [`Store::commit_success`]: the device's
+    /// `failures` go to 0 and `last_used_at` to `now`, and the user's failure count and lock
+    /// are cleared.
+    async fn record_key_use(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<KeyUse, StoreError>;
 
     // ----- push approvals ------------------------------------------------------------------
     //

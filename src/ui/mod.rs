@@ -28,6 +28,7 @@
 //! | `GET /backup-codes` | how many backup codes are left; `POST` makes a new set, shown once, to print or download as text |
 //! | `GET /disable` | turns the second factor off, with a code |
 //! | `GET /style.css` | the stylesheet |
+//! | `POST /verify/key`, `GET /webauthn.js` | with feature `webauthn`: "Use your security key" on the verification step, and the small script that asks the browser for the key (the setup wizard offers "Security key" as a method) |
 //!
 //! Point the guard's redirect mode at the pages:
 //! `RedirectTargets::new("/login", "/account/two-factor/verify").with_setup("/account/two-factor/setup")`.
@@ -80,6 +81,8 @@ mod config;
 mod csrf;
 mod disable;
 mod form;
+#[cfg(feature = "webauthn")]
+mod keys;
 mod page;
 mod profile;
 mod setup;
@@ -115,7 +118,7 @@ where
 }
 
 fn routes() -> Router<Arc<Ui>> {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(profile::show))
         .route("/style.css", get(page::stylesheet))
         .route("/verify", get(verify::show).post(verify::submit))
@@ -137,5 +140,12 @@ fn routes() -> Router<Arc<Ui>> {
         .route("/browsers/{id}/revoke", post(profile::revoke_browser))
         .route("/browsers/revoke-all", post(profile::revoke_all_browsers))
         .route("/logout", post(profile::logout))
-        .route("/logout-all", post(profile::logout_all))
+        .route("/logout-all", post(profile::logout_all));
+    #[cfg(feature = "webauthn")]
+    let routes = routes
+        .route("/webauthn.js", get(keys::script))
+        .route("/verify/key", post(keys::begin_verification))
+        .route("/verify/key/finish", post(keys::finish_verification))
+        .route("/setup/key/finish", post(keys::finish_registration));
+    routes
 }

@@ -23,6 +23,16 @@ use crate::guard::safe_next;
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The same, and scripts from the pages' own origin (never inline): for the one page whose
+/// work needs the browser's WebAuthn API, marked with [`ScriptPage`].
+const CSP_WITH_SCRIPT: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                               img-src 'self' data:; form-action 'self'; \
+                               frame-ancestors 'none'; base-uri 'none'";
+
+/// Marks an answer whose page runs the pages' own script.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScriptPage;
+
 /// The pages' shared state: settings and templates.
 #[derive(Debug)]
 pub(crate) struct Ui {
@@ -51,6 +61,11 @@ impl Ui {
         if let Some(user) = visitor.user() {
             values.insert("user", Value::from(user.as_str()));
         }
+        #[cfg(feature = "webauthn")]
+        values.insert(
+            "security_keys",
+            Value::from(visitor.session().two_factor().relying_party().is_some()),
+        );
         let rendered = self
             .templates
             .get_template(page.name)
@@ -156,8 +171,12 @@ pub(crate) fn with_query(url: &str, key: &str, value: &str) -> String {
 /// Adds the pages' security headers to every answer, keeping a `Cache-Control` a handler
 /// chose (the stylesheet's).
 pub(crate) async fn security_headers(mut response: Response) -> Response {
+    let csp = match response.extensions().get::<ScriptPage>() {
+        Some(ScriptPage) => CSP_WITH_SCRIPT,
+        None => CSP,
+    };
     let headers = response.headers_mut();
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));

@@ -44,7 +44,11 @@ fn offered(visitor: &Visitor) -> Vec<Method> {
         .two_factor()
         .methods()
         .into_iter()
-        .filter(|method| method.is_shared_secret() || method.is_out_of_band())
+        .filter(|method| {
+            method.is_shared_secret()
+                || method.is_out_of_band()
+                || method.kind() == DeviceKind::WebAuthn
+        })
         .collect()
 }
 
@@ -55,7 +59,7 @@ fn find_offered(visitor: &Visitor, key: &str) -> Option<Method> {
 }
 
 /// `url` with the safe `next`, if there is one.
-fn keep_next(url: String, next: Option<&str>) -> String {
+pub(crate) fn keep_next(url: String, next: Option<&str>) -> String {
     match next.and_then(safe_next) {
         Some(next) => with_query(&url, "next", next),
         None => url,
@@ -147,6 +151,11 @@ pub(crate) async fn start(
             .enroll_hotp(&caller, name, &account, HotpSettings::default())
             .await
             .map(Started::SharedSecret),
+        #[cfg(feature = "webauthn")]
+        DeviceKind::WebAuthn => two_factor
+            .begin_key_registration(&caller, name)
+            .await
+            .map(|options| Started::SecurityKey(Box::new(options))),
         // `offered` lets through nothing else.
         _ => {
             let destination = form.destination.as_deref().unwrap_or_default();
@@ -159,6 +168,11 @@ pub(crate) async fn start(
     match started {
         Ok(Started::SharedSecret(enrolment)) => {
             Confirm::new(&enrolment.device, next).shared_secret(&ui, &visitor, &enrolment)
+        }
+        #[cfg(feature = "webauthn")]
+        Ok(Started::SecurityKey(options)) => {
+            use super::keys::{Ceremony, ceremony_page};
+            ceremony_page(&ui, &visitor, Ceremony::Register, &options, next, None)
         }
         Ok(Started::OutOfBand(device)) => {
             // The first code goes out at once; a refusal (a cooldown) shows on the next page.
@@ -190,6 +204,9 @@ pub(crate) async fn start(
 enum Started {
     SharedSecret(Enrollment),
     OutOfBand(Device),
+    /// A security key's registration, begun: the options for the browser.
+    #[cfg(feature = "webauthn")]
+    SecurityKey(Box<crate::webauthn::KeyRegistrationOptions>),
 }
 
 /// The confirmation step of a new device.

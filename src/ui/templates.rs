@@ -24,6 +24,7 @@ pub const TEMPLATE_NAMES: &[&str] = &[
     "profile.html",
     "disable.html",
     "error.html",
+    "security_key.html",
 ];
 
 /// The shipped source of template `name`.
@@ -41,6 +42,7 @@ fn default_source(name: &str) -> &'static str {
         "profile.html" => include_str!("templates/profile.html"),
         "disable.html" => include_str!("templates/disable.html"),
         "error.html" => include_str!("templates/error.html"),
+        "security_key.html" => include_str!("templates/security_key.html"),
         _ => "",
     }
 }

@@ -35,6 +35,8 @@ use super::http::CookieJar;
 pub const USER: &str = "alice";
 /// Where the user's own email device sends its codes.
 pub const USER_EMAIL: &str = "alice@example.com";
+/// The origin security keys answer (feature `webauthn`).
+pub const KEY_ORIGIN: &str = "http://localhost";
 /// Longer than the default re-verification window (20 minutes).
 pub const PAST_THE_WINDOW: Duration = Duration::from_secs(20 * 60 + 1);
 
@@ -118,6 +120,10 @@ impl Harness {
         let phone = super::phone_app::PhoneApp::new();
         #[cfg(feature = "push")]
         let two_factor = two_factor.with_push_sender(phone.clone());
+        #[cfg(feature = "webauthn")]
+        let two_factor = two_factor.with_webauthn(
+            tower_otp::webauthn::RelyingParty::new("localhost", KEY_ORIGIN, "Matrix").unwrap(),
+        );
         let confirmer = Confirmer::new(&two_factor)
             .with_clock(clock.clone())
             .with_method(OutOfBandMethod::new(two_factor.clone(), "email").into_method())
@@ -530,5 +536,52 @@ impl Totp {
             .hotp(clock.now().as_secs() / 30)
             .reveal()
             .to_owned()
+    }
+}
+
+/// A software security key (feature `webauthn`), answering for [`KEY_ORIGIN`].
+#[cfg(feature = "webauthn")]
+pub struct SoftKey(
+    webauthn_authenticator_rs::WebauthnAuthenticator<
+        webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    >,
+);
+
+#[cfg(feature = "webauthn")]
+impl SoftKey {
+    pub fn new() -> SoftKey {
+        SoftKey(webauthn_authenticator_rs::WebauthnAuthenticator::new(
+            webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true),
+        ))
+    }
+
+    fn origin() -> url::Url {
+        url::Url::parse(KEY_ORIGIN).unwrap()
+    }
+
+    /// The key's answer to registration options (as the API's JSON).
+    pub fn register(&mut self, options: &Value) -> Value {
+        let options = serde_json::from_value(options.clone()).unwrap();
+        json!(self.0.do_registration(Self::origin(), options).unwrap())
+    }
+
+    /// The key's answer to verification options (as the API's JSON).
+    pub fn sign(&mut self, options: &Value) -> Value {
+        let options = serde_json::from_value(options.clone()).unwrap();
+        json!(self.0.do_authentication(Self::origin(), options).unwrap())
+    }
+
+    /// Registers the key for the user through the engine, as the administrator.
+    pub async fn register_for(&mut self, h: &Harness) {
+        let tf = &h.two_factor;
+        let options = tf
+            .begin_key_registration(h.administrator(), "Key")
+            .await
+            .unwrap();
+        let answer = self.register(&json!(options));
+        let answer = serde_json::from_value(answer).unwrap();
+        tf.finish_key_registration(h.administrator(), &answer)
+            .await
+            .unwrap();
     }
 }

@@ -16,9 +16,10 @@ use tower_otp::device::{
 use tower_otp::remember::{BrowserId, RememberedBrowser};
 use tower_otp::session::{SessionKey, SessionRecord, VerifiedBy};
 use tower_otp::store::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoginBinding, RateBucket,
-    RateCount, RateKey, RateLimit, SharedStore, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyPurpose, CeremonyState,
+    Challenge, ChallengePut, ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert,
+    DeviceLimits, KeyUse, LoginBinding, RateBucket, RateCount, RateKey, RateLimit, SharedStore,
+    StoreError, SuccessProof,
 };
 use tower_otp::{DeviceKind, ServerKey};
 
@@ -85,6 +86,11 @@ macro_rules! store_conformance_tests {
             a_session_is_not_stored_verified_by_a_device_that_is_gone,
             session_attempts_are_counted_once_each_and_expire,
             user_tags_are_keyed_alike_by_every_client,
+            webauthn_ceremonies_are_taken_once_and_only_by_their_login,
+            webauthn_ceremonies_expire,
+            race_two_hundred_takes_of_one_webauthn_ceremony,
+            security_key_counters_only_move_forward,
+            race_two_hundred_uses_of_one_security_key_counter,
         );
     };
     (@tests $clients:expr; $($name:ident),* $(,)?) => {
@@ -121,6 +127,10 @@ fn hash(n: u32) -> CodeHash {
 fn device(owner: &UserId, kind: DeviceKind, created: u64) -> Device {
     let config = match kind {
         DeviceKind::BackupCodes => DeviceConfig::BackupCodes,
+        DeviceKind::WebAuthn => DeviceConfig::WebAuthn {
+            credential_id: "Y3JlZGVudGlhbA".into(),
+            credential: "{}".into(),
+        },
         DeviceKind::OutOfBand => serde_json::from_value(serde_json::json!({
             "kind": "out_of_band", "channel": "email", "destination": "a@example.com", "digits": 6
         }))
@@ -2998,4 +3008,191 @@ pub async fn a_session_is_not_stored_verified_by_a_device_that_is_gone(
             .unwrap()
     );
     assert_eq!(load(&b, &after).await, Some(unverified));
+}
+
+// ----- security keys (WebAuthn) ---------------------------------------------------------------
+
+fn ceremony_key(owner: &UserId, binding: Option<&str>, purpose: CeremonyPurpose) -> CeremonyKey {
+    CeremonyKey {
+        user: owner.clone(),
+        binding: binding.map(LoginBinding::new),
+        purpose,
+    }
+}
+
+fn ceremony(text: &str, expires_at: Timestamp) -> CeremonyState {
+    CeremonyState {
+        state: text.to_owned(),
+        expires_at,
+    }
+}
+
+pub async fn webauthn_ceremonies_are_taken_once_and_only_by_their_login(
+    a: SharedStore,
+    b: SharedStore,
+) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let now = SystemClock.now();
+    let later = now.saturating_add(Duration::from_secs(300));
+    let mine = ceremony_key(&alice, Some("login-1"), CeremonyPurpose::Authenticate);
+    a.put_ceremony(&mine, &ceremony("first", later))
+        .await
+        .unwrap();
+    // Beginning again in the same login replaces the earlier ceremony.
+    a.put_ceremony(&mine, &ceremony("second", later))
+        .await
+        .unwrap();
+    for other in [
+        ceremony_key(&alice, Some("login-2"), CeremonyPurpose::Authenticate),
+        ceremony_key(&alice, None, CeremonyPurpose::Authenticate),
+        ceremony_key(&alice, Some("login-1"), CeremonyPurpose::Register),
+        ceremony_key(&bob, Some("login-1"), CeremonyPurpose::Authenticate),
+    ] {
+        assert_eq!(
+            b.take_ceremony(&other, now).await.unwrap(),
+            None,
+            "{other:?}"
+        );
+    }
+    // Other logins neither saw nor consumed it; its own login takes it once.
+    assert_eq!(
+        b.take_ceremony(&mine, now).await.unwrap(),
+        Some(ceremony("second", later))
+    );
+    assert_eq!(a.take_ceremony(&mine, now).await.unwrap(), None);
+    // A state may hold any text, separators included.
+    let odd = ceremony("{\"a\":\"b|c\"}", later);
+    a.put_ceremony(&mine, &odd).await.unwrap();
+    assert_eq!(b.take_ceremony(&mine, now).await.unwrap(), Some(odd));
+}
+
+pub async fn webauthn_ceremonies_expire(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let key = ceremony_key(&alice, Some("login"), CeremonyPurpose::Register);
+    // Past its expiry by the caller's clock: gone.
+    let soon = now.saturating_add(Duration::from_secs(5));
+    a.put_ceremony(&key, &ceremony("state", soon))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.take_ceremony(&key, soon.saturating_add(Duration::from_millis(1)))
+            .await
+            .unwrap(),
+        None
+    );
+    // Past it by the store's own clock: gone too, even for a caller whose clock lags.
+    let short = now.saturating_add(Duration::from_millis(800));
+    a.put_ceremony(&key, &ceremony("state", short))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(b.take_ceremony(&key, now).await.unwrap(), None);
+}
+
+pub async fn race_two_hundred_takes_of_one_webauthn_ceremony(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let now = SystemClock.now();
+    let key = ceremony_key(&alice, Some("login"), CeremonyPurpose::Authenticate);
+    a.put_ceremony(
+        &key,
+        &ceremony("state", now.saturating_add(Duration::from_secs(300))),
+    )
+    .await
+    .unwrap();
+    let wins = race(&a, &b, |store| {
+        let key = key.clone();
+        async move { store.take_ceremony(&key, now).await.unwrap().is_some() }
+    })
+    .await;
+    assert_eq!(wins, 1);
+}
+
+pub async fn security_key_counters_only_move_forward(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let key = device(&alice, DeviceKind::WebAuthn, 1);
+    insert(&a, &key).await;
+    // A key that keeps no counter reports 0 every time, until it starts counting.
+    assert_eq!(
+        a.record_key_use(&alice, &key.id, 0, t(10)).await.unwrap(),
+        KeyUse::Recorded
+    );
+    assert_eq!(
+        b.record_key_use(&alice, &key.id, 0, t(11)).await.unwrap(),
+        KeyUse::Recorded
+    );
+    assert_eq!(
+        a.record_key_use(&alice, &key.id, 5, t(12)).await.unwrap(),
+        KeyUse::Recorded
+    );
+    for stale in [5, 3, 0] {
+        assert_eq!(
+            b.record_key_use(&alice, &key.id, stale, t(13))
+                .await
+                .unwrap(),
+            KeyUse::CounterRegressed { stored: 5 },
+            "{stale}"
+        );
+    }
+    // A refused use changed nothing; failures counted before are cleared by a good one.
+    a.begin_attempt(
+        &alice,
+        std::slice::from_ref(&key.id),
+        VERIFY,
+        &throttle_off(),
+        t(14),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        a.record_key_use(&alice, &key.id, u64::from(u32::MAX), t(15))
+            .await
+            .unwrap(),
+        KeyUse::Recorded
+    );
+    let stored = b.get_device(&alice, &key.id).await.unwrap().unwrap();
+    assert_eq!(stored.state.next_counter, u64::from(u32::MAX));
+    assert_eq!(stored.state.failures, 0);
+    assert_eq!(stored.state.last_used_at, Some(t(15)));
+    assert_eq!(b.user_failures(&alice).await.unwrap(), (0, None));
+
+    // Only a live, confirmed security key of the user records a use.
+    let totp = device(&alice, DeviceKind::Totp, 2);
+    insert(&a, &totp).await;
+    let mut pending = device(&alice, DeviceKind::WebAuthn, 3);
+    pending.confirmed = false;
+    insert(&a, &pending).await;
+    for (owner, id) in [
+        (&alice, &totp.id),
+        (&alice, &pending.id),
+        (&alice, &DeviceId::generate()),
+        (&user("bob"), &key.id),
+    ] {
+        assert_eq!(
+            a.record_key_use(owner, id, 1 << 40, t(16)).await.unwrap(),
+            KeyUse::Missing
+        );
+    }
+    assert_eq!(
+        b.get_device(&alice, &totp.id).await.unwrap().unwrap().state,
+        totp.state
+    );
+}
+
+pub async fn race_two_hundred_uses_of_one_security_key_counter(a: SharedStore, b: SharedStore) {
+    let alice = user("alice");
+    let key = device(&alice, DeviceKind::WebAuthn, 1);
+    insert(&a, &key).await;
+    let wins = race(&a, &b, |store| {
+        let (alice, id) = (alice.clone(), key.id.clone());
+        async move {
+            match store.record_key_use(&alice, &id, 7, t(2)).await.unwrap() {
+                KeyUse::Recorded => true,
+                KeyUse::CounterRegressed { stored: 7 } => false,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(wins, 1);
 }

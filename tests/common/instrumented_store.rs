@@ -12,9 +12,9 @@ use tower_otp::device::{CodeHash, Device, DeviceId, ThrottlePolicy, UserId};
 use tower_otp::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use tower_otp::session::{SessionKey, SessionRecord, TagKey, UserTag};
 use tower_otp::store::{
-    AttemptGrant, AttemptPurpose, Challenge, ChallengePut, ConfirmOutcome, ConfirmationAttempt,
-    ConfirmationInsert, DeviceInsert, DeviceLimits, LoadedSession, RateBucket, RateCount,
-    SharedStore, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, CeremonyKey, CeremonyState, Challenge, ChallengePut,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    LoadedSession, RateBucket, RateCount, SharedStore, Store, StoreError, SuccessProof,
 };
 
 /// Delegates to an inner store, counting calls and keeping the challenges it is given; while
@@ -294,5 +294,30 @@ impl Store for InstrumentedStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.gate()?.ping().await
+    }
+    async fn put_ceremony(
+        &self,
+        key: &CeremonyKey,
+        state: &CeremonyState,
+    ) -> Result<(), StoreError> {
+        self.gate()?.put_ceremony(key, state).await
+    }
+    async fn take_ceremony(
+        &self,
+        key: &CeremonyKey,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyState>, StoreError> {
+        self.gate()?.take_ceremony(key, now).await
+    }
+    async fn record_key_use(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<KeyUse, StoreError> {
+        self.gate()?
+            .record_key_use(user, device, counter, now)
+            .await
     }
 }

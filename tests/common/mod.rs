@@ -4,6 +4,8 @@
 
 #[cfg(feature = "api")]
 pub mod api_harness;
+#[cfg(all(feature = "ui", feature = "redis"))]
+pub mod chromium;
 pub mod conformance;
 #[cfg(feature = "redis")]
 pub mod demo;

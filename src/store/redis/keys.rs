@@ -69,6 +69,12 @@ impl Keys {
         self.challenge_prefix(tag) + device.as_str()
     }
 
+    /// One WebAuthn ceremony of the user (a string with a time to live), by
+    /// [`CeremonyKey::name`](crate::store::CeremonyKey::name).
+    pub(super) fn ceremony(&self, tag: &UserTag, name: &str) -> String {
+        self.key(tag, &format!("ceremony:{name}"))
+    }
+
     /// The prefix of the confirmations with `tag`; the confirmation digest completes it.
     pub(super) fn confirmation_prefix(&self, tag: &UserTag) -> String {
         self.key(tag, "confirmation:")

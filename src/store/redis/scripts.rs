@@ -56,6 +56,7 @@ scripts! {
     START_CONFIRMATION => "start_confirmation.lua",
     COUNT_RATE_LIMITED => "count_rate_limited.lua",
     UNCOUNT_RATE_LIMITED => "uncount_rate_limited.lua",
+    RECORD_KEY_USE => "record_key_use.lua",
 }
 
 /// The push approval scripts: the prelude, then the approvals' own, then the script.

@@ -25,6 +25,7 @@ fn kind_letter(kind: DeviceKind) -> char {
         DeviceKind::BackupCodes => 'b',
         DeviceKind::OutOfBand => 'o',
         DeviceKind::Push => 'p',
+        DeviceKind::WebAuthn => 'w',
     }
 }
 
@@ -35,6 +36,7 @@ fn kind_of(letter: &str) -> Result<DeviceKind, StoreError> {
         "b" => Ok(DeviceKind::BackupCodes),
         "o" => Ok(DeviceKind::OutOfBand),
         "p" => Ok(DeviceKind::Push),
+        "w" => Ok(DeviceKind::WebAuthn),
         _ => Err(corrupt()),
     }
 }
@@ -168,6 +170,20 @@ mod tests {
             assert_eq!(live.configured, Some(true));
             assert_eq!(loaded(Some(&stored), Some("0"), 2000).unwrap(), None);
             assert_eq!(loaded(None, Some("0"), 0).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn every_kind_reads_back_from_its_letter() {
+        for kind in [
+            DeviceKind::Totp,
+            DeviceKind::Hotp,
+            DeviceKind::BackupCodes,
+            DeviceKind::OutOfBand,
+            DeviceKind::WebAuthn,
+        ] {
+            let letter = kind_letter(kind).to_string();
+            assert_eq!(kind_of(&letter).unwrap(), kind);
         }
     }
 

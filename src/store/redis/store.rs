@@ -21,9 +21,9 @@ use crate::remember::{BrowserId, RememberedBrowser, RememberedCheck};
 use crate::session::{SessionKey, SessionRecord, TagKey, UserTag, UserTagger};
 use crate::store::rate_limit::room_at;
 use crate::store::{
-    AttemptGrant, AttemptPurpose, AttemptSlot, Challenge, ChallengePut, ConfirmOutcome,
-    ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, LoadedSession,
-    LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
+    AttemptGrant, AttemptPurpose, AttemptSlot, CeremonyKey, CeremonyState, Challenge, ChallengePut,
+    ConfirmOutcome, ConfirmationAttempt, ConfirmationInsert, DeviceInsert, DeviceLimits, KeyUse,
+    LoadedSession, LoginBinding, RateBucket, RateCount, Store, StoreError, SuccessProof,
 };
 
 /// The id of the device a session record says verified it ('' if none), and the record
@@ -1085,6 +1085,74 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.command(redis::cmd("PING")).await.map(drop)
+    }
+
+    async fn put_ceremony(
+        &self,
+        key: &CeremonyKey,
+        state: &CeremonyState,
+    ) -> Result<(), StoreError> {
+        // The expiry goes in the value too, so that a taker checks it against its own clock
+        // as the other stores do; Redis's own expiry drops the record.
+        let expires_at = state.expires_at.as_millis();
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.ceremony(&self.user_tag(&key.user), &key.name()))
+            .arg(format!("{expires_at}|{}", state.state))
+            .arg("PXAT")
+            .arg(expires_at.max(1));
+        self.command(set).await.map(drop)
+    }
+
+    async fn take_ceremony(
+        &self,
+        key: &CeremonyKey,
+        now: Timestamp,
+    ) -> Result<Option<CeremonyState>, StoreError> {
+        let mut take = redis::cmd("GETDEL");
+        take.arg(self.keys.ceremony(&self.user_tag(&key.user), &key.name()));
+        let value = self.command(take).await?;
+        let Some(text) = reply::text(&value)? else {
+            return Ok(None);
+        };
+        let (expires_at, state) = text
+            .split_once('|')
+            .ok_or_else(|| reply::corrupt("ceremony"))?;
+        let expires_at = Timestamp::from_millis(
+            expires_at
+                .parse()
+                .map_err(|_| reply::corrupt("ceremony expiry"))?,
+        );
+        Ok((expires_at > now).then(|| CeremonyState {
+            state: state.to_owned(),
+            expires_at,
+        }))
+    }
+
+    async fn record_key_use(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<KeyUse, StoreError> {
+        let tag = self.user_tag(user);
+        let mut call = scripts::RECORD_KEY_USE.prepare_invoke();
+        call.key(self.keys.devices(&tag))
+            .key(self.keys.user(&tag))
+            .arg(device.as_str())
+            .arg(counter)
+            .arg(now.as_millis());
+        let answer = reply::required_array(self.eval(call).await?, "key use result")?;
+        match answer.as_slice() {
+            [status] if reply::text(status)? == Some("recorded") => Ok(KeyUse::Recorded),
+            [status] if reply::text(status)? == Some("missing") => Ok(KeyUse::Missing),
+            [status, stored] if reply::text(status)? == Some("regressed") => {
+                Ok(KeyUse::CounterRegressed {
+                    stored: reply::number(stored, "stored signature counter")?,
+                })
+            }
+            _ => Err(reply::corrupt("key use result")),
+        }
     }
 
     // ----- push approvals ------------------------------------------------------------------
