@@ -653,6 +653,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     // ----- security keys (WebAuthn) ---------------------------------------------------------
+    //
+    // Defaults fail closed, as for push approvals below: a backend written before security
+    // keys existed still builds, and refuses every ceremony.
 
     /// Stores the state of a WebAuthn ceremony under `key` until `state.expires_at`,
     /// replacing any earlier ceremony of the same key.
@@ -660,7 +663,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &CeremonyKey,
         state: &CeremonyState,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let _ = (key, state);
+        Err(CEREMONIES_UNSUPPORTED)
+    }
 
     /// Atomically takes the ceremony of `key`: returns it and deletes it, so that it is used
     /// at most once however many requests race for it. A ceremony expired at `now` (or by the
@@ -670,7 +676,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &CeremonyKey,
         now: Timestamp,
-    ) -> Result<Option<CeremonyState>, StoreError>;
+    ) -> Result<Option<CeremonyState>, StoreError> {
+        let _ = (key, now);
+        Err(CEREMONIES_UNSUPPORTED)
+    }
 
     /// Atomically records a verification by the user's confirmed security key `device` whose
     /// signature counter is now `counter`: accepted only if the counter moves forward from
@@ -684,7 +693,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         device: &DeviceId,
         counter: u64,
         now: Timestamp,
-    ) -> Result<KeyUse, StoreError>;
+    ) -> Result<KeyUse, StoreError> {
+        let _ = (user, device, counter, now);
+        Err(CEREMONIES_UNSUPPORTED)
+    }
 
     // ----- push approvals ------------------------------------------------------------------
     //
@@ -753,6 +765,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         Err(APPROVALS_UNSUPPORTED)
     }
 }
+
+/// What a backend without security keys answers to every ceremony and key use.
+const CEREMONIES_UNSUPPORTED: StoreError =
+    StoreError::Invalid("this store does not keep WebAuthn ceremonies");
 
 /// What a backend without approvals answers to every approval operation.
 const APPROVALS_UNSUPPORTED: StoreError =
