@@ -27,6 +27,7 @@ use common::api_harness::{Account, Backend, Client, Harness, Totp, Who};
 
 /// An endpoint of `api::router`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
 enum Endpoint {
     Methods,
     ListDevices,
@@ -637,6 +638,7 @@ async fn every_endpoint_of_the_api_has_a_row() {
 
 /// A factor-changing (or factor-touching) operation of `TwoFactor`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
 enum Operation {
     EnrollTotp,
     EnrollHotp,
@@ -1113,6 +1115,7 @@ mod push {
 /// A form of the pages (`ui::router`, at `/account/two-factor`).
 #[cfg(feature = "ui")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "webauthn"), allow(dead_code))]
 enum Form {
     AddApp,
     AddPhone,

@@ -169,6 +169,7 @@ where
             .await
     }
 
+    #[cfg(feature = "axum-login")]
     async fn post_form(&mut self, path: &str, body: &str) -> Answer {
         let form = "application/x-www-form-urlencoded";
         self.send("POST", path, Some((form, body.to_owned()))).await

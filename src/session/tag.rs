@@ -89,6 +89,7 @@ impl TagKey {
     /// A value that only this key gives, stored beside the records a store tags with it so
     /// that a store reached with another key can tell (see `RedisStore`). It reveals nothing
     /// of the key.
+    #[cfg(feature = "redis")]
     pub(crate) fn check_value(&self) -> String {
         let mut mac =
             <HmacSha256 as KeyInit>::new_from_slice(&*self.0).expect("HMAC accepts 32-byte keys");
@@ -143,6 +144,7 @@ impl UserTagger {
     }
 
     /// The bound key, if any.
+    #[cfg(feature = "redis")]
     pub(crate) fn key(&self) -> Option<&TagKey> {
         self.0.get()
     }
