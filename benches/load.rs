@@ -1,6 +1,7 @@
 //! Load test: real HTTP servers in this process (`axum::serve` on `127.0.0.1:0`), each driven
-//! by keep-alive HTTP/1.1 connections with one request in flight each, scenario after scenario,
-//! reporting throughput, latency percentiles and CPU time per request side by side in one
+//! by keep-alive HTTP/1.1 connections with one request in flight each, scenario after scenario
+//! and round after round (every scenario in each round, so that drift on the machine is shared
+//! by all), reporting throughput, latency percentiles and CPU time per request side by side in one
 //! Markdown table:
 //!
 //! * bare axum (the routes without `OtpLayer`);
@@ -21,7 +22,7 @@
 //!
 //! Any other status, or a failed connection, fails the run after the tables are printed.
 //!
-//! Run with `cargo bench --bench load` (about 2½ minutes; needs `redis-server` and
+//! Run with `cargo bench --bench load` (about 3 minutes; needs `redis-server` and
 //! `redis-cli` on `PATH`: the bench starts a private server and a private three-node Cluster
 //! on free loopback ports and stops them at the end). An argument runs only the scenarios
 //! whose name contains it: `cargo bench --bench load -- redis`.
@@ -30,8 +31,9 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `LOAD_SECONDS` | 10 | seconds counted per scenario |
-//! | `LOAD_WARMUP_SECONDS` | 1 | seconds of requests before that, not counted |
+//! | `LOAD_ROUNDS` | 5 | rounds: each runs every scenario in turn, and a scenario's figures are over all its rounds |
+//! | `LOAD_SECONDS` | 10 | seconds counted per scenario, shared among the rounds |
+//! | `LOAD_WARMUP_SECONDS` | 0.5 | seconds of requests before each round's count, not counted |
 //! | `LOAD_CONNECTIONS` | 32 | concurrent connections (and sessions in the wrong-code scenario) |
 //! | `LOAD_MAX_REQUESTS` | 10000000 | most requests per scenario, warm-up included |
 //! | `LOAD_SERVER_THREADS` | the number of CPUs | worker threads of the servers' runtime |
@@ -173,14 +175,27 @@ fn main() {
     ];
 
     println!("{}", settings.describe());
-    let mut rows = Vec::new();
-    for scenario in scenarios {
-        let label = format!("{} ({})", scenario.name, scenario.store);
-        if filter.as_ref().is_some_and(|f| !label.contains(f.as_str())) {
-            continue;
+    let chosen: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|s| {
+            filter
+                .as_ref()
+                .is_none_or(|f| s.label().contains(f.as_str()))
+        })
+        .collect();
+    // Round after round, every scenario in turn: whatever drifts on the machine during the
+    // run (other processes, the CPU's clock, the kernel's buffers) is shared by all of them,
+    // not charged to whichever ran at the time.
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 1..=settings.rounds {
+        for (i, scenario) in chosen.iter().enumerate() {
+            eprintln!("round {round}/{}: {}", settings.rounds, scenario.label());
+            let row = run(&clients, &settings, scenario);
+            match rows.get_mut(i) {
+                Some(total) => total.absorb(row),
+                None => rows.push(row),
+            }
         }
-        eprintln!("running: {label}");
-        rows.push(run(&clients, &settings, scenario));
     }
 
     let all = [
@@ -223,7 +238,7 @@ const LOCAL_CACHE: &str = "redis, local cache";
 
 /// Drives one scenario and reads the CPU time the servers and Redis spent while its requests
 /// were counted.
-fn run(clients: &Runtime, settings: &Settings, scenario: Scenario) -> Row {
+fn run(clients: &Runtime, settings: &Settings, scenario: &Scenario) -> Row {
     let ports = scenario.redis_ports.clone();
     let (outcome, before) = clients.block_on(async {
         let after_warmup = async {
@@ -233,7 +248,7 @@ fn run(clients: &Runtime, settings: &Settings, scenario: Scenario) -> Row {
                 .await
                 .unwrap()
         };
-        let load = load_client::run(scenario.addr, settings.plan(), scenario.templates);
+        let load = load_client::run(scenario.addr, settings.plan(), scenario.templates.clone());
         tokio::join!(load, after_warmup)
     });
     let spent = CpuUse::now(&ports).since(&before);
@@ -269,6 +284,13 @@ impl CpuUse {
         }
     }
 
+    fn plus(&self, other: &CpuUse) -> CpuUse {
+        CpuUse {
+            server: self.server + other.server,
+            redis: self.redis.zip(other.redis).map(|(a, b)| a + b),
+        }
+    }
+
     fn since(&self, before: &CpuUse) -> CpuUse {
         CpuUse {
             server: self.server.saturating_sub(before.server),
@@ -295,6 +317,7 @@ async fn login_cookie(app: &Router) -> String {
 
 /// What the environment (or the smoke-test defaults) asks for.
 struct Settings {
+    rounds: usize,
     measure: Duration,
     warmup: Duration,
     connections: usize,
@@ -306,13 +329,15 @@ struct Settings {
 impl Settings {
     fn from_env(bench: bool) -> Settings {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (seconds, warmup, connections) = if bench {
-            (10.0, 1.0, 32)
+        let (rounds, seconds, warmup, connections) = if bench {
+            (5, 10.0, 0.5, 32)
         } else {
-            (0.2, 0.05, 4)
+            (1, 0.2, 0.05, 4)
         };
+        let rounds = env("LOAD_ROUNDS", rounds).max(1);
         Settings {
-            measure: Duration::from_secs_f64(env("LOAD_SECONDS", seconds)),
+            rounds,
+            measure: Duration::from_secs_f64(env("LOAD_SECONDS", seconds) / rounds as f64),
             warmup: Duration::from_secs_f64(env("LOAD_WARMUP_SECONDS", warmup)),
             connections: env("LOAD_CONNECTIONS", connections).max(1),
             max_requests: env("LOAD_MAX_REQUESTS", 10_000_000).max(1),
@@ -334,16 +359,17 @@ impl Settings {
     /// How far from now the wrong code must match no code of the device: every scenario's
     /// whole time, with room to spare.
     fn horizon(&self) -> Duration {
-        let scenario = self.warmup + self.measure + self.plan().request_timeout;
-        scenario * 10 + Duration::from_secs(300)
+        let round = self.warmup + self.measure + self.plan().request_timeout;
+        round * 10 * self.rounds as u32 + Duration::from_secs(300)
     }
 
     fn describe(&self) -> String {
         format!(
-            "{} connections, {:.2} s warm-up + {:.2} s counted per scenario, \
-             at most {} requests per scenario; server runtime {} worker thread(s), \
-             client runtime {}; {} CPU(s)",
+            "{} connections; {} round(s), in each {:.2} s warm-up + {:.2} s counted per \
+             scenario, at most {} requests per scenario and round; server runtime {} worker \
+             thread(s), client runtime {}; {} CPU(s)",
             self.connections,
+            self.rounds,
             self.warmup.as_secs_f64(),
             self.measure.as_secs_f64(),
             self.max_requests,
@@ -498,6 +524,10 @@ struct Scenario {
 }
 
 impl Scenario {
+    fn label(&self) -> String {
+        format!("{} ({})", self.name, self.store)
+    }
+
     fn new(
         name: &'static str,
         store: &'static str,
@@ -570,6 +600,12 @@ struct Row {
 }
 
 impl Row {
+    /// Adds another round of the same scenario.
+    fn absorb(&mut self, round: Row) {
+        self.outcome.absorb(round.outcome);
+        self.spent = self.spent.plus(&round.spent);
+    }
+
     /// `spent` per counted request, in microseconds, or `-` when not measured.
     fn per_request(&self, spent: Option<Duration>) -> String {
         match spent {

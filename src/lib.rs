@@ -168,6 +168,7 @@ pub mod device;
 pub mod engine;
 pub mod events;
 pub mod guard;
+mod hex;
 pub mod keys;
 pub mod layer;
 pub mod otp;

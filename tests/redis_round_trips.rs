@@ -1,17 +1,20 @@
 //! What a guarded request costs Redis in the steady state, counted by the server itself
 //! (`INFO commandstats` deltas on a private redis-server): one `HMGET`, a plain read, whether
-//! the session is verified or not; and a sliding idle expiry that writes at most once per
-//! refresh interval.
+//! the session is verified or not; a sliding idle expiry that writes at most once per
+//! refresh interval; and the reads of concurrent requests leaving together, each with its own
+//! reply.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
+use futures_util::future::join_all;
 use tower::ServiceExt;
 
 use common::http::CookieJar;
@@ -21,7 +24,7 @@ use tower_otp::guard::RequireOtpLayer;
 use tower_otp::layer::OtpLayer;
 use tower_otp::session::{OtpSession, SessionConfig};
 use tower_otp::store::RedisConfig;
-use tower_otp::{ServerKey, TwoFactor, UserId};
+use tower_otp::{ServerKey, TwoFactor, UserId, VerifiedDevice};
 
 const REQUESTS: u64 = 50;
 
@@ -44,6 +47,11 @@ fn app(two_factor: TwoFactor, config: SessionConfig) -> Router {
         .route(
             "/guarded",
             get(|| async { "in" }).layer(RequireOtpLayer::new()),
+        )
+        .route(
+            "/whoami",
+            get(|device: VerifiedDevice| async move { device.user().as_str().to_owned() })
+                .layer(RequireOtpLayer::new()),
         )
         .route(
             "/if-configured",
@@ -147,6 +155,28 @@ impl Harness {
             })
             .filter(|(name, _)| name != "info" && !name.starts_with("config"))
             .collect()
+    }
+
+    /// How many times Redis has read from its clients' connections (`INFO stats`).
+    fn network_reads(&self) -> u64 {
+        let info = self.server.query(&["INFO", "stats"]);
+        info.text()
+            .lines()
+            .find_map(|line| line.strip_prefix("total_reads_processed:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_reads_processed in INFO stats")
+    }
+
+    /// `GET /whoami` with `jar`'s cookies: the status and the body.
+    async fn whoami(&self, jar: &CookieJar) -> (StatusCode, String) {
+        let mut request = Request::get("/whoami").body(Body::empty()).unwrap();
+        jar.add_to(request.headers_mut());
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
     fn reset_counts(&self) {
@@ -286,4 +316,93 @@ async fn idle_expiry_slides_with_one_write_per_refresh_interval() {
         h.call(&mut jar, "GET", "/if-configured", "").await,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Users with a verified session each, and requests for all of them at once.
+const USERS: usize = 8;
+const REQUESTS_EACH: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_session_reads_leave_together_and_each_gets_its_own_reply() {
+    let mut socket_reads = Vec::new();
+    for pipelined in [true, false] {
+        let h = Arc::new(
+            harness_with(SessionConfig::default(), |redis| {
+                redis.with_pipelined_reads(pipelined)
+            })
+            .await,
+        );
+        let mut jars = Vec::new();
+        for i in 0..USERS {
+            let user = format!("user-{i}");
+            let jar = Arc::new(h.verified_session(&user).await);
+            jars.push((user, jar));
+        }
+        h.reset_counts();
+        let reads_before = h.network_reads();
+        // Requests on tasks of their own, as a server runs them.
+        let tasks: Vec<_> = jars
+            .iter()
+            .flat_map(|(user, jar)| (0..REQUESTS_EACH).map(move |_| (user.clone(), jar.clone())))
+            .map(|(user, jar)| {
+                let h = h.clone();
+                tokio::spawn(async move { (user, h.whoami(&jar).await) })
+            })
+            .collect();
+        for task in tasks {
+            let (user, (status, body)) = task.await.unwrap();
+            assert_eq!((status, body.as_str()), (StatusCode::OK, user.as_str()));
+        }
+        // The `INFO` of `network_reads` itself was one.
+        let reads = h.network_reads() - reads_before - 1;
+        let n = (USERS * REQUESTS_EACH) as u64;
+        println!(
+            "{n} concurrent reads, pipelined: {pipelined}: Redis read its socket {reads} times"
+        );
+        assert_eq!(h.commands(), only_hmget(n));
+        socket_reads.push(reads);
+    }
+    // However the runtime interleaves the requests, the reads issued in one turn of it share
+    // a pipeline. One by one, the redis crate's own connection coalesces only what happens to
+    // be queued when it writes: no bound holds there, and none is asserted.
+    let pipelined = socket_reads[0];
+    let n = (USERS * REQUESTS_EACH) as u64;
+    assert!(
+        pipelined <= n / 8,
+        "{pipelined} socket reads for {n} pipelined reads"
+    );
+}
+
+#[tokio::test]
+async fn a_read_that_redis_refuses_fails_alone() {
+    let h = harness(SessionConfig::default()).await;
+    let alice = h.verified_session("alice").await;
+    let bob = h.verified_session("bob").await;
+    let carol = h.verified_session("carol").await;
+    // Carol's sessions hash becomes a string: her HMGET gets a WRONGTYPE error.
+    let tag = h
+        .two_factor
+        .store()
+        .user_tag(&UserId::new("carol").unwrap());
+    let key = format!("tower-otp:{{{}}}:s", tag.as_str());
+    h.server.query(&["DEL", &key]);
+    h.server.query(&["SET", &key, "not a hash"]);
+
+    let answers = join_all([&alice, &carol, &bob, &carol, &alice].map(|jar| h.whoami(jar))).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|(status, _)| *status).collect();
+    // Carol's requests fail closed (the store could not be read); the others in the same
+    // pipeline are answered as always.
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            unavailable,
+            StatusCode::OK,
+            unavailable,
+            StatusCode::OK
+        ]
+    );
+    assert_eq!(answers[0].1, "alice");
+    assert_eq!(answers[2].1, "bob");
 }

@@ -77,6 +77,17 @@ impl Outcome {
         self.requests() as f64 / self.elapsed.as_secs_f64()
     }
 
+    /// Adds the counted requests of another run of the same scenario (another round).
+    pub(crate) fn absorb(&mut self, other: Outcome) {
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self.elapsed += other.elapsed;
+        for (status, n) in other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.errors.extend(other.errors);
+    }
+
     /// The latency that a share `q` (0 to 1) of the counted requests did not exceed
     /// (nearest rank).
     pub(crate) fn percentile(&self, q: f64) -> Duration {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -9,12 +10,13 @@ use crate::clock::Timestamp;
 use crate::otp::{Algorithm, Digits, TotpParams, random_bytes};
 
 use super::seal::SealedSecret;
+use crate::hex::Hex128;
 
 /// The application's identifier of a user: whatever its first factor (password login, an
 /// upstream gateway, a JWT `sub`) says the user is. Not a secret; it appears in events.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct UserId(String);
+pub struct UserId(Arc<str>);
 
 impl UserId {
     /// Longest user id accepted, in bytes.
@@ -22,11 +24,7 @@ impl UserId {
 
     /// A user id; empty, overlong or control-character ids are refused.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidId> {
-        let id = id.into();
-        if id.is_empty() || id.len() > Self::MAX_LEN || id.chars().any(char::is_control) {
-            return Err(InvalidId);
-        }
-        Ok(UserId(id))
+        id.into().parse()
     }
 
     /// The id as text.
@@ -57,32 +55,35 @@ impl TryFrom<String> for UserId {
 impl TryFrom<&str> for UserId {
     type Error = InvalidId;
     fn try_from(id: &str) -> Result<Self, InvalidId> {
-        UserId::new(id)
+        id.parse()
     }
 }
 
 impl From<u64> for UserId {
     fn from(id: u64) -> Self {
-        UserId(id.to_string())
+        UserId(id.to_string().into())
     }
 }
 
 impl From<i64> for UserId {
     fn from(id: i64) -> Self {
-        UserId(id.to_string())
+        UserId(id.to_string().into())
     }
 }
 
 impl From<UserId> for String {
     fn from(id: UserId) -> String {
-        id.0
+        id.0.as_ref().to_owned()
     }
 }
 
 impl FromStr for UserId {
     type Err = InvalidId;
     fn from_str(id: &str) -> Result<Self, InvalidId> {
-        UserId::new(id)
+        if id.is_empty() || id.len() > Self::MAX_LEN || id.chars().any(char::is_control) {
+            return Err(InvalidId);
+        }
+        Ok(UserId(id.into()))
     }
 }
 
@@ -94,17 +95,17 @@ pub struct InvalidId;
 /// A device's identifier: 128 random bits as 32 lowercase hex digits.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct DeviceId(String);
+pub struct DeviceId(Hex128);
 
 impl DeviceId {
     /// A new random id.
     pub fn generate() -> Self {
-        DeviceId(data_encoding::HEXLOWER.encode(&random_bytes(16)))
+        DeviceId(Hex128::encode(&random_bytes(16)))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
@@ -112,11 +113,7 @@ impl FromStr for DeviceId {
     type Err = InvalidId;
     /// Parses exactly 32 lowercase hex digits; anything else (from a URL, say) is refused.
     fn from_str(id: &str) -> Result<Self, InvalidId> {
-        if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(DeviceId(id.to_owned()))
-        } else {
-            Err(InvalidId)
-        }
+        Hex128::parse(id).map(DeviceId).ok_or(InvalidId)
     }
 }
 
@@ -129,7 +126,7 @@ impl TryFrom<String> for DeviceId {
 
 impl From<DeviceId> for String {
     fn from(id: DeviceId) -> String {
-        id.0
+        id.as_str().to_owned()
     }
 }
 
@@ -141,7 +138,7 @@ impl fmt::Debug for DeviceId {
 
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

@@ -40,21 +40,32 @@ impl RequestInfo {
     }
 }
 
-tokio::task_local! {
-    static REQUEST: Arc<RequestInfo>;
+/// Whatever holds the [`RequestInfo`] of the request being served: the layer shares the
+/// session's state rather than allocating a second record per request.
+pub(crate) trait HoldsRequest: Send + Sync {
+    fn request_info(&self) -> &RequestInfo;
 }
 
-/// Runs `future` with `info` as the current request.
+/// The task-local value that makes a request current.
+pub(crate) type CurrentRequest = Arc<dyn HoldsRequest>;
+
+tokio::task_local! {
+    static REQUEST: CurrentRequest;
+}
+
+/// Runs `future` with `request` as the current request.
 pub(crate) fn scope<F: std::future::Future>(
-    info: Arc<RequestInfo>,
+    request: CurrentRequest,
     future: F,
-) -> tokio::task::futures::TaskLocalFuture<Arc<RequestInfo>, F> {
-    REQUEST.scope(info, future)
+) -> tokio::task::futures::TaskLocalFuture<CurrentRequest, F> {
+    REQUEST.scope(request, future)
 }
 
 /// The current request, if running inside one, its path redacted (see [`redact_path`]).
 pub(crate) fn current_request(secret_after: &[Box<str>]) -> Option<RequestMeta> {
-    REQUEST.try_with(|info| info.meta(secret_after)).ok()
+    REQUEST
+        .try_with(|request| request.request_info().meta(secret_after))
+        .ok()
 }
 
 /// `path` with every segment that may be a secret replaced by [`REDACTED_SEGMENT`]: the

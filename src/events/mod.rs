@@ -35,4 +35,4 @@ pub use event::{DeviceRef, Event, EventKind, RequestMeta};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::RedisEventBridge;
 
-pub(crate) use context::{RequestInfo, scope};
+pub(crate) use context::{CurrentRequest, HoldsRequest, RequestInfo, scope};

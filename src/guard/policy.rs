@@ -106,17 +106,21 @@ pub(crate) struct Passed {
 
 impl Passed {
     /// Leaves the decision in `extensions`: [`VerifiedDevice`] when a device verified the
-    /// session (the contract for every service behind the guard), and [`Verified`] for the
-    /// extractor, which accepts whatever this guard let through (an `if_configured` pass
-    /// included).
+    /// session (the contract for every service behind the guard, which the [`Verified`]
+    /// extractor reads too), else a [`Verified`] without a device for the extractor, which
+    /// accepts whatever this guard let through (an `if_configured` pass included).
     pub(crate) fn record(self, extensions: &mut http::Extensions) {
-        if let Some(by) = &self.verified {
-            extensions.insert(VerifiedDevice::new(self.user.clone(), by.clone()));
-        }
-        extensions.insert(Verified {
-            user: self.user,
-            by: self.verified,
-        });
+        match self.verified {
+            Some(by) => extensions
+                .insert(VerifiedDevice::new(self.user, by))
+                .map(drop),
+            None => extensions
+                .insert(Verified {
+                    user: self.user,
+                    by: None,
+                })
+                .map(drop),
+        };
     }
 }
 

@@ -5,10 +5,9 @@ use std::task::{Context, Poll, ready};
 use http::header::SET_COOKIE;
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
-use std::sync::Arc;
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::events::RequestInfo;
+use crate::events::CurrentRequest;
 
 use crate::session::OtpSession;
 
@@ -17,13 +16,13 @@ pin_project! {
     /// known to events), plus the session cookie change the request made.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: TaskLocalFuture<Arc<RequestInfo>, F>,
+        inner: TaskLocalFuture<CurrentRequest, F>,
         session: Option<OtpSession>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: TaskLocalFuture<Arc<RequestInfo>, F>, session: OtpSession) -> Self {
+    pub(crate) fn new(inner: TaskLocalFuture<CurrentRequest, F>, session: OtpSession) -> Self {
         ResponseFuture {
             inner,
             session: Some(session),

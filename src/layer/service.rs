@@ -1,12 +1,11 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::USER_AGENT;
 use http::{Request, Response};
 use tower::Service;
 
 use super::ResponseFuture;
-use crate::events::{self, RequestInfo};
+use crate::events;
 use crate::session::{OtpSession, SessionContext};
 
 /// The service [`OtpLayer`](super::OtpLayer) wraps around an inner service.
@@ -51,15 +50,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        let info = Arc::new(RequestInfo {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            client_addr: (self.context.client_addr)(&parts),
-            user_agent: parts.headers.get(USER_AGENT).cloned(),
-        });
         let session = OtpSession::from_request(self.context.clone(), &parts);
         parts.extensions.insert(session.clone());
         let inner = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::new(events::scope(info, inner), session)
+        ResponseFuture::new(events::scope(session.as_current_request(), inner), session)
     }
 }

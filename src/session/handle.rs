@@ -16,7 +16,7 @@ use super::presented::{Credentials, Presented, Transport, cookie_values};
 use super::{SessionConfig, SessionError, SessionKey, SessionRecord, SessionToken, VerifiedBy};
 use crate::clock::Timestamp;
 use crate::device::{Caller, ConfirmedDevice, Device, DeviceId, TwoFactor, UserId, Verification};
-use crate::events::EventKind;
+use crate::events::{CurrentRequest, EventKind, HoldsRequest, RequestInfo};
 use crate::remember::{BrowserId, RememberClaims, RememberConfig, RememberedBrowser};
 
 /// Finds a request's client address, for events.
@@ -62,12 +62,17 @@ struct Shared {
     /// What the request presented, worked out on first use.
     presented: OnceLock<Presented>,
     credentials: Credentials,
-    /// The URI as the layer saw it, before any router stripped a nesting prefix.
-    uri: Uri,
+    /// The request as the layer saw it (its URI before any router stripped a nesting
+    /// prefix), for events, guards' redirects and remembered browsers.
+    request: RequestInfo,
     current: tokio::sync::Mutex<Option<Current>>,
     cookies: Mutex<PendingCookies>,
-    /// The request's `User-Agent`, recorded with remembered browsers.
-    user_agent: Option<http::HeaderValue>,
+}
+
+impl HoldsRequest for Shared {
+    fn request_info(&self) -> &RequestInfo {
+        &self.request
+    }
 }
 
 /// The session as known so far in this request.
@@ -152,17 +157,27 @@ impl OtpSession {
         if let Some(external) = Presented::from_identity(&context, parts) {
             let _ = presented.set(external);
         }
+        let request = RequestInfo {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            client_addr: (context.client_addr)(parts),
+            user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
+        };
         OtpSession {
             shared: Arc::new(Shared {
                 credentials: Credentials::capture(&parts.headers),
                 context,
                 presented,
-                uri: parts.uri.clone(),
+                request,
                 current: tokio::sync::Mutex::new(None),
                 cookies: Mutex::default(),
-                user_agent: parts.headers.get(http::header::USER_AGENT).cloned(),
             }),
         }
+    }
+
+    /// This request, for events emitted while it is served.
+    pub(crate) fn as_current_request(&self) -> CurrentRequest {
+        self.shared.clone()
     }
 
     /// What the request presented (parsed on first use).
@@ -186,7 +201,7 @@ impl OtpSession {
 
     /// The request's URI as the layer saw it (before nested routers strip their prefix).
     pub fn request_uri(&self) -> &Uri {
-        &self.shared.uri
+        &self.shared.request.uri
     }
 
     /// How the request's session id travelled, if it carried a well-formed one.
@@ -577,6 +592,7 @@ impl OtpSession {
             expires_at: now.saturating_add(config.lifetime()),
             user_agent: self
                 .shared
+                .request
                 .user_agent
                 .as_ref()
                 .and_then(|ua| ua.to_str().ok())

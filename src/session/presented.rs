@@ -39,15 +39,23 @@ pub enum Transport {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Credentials {
     authorization: Option<HeaderValue>,
-    cookies: Vec<HeaderValue>,
+    /// The first `Cookie` header apart, since browsers send one: no allocation for it.
+    cookie: Option<HeaderValue>,
+    more_cookies: Vec<HeaderValue>,
 }
 
 impl Credentials {
     pub(crate) fn capture(headers: &HeaderMap) -> Self {
+        let mut cookies = headers.get_all(COOKIE).iter().cloned();
         Credentials {
             authorization: headers.get(AUTHORIZATION).cloned(),
-            cookies: headers.get_all(COOKIE).iter().cloned().collect(),
+            cookie: cookies.next(),
+            more_cookies: cookies.collect(),
         }
+    }
+
+    fn cookie_headers(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.cookie.iter().chain(&self.more_cookies)
     }
 }
 
@@ -79,14 +87,14 @@ impl Presented {
         } else {
             None
         };
-        if let Some(Some((_, key))) = bearer.map(|text| text.and_then(SessionToken::parse)) {
+        if let Some(Some(key)) = bearer.map(|text| text.and_then(SessionToken::key_of)) {
             return Presented::Token {
                 key,
                 transport: Transport::Bearer,
             };
         }
-        if let Some(key) = cookie_values(credentials, config.cookie_name())
-            .find_map(|value| SessionToken::parse(value).map(|(_, key)| key))
+        if let Some(key) =
+            cookie_values(credentials, config.cookie_name()).find_map(SessionToken::key_of)
         {
             return Presented::Token {
                 key,
@@ -118,8 +126,7 @@ pub(crate) fn cookie_values<'a>(
     name: &str,
 ) -> impl Iterator<Item = &'a str> {
     credentials
-        .cookies
-        .iter()
+        .cookie_headers()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|header| header.split(';'))
         .filter_map(move |pair| {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::UserTag;
 use crate::clock::Timestamp;
 use crate::device::{DeviceId, DeviceKind, UserId};
+use crate::hex::Hex128;
 
 /// Where a session lives in the store: its user's tag and a digest of its secret id.
 ///
@@ -18,7 +19,7 @@ use crate::device::{DeviceId, DeviceKind, UserId};
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey {
     tag: UserTag,
-    digest: String,
+    digest: Hex128,
 }
 
 impl SessionKey {
@@ -26,7 +27,7 @@ impl SessionKey {
     pub fn new(tag: UserTag, secret: &[u8]) -> Self {
         SessionKey {
             tag,
-            digest: data_encoding::HEXLOWER.encode(&Sha256::digest(secret)[..16]),
+            digest: Hex128::encode(&Sha256::digest(secret)),
         }
     }
 
@@ -37,7 +38,7 @@ impl SessionKey {
 
     /// The digest of the secret id: 32 lowercase hex digits.
     pub fn digest(&self) -> &str {
-        &self.digest
+        self.digest.as_str()
     }
 }
 

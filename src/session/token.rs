@@ -36,20 +36,27 @@ impl SessionToken {
     /// Parses a presented id strictly; `None` for anything not exactly of the form this
     /// crate issues.
     pub fn parse(text: &str) -> Option<(SessionToken, SessionKey)> {
+        let key = Self::key_of(text)?;
+        Some((SessionToken(Zeroizing::new(text.to_owned())), key))
+    }
+
+    /// The store key of a presented id, parsed as strictly as [`SessionToken::parse`] does,
+    /// without keeping a copy of the id (what every request that reads its session needs).
+    pub(crate) fn key_of(text: &str) -> Option<SessionKey> {
         if text.len() != TOKEN_LEN {
             return None;
         }
         let (tag, secret) = text.split_once('.')?;
-        let tag = UserTag::parse(tag)?;
-        if secret.len() != SECRET_TEXT_LEN {
+        if secret.len() != SECRET_TEXT_LEN
+            || BASE64URL_NOPAD.decode_len(secret.len()).ok()? != SECRET_LEN
+        {
             return None;
         }
-        let bytes = Zeroizing::new(BASE64URL_NOPAD.decode(secret.as_bytes()).ok()?);
-        if bytes.len() != SECRET_LEN {
-            return None;
-        }
-        let key = SessionKey::new(tag, &bytes);
-        Some((SessionToken(Zeroizing::new(text.to_owned())), key))
+        let mut bytes = Zeroizing::new([0u8; SECRET_LEN]);
+        BASE64URL_NOPAD
+            .decode_mut(secret.as_bytes(), &mut bytes[..])
+            .ok()?;
+        Some(SessionKey::new(UserTag::parse(tag)?, &bytes[..]))
     }
 
     /// The id's text, for a cookie value or to hand to an API client.

@@ -29,6 +29,7 @@ pub struct RedisConfig {
     pub(super) key_prefix: String,
     pub(super) timeout: Duration,
     pub(super) local_cache: Option<usize>,
+    pub(super) pipelined_reads: bool,
 }
 
 impl RedisConfig {
@@ -60,6 +61,7 @@ impl RedisConfig {
             key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
             timeout: Self::DEFAULT_TIMEOUT,
             local_cache: None,
+            pipelined_reads: true,
         }
     }
 
@@ -75,6 +77,19 @@ impl RedisConfig {
     /// passes, the operation fails with [`StoreError::Unavailable`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Whether the session reads of concurrent requests go to Redis together, as one
+    /// pipeline (on by default; one server only, a cluster always sends them one by one).
+    ///
+    /// Each read stays one `HMGET` with its own reply, and a read issued alone leaves at
+    /// once. Under load, the reads that requests issue in the same turn of the scheduler share
+    /// one write, one turn of Redis's event loop and one reply to read, which is most of what
+    /// a read costs both the instance and Redis (see `BENCHMARKS.md`). A batch with no answer
+    /// within the timeout fails every read in it.
+    pub fn with_pipelined_reads(mut self, pipelined: bool) -> Self {
+        self.pipelined_reads = pipelined;
         self
     }
 
@@ -151,6 +166,7 @@ impl fmt::Debug for RedisConfig {
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("local_cache", &self.local_cache)
+            .field("pipelined_reads", &self.pipelined_reads)
             .finish_non_exhaustive()
     }
 }

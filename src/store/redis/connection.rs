@@ -11,6 +11,7 @@ use redis::{
 };
 use tokio::time::Instant;
 
+use super::pipelining::ReadPipeline;
 use crate::store::StoreError;
 
 /// Where to connect.
@@ -33,6 +34,15 @@ pub(super) enum Connection {
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(20);
 
 impl Connection {
+    /// The reads of concurrent requests sent together ([`ReadPipeline`]), on a single
+    /// server; `None` on a cluster.
+    pub(super) fn read_pipeline(&self, timeout: Duration) -> Option<ReadPipeline> {
+        match self {
+            Connection::Server(manager) => Some(ReadPipeline::start(manager.clone(), timeout)),
+            Connection::Cluster(_) => None,
+        }
+    }
+
     /// Connects, failing after `timeout`.
     ///
     /// Neither client ever sends a command again after an I/O error or a timeout, because the
@@ -186,7 +196,7 @@ pub(super) enum Request<'a> {
 }
 
 /// Fails with [`StoreError::Unavailable`] if `operation` takes longer than `timeout`.
-async fn within<T>(
+pub(super) async fn within<T>(
     timeout: Duration,
     operation: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
@@ -201,7 +211,7 @@ async fn within<T>(
 
 /// Whether the server refused the request before running any of it, so that sending it again
 /// cannot apply it twice.
-fn not_run(error: &RedisError) -> bool {
+pub(super) fn not_run(error: &RedisError) -> bool {
     matches!(
         error.kind(),
         ErrorKind::Server(

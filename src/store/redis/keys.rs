@@ -36,7 +36,14 @@ impl Keys {
 
     /// `PREFIX:{TAG}:name`.
     fn key(&self, tag: &UserTag, name: &str) -> String {
-        format!("{}:{{{}}}:{}", self.prefix, tag.as_str(), name)
+        // Built in place: formatting grows the string several times, and the session read
+        // names a key on every request.
+        let tag = tag.as_str();
+        let mut key = String::with_capacity(self.prefix.len() + tag.len() + name.len() + 4);
+        for part in [&*self.prefix, ":{", tag, "}:", name] {
+            key.push_str(part);
+        }
+        key
     }
 
     /// The user's devices and their state (a hash).

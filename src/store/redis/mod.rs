@@ -171,6 +171,7 @@ mod cache;
 mod config;
 mod connection;
 mod keys;
+mod pipelining;
 mod reply;
 mod scripts;
 mod session;

@@ -78,7 +78,7 @@ fn decode(value: &str) -> Result<(u64, SessionRecord), StoreError> {
     let created_at = Timestamp::from_millis(millis(next()?)?);
     let (device, kind, at, remembered) = (next()?, next()?, next()?, next()?);
     let login = next()?;
-    let user = UserId::new(next()?).map_err(|_| corrupt())?;
+    let user = next()?.parse::<UserId>().map_err(|_| corrupt())?;
     let verified = match device {
         "" => None,
         device => Some(VerifiedBy {

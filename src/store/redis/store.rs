@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use super::cache::{self, LocalCache};
 use super::connection::{Connection, Request};
 use super::keys::{Keys, SESSIONS_CONFIGURED, USER_FAILURES, USER_LOCKED_UNTIL, USER_STAMP};
+use super::pipelining::{Answer, ReadPipeline};
 use super::{RedisConfig, reply, scripts, session};
 use crate::clock::{Timestamp, duration_millis};
 use crate::confirm::{ConfirmationKey, ConfirmationRecord, ConfirmationStatus};
@@ -72,6 +73,8 @@ pub struct RedisStore {
     mode: &'static str,
     /// The local cache of sessions, when configured.
     cache: Option<Arc<LocalCache>>,
+    /// Where session reads go to leave together, when they do.
+    reads: Option<ReadPipeline>,
 }
 
 impl RedisStore {
@@ -99,9 +102,15 @@ impl RedisStore {
             );
             cache
         });
+        let connection = Connection::open(&config.target, config.timeout).await?;
+        let reads = config
+            .pipelined_reads
+            .then(|| connection.read_pipeline(config.timeout))
+            .flatten();
         Ok(RedisStore {
             cache,
-            connection: Connection::open(&config.target, config.timeout).await?,
+            connection,
+            reads,
             keys: Keys::new(&config.key_prefix),
             tagger: UserTagger::new(),
             key_check: Arc::default(),
@@ -132,12 +141,14 @@ impl RedisStore {
 
     /// The session and the configured flag, from Redis: one `HMGET`.
     async fn read_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
-        let command = redis::cmd("HMGET")
-            .arg(self.keys.sessions(key.tag()))
+        let sessions = self.keys.sessions(key.tag());
+        let mut command = redis::Cmd::with_capacity(4, 5 + sessions.len() + 32 + 1);
+        command
+            .arg("HMGET")
+            .arg(sessions)
             .arg(key.digest())
-            .arg(SESSIONS_CONFIGURED)
-            .clone();
-        let [value, configured] = reply::tuple(self.command(command).await?, "session")?;
+            .arg(SESSIONS_CONFIGURED);
+        let [value, configured] = reply::tuple(self.read(command).await?, "session")?;
         session::loaded(
             reply::text(&value)?,
             reply::text(&configured)?,
@@ -150,6 +161,18 @@ impl RedisStore {
         self.connection
             .run(&Request::Script(invocation), self.timeout)
             .await
+    }
+
+    /// A plain read, sent with the reads of concurrent requests when reads are pipelined.
+    async fn read(&self, command: redis::Cmd) -> Result<Value, StoreError> {
+        let Some(reads) = &self.reads else {
+            return self.command(command).await;
+        };
+        self.check_tag_key().await?;
+        match reads.read(command).await {
+            Answer::Reply(reply) => reply,
+            Answer::SendAlone(command) => self.command(command).await,
+        }
     }
 
     async fn command(&self, command: redis::Cmd) -> Result<Value, StoreError> {
