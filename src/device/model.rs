@@ -13,7 +13,8 @@ use super::seal::SealedSecret;
 use crate::hex::Hex128;
 
 /// The application's identifier of a user: whatever its first factor (password login, an
-/// upstream gateway, a JWT `sub`) says the user is. Not a secret; it appears in events.
+/// upstream gateway, a JWT `sub`) says the user is. Not a secret; it appears in events. Cheap
+/// to clone: clones share the text.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct UserId(Arc<str>);

@@ -9,7 +9,6 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use data_encoding::HEXLOWER;
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -94,7 +93,7 @@ impl TagKey {
     /// of the key.
     #[cfg(feature = "redis")]
     pub(crate) fn check_value(&self) -> String {
-        HEXLOWER.encode(&self.mac(b"tower-otp:tag-key-check\0")[..TAG_BYTES])
+        data_encoding::HEXLOWER.encode(&self.mac(b"tower-otp:tag-key-check\0")[..TAG_BYTES])
     }
 
     fn mac(&self, message: &[u8]) -> impl std::ops::Deref<Target = [u8]> {
@@ -199,7 +198,7 @@ mod tests {
 
     #[test]
     fn an_unkeyed_tag_is_the_plain_digest_and_a_keyed_one_is_not() {
-        let plain = HEXLOWER.encode(&Sha256::digest(b"alice")[..16]);
+        let plain = data_encoding::HEXLOWER.encode(&Sha256::digest(b"alice")[..16]);
         let tagger = UserTagger::new();
         assert_eq!(tagger.tag(&alice()).as_str(), plain);
         assert!(tagger.bind(key(1)));

@@ -67,7 +67,7 @@
 //! | `insert_device` (limits over the live devices), `update_device`, `confirm_device` (only if unconfirmed, optionally only if first; a first one deletes the other unconfirmed devices), `get_device`, `list_devices` | script |
 //! | `delete_device`, `delete_all_devices` (with the browsers they remembered and the verification of the sessions they verified) | script |
 //! | `replace_backup_codes` (with the browsers remembered through the device), `count_backup_codes`, `put_challenge` (cooldown), `begin_attempt` (lock, throttle and counting over several devices, and a try of each device's challenge), `commit_success` (counter compare-and-set, backup-code `SREM`, challenge and binding check-and-delete, resets and refunds) | script |
-//! | `load_session` (the session and the configured flag: a plain read, no script) | `HMGET` |
+//! | `load_session` (the session and the configured flag: a plain read, no script; on one server, the reads of concurrent requests leave together as one pipeline, see [`RedisConfig::with_pipelined_reads`]) | `HMGET` |
 //! | `save_session`, `touch_session` (a live session's idle deadline only), `rotate_session` (only if the old one is live), `delete_session`, `delete_user_sessions` (sessions and remembered browsers) | script |
 //! | `discard_challenge` (only with the same hash), `insert_confirmation` (only if new, and under the cap on open ones), `start_confirmation` (only if unanswered), `begin_confirmation_attempt` (count, or fail at the limit), `settle_confirmation` (only from in process), `use_confirmation` (exactly once) | script |
 //! | `count_rate_limited`, `uncount_rate_limited` | one script per hash slot among the buckets, a user's counters sharing one and each shared counter having its own (an out-of-band send counts in two slots); a refusal takes back the earlier slots' counts and checks the later ones, one script each |
@@ -127,6 +127,10 @@
 //! * A single server is reached through the redis crate's `ConnectionManager`: one multiplexed
 //!   connection per store (clones share it) that reconnects in the background after an I/O
 //!   error. It never sends a command again.
+//! * Pipelined session reads ([`RedisConfig::with_pipelined_reads`]) keep each read's own
+//!   reply and error: a read that Redis refuses fails alone (or, refused before running, is
+//!   sent again on its own as above), and a batch with no answer within the deadline fails
+//!   every read in it.
 //! * A cluster is reached through the redis crate's async cluster client, built with no retries
 //!   of its own, because it would resend a command after an I/O error or a timeout, when the
 //!   server may have run it already (a failed attempt counted twice, say). Instead the store

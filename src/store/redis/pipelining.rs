@@ -31,7 +31,7 @@ const MAX_BATCH: usize = 128;
 
 /// How many times a batch lets the scheduler run its other tasks before it leaves. Each turn
 /// costs a read a few microseconds (little next to a round trip); on the load benchmark 3
-/// turns served about 7% more guarded requests than 1, with a quarter less Redis CPU per
+/// turns served about 6% more guarded requests than 1, with a fifth less Redis CPU per
 /// request, and 6 or 10 gained nothing more.
 const TURNS_WAITED: usize = 3;
 
