@@ -12,7 +12,8 @@
 //! error answers only its own read, and a batch that gets no answer within the timeout (or
 //! loses its connection) fails every read in it, closed.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -115,7 +116,14 @@ async fn send_batches(
         // Back of the queue, a few times: the requests ready in this turn run first and
         // issue their reads before the batch closes.
         for _ in 0..TURNS_WAITED {
-            tokio::task::yield_now().await;
+            // Batches answered meanwhile hand out their replies now, not after this one
+            // leaves.
+            let mut turn = pin!(tokio::task::yield_now());
+            poll_fn(|cx| {
+                while let Poll::Ready(Some(())) = in_flight.poll_next_unpin(cx) {}
+                turn.as_mut().poll(cx)
+            })
+            .await;
             while batch.len() < MAX_BATCH {
                 match reads.try_recv() {
                     Ok(read) => batch.push(read),
