@@ -16,12 +16,8 @@ pub(crate) struct Hex128([u8; DIGITS]);
 impl Hex128 {
     /// The first 16 bytes of `bytes` (a digest, or 16 random bytes).
     pub(crate) fn encode(bytes: &[u8]) -> Self {
-        const DIGIT: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; DIGITS];
-        for (pair, byte) in text.chunks_exact_mut(2).zip(bytes.iter().take(BYTES)) {
-            pair[0] = DIGIT[usize::from(byte >> 4)];
-            pair[1] = DIGIT[usize::from(byte & 0x0f)];
-        }
+        data_encoding::HEXLOWER.encode_mut(&bytes[..BYTES], &mut text);
         Hex128(text)
     }
 

@@ -789,7 +789,7 @@ pub(crate) fn check_approval_settling(status: ApprovalStatus) -> Result<(), Stor
 
 /// A store operation failed. The crate treats every store error as "fail closed": a guarded
 /// route answers 503 and a verification fails.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store could not be reached or did not answer in time.

@@ -166,7 +166,7 @@ async fn send(batch: Vec<Read>, mut connection: ConnectionManager, timeout: Dura
         }
         Err(error) => {
             for answer in answers {
-                let _ = answer.send(Answer::Reply(Err(same_error(&error))));
+                let _ = answer.send(Answer::Reply(Err(error.clone())));
             }
         }
     }
@@ -177,15 +177,5 @@ fn answer_of(reply: Value, command: &Cmd) -> Answer {
         Ok(value) => Answer::Reply(Ok(value)),
         Err(error) if not_run(&error) => Answer::SendAlone(command.clone()),
         Err(error) => Answer::Reply(Err(error.into())),
-    }
-}
-
-/// The error of a whole batch, for each of its reads.
-fn same_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
-        StoreError::Corrupt(why) => StoreError::Corrupt(why.clone()),
-        StoreError::Conflict => StoreError::Conflict,
-        StoreError::Invalid(why) => StoreError::Invalid(why),
     }
 }

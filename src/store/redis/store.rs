@@ -141,11 +141,9 @@ impl RedisStore {
 
     /// The session and the configured flag, from Redis: one `HMGET`.
     async fn read_session(&self, key: &SessionKey) -> Result<Option<LoadedSession>, StoreError> {
-        let sessions = self.keys.sessions(key.tag());
-        let mut command = redis::Cmd::with_capacity(4, 5 + sessions.len() + 32 + 1);
+        let mut command = redis::cmd("HMGET");
         command
-            .arg("HMGET")
-            .arg(sessions)
+            .arg(self.keys.sessions(key.tag()))
             .arg(key.digest())
             .arg(SESSIONS_CONFIGURED);
         let [value, configured] = reply::tuple(self.read(command).await?, "session")?;
